@@ -1,0 +1,177 @@
+"""Semantic scale imbalance across classes (SPEC §4) and its correlation with per-class accuracy.
+
+    S'_i ← S'_i / max_j S'_j                      (max-normalised semantic scale)
+    w_i  = 1/(C−1) · Σ_j ‖o_i − o_j‖₂             (mean distance of class centre o_i to the others)
+    W    = log₂(α + w / max w),  α ≥ 1            (inter-class term)
+    S    = S' ⊙ W                                 (imbalance scale, "considering inter-class interference")
+
+Class centres are the class means of the same vectors [ours: the paper does not say].
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from .scale import _as_float64_tensor, as_label_array, class_counts, class_semantic_scales, effective_number
+
+TABLE1_ALPHAS = (1.0, 1.5, 2.0, 2.5, 3.0)
+
+
+def _check_alpha(alpha: float) -> None:
+    if not (np.isfinite(alpha) and alpha >= 1.0):
+        raise ValueError(f"alpha must be ≥ 1 (SPEC §4), got {alpha!r}")
+
+
+def interclass_term(centres, *, alpha: float = 1.0):
+    """(W', W) from class centres (C, d): W' = w/max w and W = log₂(α + W'); both (C,), same type as input.
+
+    numpy in → numpy out; a tensor stays on its device (used by the DSB pool every iteration).
+    """
+    _check_alpha(alpha)
+    is_numpy = not isinstance(centres, torch.Tensor)
+    o = torch.as_tensor(np.asarray(centres, dtype=np.float64)) if is_numpy else centres.to(torch.float64)
+    n_classes = o.shape[0]
+    if o.ndim != 2 or n_classes < 2:
+        raise ValueError(f"need centres of shape (C ≥ 2, d); got {tuple(o.shape)}")
+    mean_distance = torch.cdist(o, o).sum(dim=1) / (n_classes - 1)
+    top = mean_distance.max()
+    if not bool(top > 0):
+        raise ValueError("all class centres coincide: the inter-class term is undefined")
+    w_prime = mean_distance / top
+    w = torch.log2(alpha + w_prime)
+    return (w_prime.numpy(), w.numpy()) if is_numpy else (w_prime, w)
+
+
+def imbalance_scale(semantic_scales, centres, *, alpha: float = 1.0):
+    """S = (S'/max S') ⊙ log₂(α + W') per class → (C,), same type as ``semantic_scales``."""
+    is_numpy = not isinstance(semantic_scales, torch.Tensor)
+    s = torch.as_tensor(np.asarray(semantic_scales, dtype=np.float64)) if is_numpy \
+        else semantic_scales.to(torch.float64)
+    top = s.max()
+    if not bool(top > 0):
+        raise ValueError("every class has semantic scale 0 (e.g. one sample per class): cannot normalise")
+    if not is_numpy:
+        centres = centres.to(s.device)
+    _, w = interclass_term(centres, alpha=alpha)
+    result = (s / top) * torch.as_tensor(w, device=s.device)
+    return result.numpy() if is_numpy else result
+
+
+def class_centres(features, labels, num_classes: int | None = None) -> np.ndarray:
+    """Class means of the features: (N, d), (N,) → (C, d) float64."""
+    x = _as_float64_tensor(features)
+    y = as_label_array(labels, x.shape[0], num_classes)
+    counts = class_counts(y, num_classes)
+    sums = torch.zeros((len(counts), x.shape[1]), dtype=x.dtype, device=x.device)
+    sums.index_add_(0, torch.from_numpy(y).to(x.device), x)
+    return (sums / torch.from_numpy(counts).to(x)[:, None]).cpu().numpy()
+
+
+def quantify_imbalance(features, labels, *, alpha: float = 1.0, num_classes: int | None = None,
+                       eps: float = 1.0, class_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """SPEC §4 per class. features (N, d), labels (N,) → DataFrame with one row per class:
+
+    ``class``, ``count``, ``semantic_scale`` (S' raw, bits), ``normalized_scale`` (S'/max), ``normalized_distance``
+    (W' = w/max w), ``interclass`` (W = log₂(α + W')), ``imbalance_scale`` (S = S'_norm ⊙ W), and ``name`` when
+    ``class_names`` is given. ``df.attrs`` records alpha and eps. α = 2 on long-tailed, 1 on balanced data (paper).
+    """
+    _check_alpha(alpha)
+    x = _as_float64_tensor(features)
+    y = as_label_array(labels, x.shape[0], num_classes)
+    counts = class_counts(y, num_classes)
+    if len(counts) < 2:
+        raise ValueError("quantify_imbalance needs at least 2 classes")
+    raw = class_semantic_scales(x, y, num_classes=len(counts), eps=eps)
+    centres = class_centres(x, y, len(counts))
+    w_prime, w = interclass_term(centres, alpha=alpha)
+    table = pd.DataFrame({
+        "class": np.arange(len(counts)),
+        "count": counts,
+        "semantic_scale": raw,
+        "normalized_scale": raw / raw.max() if raw.max() > 0 else np.full(len(raw), np.nan),
+        "normalized_distance": w_prime,
+        "interclass": w,
+    })
+    table["imbalance_scale"] = table["normalized_scale"] * table["interclass"]
+    if class_names is not None:
+        if len(class_names) != len(counts):
+            raise ValueError(f"{len(class_names)} class names for {len(counts)} classes")
+        table.insert(1, "name", list(class_names))
+    table.attrs.update(alpha=float(alpha), eps=float(eps))
+    return table
+
+
+def with_alpha(table: pd.DataFrame, alpha: float) -> pd.Series:
+    """S at another α from a ``quantify_imbalance`` table (no recomputation of volumes)."""
+    _check_alpha(alpha)
+    return table["normalized_scale"] * np.log2(alpha + table["normalized_distance"])
+
+
+def _pearson_row(name: str, values: np.ndarray, accuracy: np.ndarray, *, n_resamples: int, seed: int) -> dict:
+    row = {"quantity": name, "n_classes": len(values)}
+    if np.ptp(values) == 0 or np.ptp(accuracy) == 0:
+        which = "the quantity" if np.ptp(values) == 0 else "the accuracy"
+        row.update(pearson_r=np.nan, pearson_p=np.nan, spearman_rho=np.nan, spearman_p=np.nan, ci_low=np.nan,
+                   ci_high=np.nan, defined=False,
+                   note=f"undefined: {which} is constant across classes (e.g. equal counts on balanced data)")
+        return row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate bootstrap resamples (all-equal values) are expected
+        pearson = stats.pearsonr(values, accuracy)
+        spearman = stats.spearmanr(values, accuracy)
+        ci = pearson.confidence_interval(0.95, method=stats.BootstrapMethod(
+            method="percentile", n_resamples=n_resamples, rng=np.random.default_rng(seed)))
+    row.update(pearson_r=float(pearson.statistic), pearson_p=float(pearson.pvalue),
+               spearman_rho=float(spearman.statistic), spearman_p=float(spearman.pvalue),
+               ci_low=float(ci.low), ci_high=float(ci.high), defined=True,
+               note="" if np.isfinite(ci.low) else "bootstrap CI undefined: too many degenerate resamples")
+    return row
+
+
+def correlate(per_class_accuracy, table: pd.DataFrame, *, alphas: Sequence[float] = TABLE1_ALPHAS,
+              beta: float = 0.9999, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Table 1 of the paper on your data: correlation over classes of accuracy with N, E_n, W, S', S(α).
+
+    per_class_accuracy: (C,) in any unit; table: the output of ``quantify_imbalance``. Returns one row per
+    quantity: Pearson r and p (the paper's measure), Spearman ρ and p, a bootstrap 95% CI of r (percentile,
+    ``n_resamples`` paired resamples of classes) [ours], ``defined`` and a ``note``. A constant column (counts on
+    balanced data) is reported as undefined, never as a number. β for E_n is not given by the paper [ours: 0.9999].
+    W is taken at the table's α.
+    """
+    accuracy = np.asarray(per_class_accuracy, dtype=np.float64)
+    if accuracy.ndim != 1 or len(accuracy) != len(table):
+        raise ValueError(f"per_class_accuracy must have shape ({len(table)},), got {accuracy.shape}")
+    if not np.all(np.isfinite(accuracy)):
+        raise ValueError("per_class_accuracy contains NaN or inf")
+    if len(table) < 3:
+        raise ValueError("correlation over classes needs at least 3 classes")
+    quantities = {
+        "N": table["count"].to_numpy(np.float64),
+        "E_n": effective_number(table["count"].to_numpy(), beta),
+        "W": table["interclass"].to_numpy(),
+        "S'": table["normalized_scale"].to_numpy(),
+    }
+    for alpha in alphas:
+        quantities[f"S (alpha={alpha:g})"] = with_alpha(table, alpha).to_numpy()
+    rows = [_pearson_row(name, values, accuracy, n_resamples=n_resamples, seed=seed)
+            for name, values in quantities.items()]
+    result = pd.DataFrame(rows)
+    result.attrs.update(beta=beta, table_alpha=table.attrs.get("alpha"))
+    return result
+
+
+def imbalance_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """[ours — the paper defines no dataset-level index] max/min ratio and coefficient of variation (sd/mean)
+    of the count, of S' and of S across classes, as a small DataFrame labelled accordingly."""
+    rows = []
+    for column, label in [("count", "count N"), ("semantic_scale", "S' (raw)"), ("imbalance_scale", "S")]:
+        values = table[column].to_numpy(np.float64)
+        ratio = values.max() / values.min() if values.min() > 0 else np.inf
+        rows.append({"quantity": label, "max_over_min [ours]": ratio,
+                     "coef_of_variation [ours]": values.std() / values.mean() if values.mean() else np.nan})
+    return pd.DataFrame(rows)

@@ -1,0 +1,127 @@
+"""Imbalance quantification (SPEC §4) and the correlation table, against hand-computed cases."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from semscale_lib.imbalance import (
+    correlate,
+    imbalance_scale,
+    imbalance_summary,
+    interclass_term,
+    quantify_imbalance,
+    with_alpha,
+)
+from semscale_lib.scale import class_semantic_scales
+
+
+def three_classes_on_a_line():
+    """Classes centred at 0, 1, 3 on the first axis, each with 2 samples at ±spread on the second axis."""
+    rows, labels = [], []
+    for c, (centre, spread) in enumerate([(0.0, 1.0), (1.0, 2.0), (3.0, 0.5)]):
+        rows += [[centre, spread], [centre, -spread]]
+        labels += [c, c]
+    return np.array(rows), np.array(labels)
+
+
+def test_interclass_term_by_hand():
+    # mean distances: (1+3)/2 = 2, (1+2)/2 = 1.5, (3+2)/2 = 2.5 → W' = [.8, .6, 1]
+    w_prime, w = interclass_term(np.array([[0.0], [1.0], [3.0]]), alpha=1.0)
+    np.testing.assert_allclose(w_prime, [0.8, 0.6, 1.0])
+    np.testing.assert_allclose(w, np.log2([1.8, 1.6, 2.0]))
+    _, w2 = interclass_term(torch.tensor([[0.0], [1.0], [3.0]]), alpha=2.0)
+    np.testing.assert_allclose(w2.numpy(), np.log2([2.8, 2.6, 3.0]))
+
+
+def test_quantify_imbalance_by_hand():
+    x, y = three_classes_on_a_line()
+    table = quantify_imbalance(x, y, alpha=2.0, class_names=["a", "b", "c"])
+    # class c: centred rows (0, ±s); scatter diag(0, 2s²); d/m = 1 → S' = ½ log2(1 + 2 s²)
+    raw = [0.5 * math.log2(1 + 2 * s**2) for s in (1.0, 2.0, 0.5)]
+    np.testing.assert_allclose(table["semantic_scale"], raw, rtol=1e-12)
+    np.testing.assert_allclose(table["normalized_scale"], np.array(raw) / max(raw))
+    np.testing.assert_allclose(table["interclass"], np.log2([2.8, 2.6, 3.0]))
+    np.testing.assert_allclose(table["imbalance_scale"], np.array(raw) / max(raw) * np.log2([2.8, 2.6, 3.0]))
+    assert list(table.columns) == ["class", "name", "count", "semantic_scale", "normalized_scale",
+                                   "normalized_distance", "interclass", "imbalance_scale"]
+    assert table.attrs["alpha"] == 2.0
+    np.testing.assert_allclose(with_alpha(table, 2.0), table["imbalance_scale"])
+
+
+def test_imbalance_scale_tensor_and_numpy_agree():
+    rng = np.random.default_rng(0)
+    scales, centres = rng.uniform(1, 5, 6), rng.normal(size=(6, 4))
+    expected = imbalance_scale(scales, centres, alpha=1.5)
+    got = imbalance_scale(torch.from_numpy(scales), torch.from_numpy(centres), alpha=1.5)
+    np.testing.assert_allclose(got.numpy(), expected)
+
+
+@pytest.mark.parametrize("alpha", [0.5, float("nan")])
+def test_alpha_below_one_is_rejected(alpha):
+    x, y = three_classes_on_a_line()
+    with pytest.raises(ValueError, match="alpha"):
+        quantify_imbalance(x, y, alpha=alpha)
+
+
+def test_quantify_needs_two_classes_and_distinct_centres():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        quantify_imbalance(np.ones((3, 2)), [0, 0, 0])
+    with pytest.raises(ValueError, match="coincide"):
+        quantify_imbalance(np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1]]), [0, 0, 1, 1])
+
+
+def make_table(counts, scales, distances):
+    raw = np.asarray(scales, float)
+    return pd.DataFrame({"class": range(len(counts)), "count": counts, "semantic_scale": raw,
+                         "normalized_scale": raw / raw.max(), "normalized_distance": distances,
+                         "interclass": np.log2(1 + np.asarray(distances))}).assign(
+        imbalance_scale=lambda t: t.normalized_scale * t.interclass)
+
+
+def test_correlate_reports_constant_counts_as_undefined():
+    table = make_table([500] * 5, [1, 2, 3, 4, 5], [1, .9, .8, .7, .6])
+    result = correlate([0.5, 0.6, 0.7, 0.8, 0.9], table, n_resamples=200).set_index("quantity")
+    for name in ("N", "E_n"):
+        assert not result.loc[name, "defined"]
+        assert np.isnan(result.loc[name, "pearson_r"])
+        assert "constant" in result.loc[name, "note"]
+    assert result.loc["S'", "pearson_r"] == pytest.approx(1.0)
+    w = np.log2(1 + np.array([1, .9, .8, .7, .6]))
+    assert result.loc["W", "pearson_r"] == pytest.approx(np.corrcoef(w, [0.5, 0.6, 0.7, 0.8, 0.9])[0, 1])
+    assert result.loc["W", "pearson_r"] < 0                         # the sign is reported as measured
+    assert list(result.index[4:]) == [f"S (alpha={a:g})" for a in (1, 1.5, 2, 2.5, 3)]
+
+
+def test_correlate_values_and_ci():
+    rng = np.random.default_rng(1)
+    counts = np.array([5000, 2775, 1540, 855, 475, 263, 146, 81, 45, 25])
+    table = make_table(counts, rng.uniform(1, 3, 10), rng.uniform(.5, 1, 10))
+    accuracy = np.log(counts) / 10 + rng.normal(scale=.02, size=10)
+    result = correlate(accuracy, table, n_resamples=500).set_index("quantity")
+    assert result.loc["N", "pearson_r"] == pytest.approx(np.corrcoef(counts, accuracy)[0, 1])
+    from scipy.stats import spearmanr
+    assert result.loc["N", "spearman_rho"] == pytest.approx(spearmanr(counts, accuracy).statistic)
+    alpha_15 = table.normalized_scale * np.log2(1.5 + table.normalized_distance)
+    assert result.loc["S (alpha=1.5)", "pearson_r"] == pytest.approx(np.corrcoef(alpha_15, accuracy)[0, 1])
+    row = result.loc["N"]
+    assert row.ci_low <= row.pearson_r <= row.ci_high
+    with pytest.raises(ValueError, match="shape"):
+        correlate(accuracy[:5], table)
+
+
+def test_imbalance_summary_is_labelled_ours():
+    table = make_table([100, 10], [2.0, 1.0], [1.0, 1.0])
+    summary = imbalance_summary(table).set_index("quantity")
+    assert summary.loc["count N", "max_over_min [ours]"] == pytest.approx(10.0)
+    assert summary.loc["S' (raw)", "max_over_min [ours]"] == pytest.approx(2.0)
+
+
+def test_balanced_gaussians_scale_tracks_spread():
+    """Sample-balanced data can still be imbalanced in S: wider classes get a larger semantic scale."""
+    rng = np.random.default_rng(2)
+    spreads = [0.5, 1.0, 2.0, 4.0]
+    x = np.concatenate([rng.normal(size=(200, 8)) * s + 10 * c for c, s in enumerate(spreads)])
+    y = np.repeat(np.arange(4), 200)
+    assert np.all(np.diff(class_semantic_scales(x, y)) > 0)
