@@ -35,7 +35,7 @@ def _as_float64_tensor(features, *, name: str = "features") -> torch.Tensor:
         raise ValueError(f"{name} must have shape (samples, dims); got ndim={tensor.ndim} shape={tuple(tensor.shape)}")
     if tensor.shape[1] == 0:
         raise ValueError(f"{name} has zero dimensions (shape {tuple(tensor.shape)})")
-    if not bool(torch.isfinite(tensor).all()):
+    if not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()):  # sum: cheap first test
         bad = int((~torch.isfinite(tensor)).any(dim=1).sum())
         raise ValueError(f"{name} contains NaN or inf values (in {bad} of {tensor.shape[0]} rows)")
     return tensor
@@ -131,13 +131,45 @@ def semantic_scale(features, *, eps: float = 1.0, base: float = 2.0, center: boo
     return float(half_logdet_identity_plus(gram[None], coef, base=base)[0])
 
 
+def _class_gram_stack(x: torch.Tensor, labels: np.ndarray, counts: np.ndarray, *, center: bool) -> torch.Tensor:
+    """Per-class (centred) Gram matrices of rows x (N, d) with labels (N,) → (C, K, K), K = min(max m, d).
+
+    Each class's rows go to a zero-padded block (C, max m, d) — zero rows change neither XᵀX nor det(I + c·XXᵀ) —
+    and one batched GEMM forms all C matrices. If padding would more than double the memory (very unequal
+    classes), the classes are multiplied one GEMM each instead. Never a loop over samples.
+    """
+    n_classes, d = len(counts), x.shape[1]
+    largest = int(counts.max())
+    device = x.device
+    order = np.argsort(labels, kind="stable")
+    if n_classes * largest > 2 * x.shape[0]:
+        mats = torch.zeros((n_classes, min(largest, d), min(largest, d)), dtype=x.dtype, device=device)
+        for c, block in enumerate(torch.split(x[torch.from_numpy(order).to(device)], counts.tolist())):
+            if center:
+                block = block - block.mean(dim=0, keepdim=True)
+            gram = block @ block.T if block.shape[0] < d else block.T @ block
+            mats[c, :gram.shape[0], :gram.shape[0]] = gram
+        return mats
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.empty_like(order)
+    position[order] = np.arange(len(labels)) - starts[labels[order]]
+    rows, slots = torch.from_numpy(labels).to(device), torch.from_numpy(position).to(device)
+    padded = torch.zeros((n_classes, largest, d), dtype=x.dtype, device=device)
+    padded[rows, slots] = x
+    if center:
+        padded -= (padded.sum(dim=1) / torch.from_numpy(counts).to(x)[:, None])[:, None, :]
+        if np.any(counts < largest):
+            padded *= (torch.arange(largest, device=device)[None, :] <
+                       torch.from_numpy(counts).to(device)[:, None])[:, :, None]
+    return padded @ padded.transpose(1, 2) if largest < d else padded.transpose(1, 2) @ padded
+
+
 def class_semantic_scales(features, labels, *, num_classes: int | None = None, eps: float = 1.0,
                           base: float = 2.0, center: bool = True) -> np.ndarray:
     """S' of every class in one batched computation. features (N, d), labels (N,) → np.ndarray float64 (C,).
 
-    Samples are grouped by label (one GEMM per class, never a loop over samples); each class's matrix is the
-    smaller of its d×d scatter and its m×m Gram, padded with the identity to a common size (which leaves the
-    determinant unchanged), and all C determinants come from one batched Cholesky.
+    Each class's matrix is the smaller of its d×d scatter and its m×m Gram (Sylvester), formed by one batched
+    GEMM over zero-padded class blocks; all C determinants come from one batched Cholesky.
     ``num_classes`` (default max label + 1): every class below it must have ≥ 1 sample.
     """
     _check_positive(eps, "eps")
@@ -147,24 +179,8 @@ def class_semantic_scales(features, labels, *, num_classes: int | None = None, e
     if y.size == 0:
         raise ValueError("features are empty (0 samples)")
     counts = class_counts(y, num_classes)
-    n_classes, d = len(counts), x.shape[1]
-
-    order = np.argsort(y, kind="stable")
-    x = x[torch.from_numpy(order).to(x.device)]
-    if center:
-        label_index = torch.from_numpy(y[order]).to(x.device)
-        means = torch.zeros((n_classes, d), dtype=x.dtype, device=x.device)
-        means.index_add_(0, label_index, x)
-        means /= torch.from_numpy(counts).to(x.device, x.dtype)[:, None]
-        x = x - means[label_index]
-
-    size = int(min(counts.max(), d))
-    mats = torch.zeros((n_classes, size, size), dtype=x.dtype, device=x.device)
-    for c, block in enumerate(torch.split(x, counts.tolist())):
-        gram = block @ block.T if block.shape[0] < d else block.T @ block
-        k = gram.shape[0]
-        mats[c, :k, :k] = gram
-    coefs = _scale_coefficient(d, torch.from_numpy(counts).to(x.device), eps)
+    mats = _class_gram_stack(x, y, counts, center=center)
+    coefs = _scale_coefficient(x.shape[1], torch.from_numpy(counts).to(x.device), eps)
     return half_logdet_identity_plus(mats, coefs, base=base).cpu().numpy()
 
 
