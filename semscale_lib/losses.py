@@ -82,7 +82,7 @@ class _PerSampleLoss(nn.Module):
 class _CountAdjusted(_PerSampleLoss):
     """Holds ``log n_j`` (``(C,)`` buffer) and checks that the logits have ``C`` columns."""
 
-    def __init__(self, class_counts, reduction: str):
+    def __init__(self, class_counts, reduction: str = "mean"):
         super().__init__(reduction)
         counts = _as_counts(class_counts)
         self.register_buffer("log_counts", torch.tensor(np.log(counts), dtype=torch.float32))

@@ -1,0 +1,235 @@
+"""Dynamic semantic-scale-balanced re-weighting (SPEC §5, Algorithm 2): the storage pool and the weight refresh.
+
+The pool holds detached (feature, label) pairs of past mini-batches. Besides the features themselves it keeps,
+per class, the running moments count m, Σz and Σzzᵀ (float64), updated whenever a batch enters or leaves, so that
+recomputing S′ for all classes costs O(C·d³) whatever the pool size — never a pass over the N stored features.
+
+Two modes:
+- ``"fifo"`` (the paper): a FIFO of mini-batches. Epoch 1 only enqueues (stage 1); from epoch 2 each new batch
+  pushes out the oldest one, so the pool keeps ≈ N features (N = training-set size).
+- ``"per-sample"`` [ours]: a table indexed by training-sample index; each sample keeps its latest feature.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from .imbalance import imbalance_scale
+from .losses import dsb_class_weights
+from .scale import pool_features, semantic_scales_from_moments
+
+POOL_MODES = ("fifo", "per-sample")
+
+
+class StoragePool:
+    """Features and labels of recent mini-batches with per-class running moments.
+
+    features pushed: (B, D) → pooled to ``dim`` (1-D average pooling, SPEC §2) unless ``dim`` is None; stored
+    float32 on ``device``; moments float64 on ``device``.
+    """
+
+    def __init__(self, num_classes: int, *, dim: int | None = 64, mode: str = "fifo", dataset_size: int | None = None,
+                 device="cpu"):
+        if mode not in POOL_MODES:
+            raise ValueError(f"unknown pool mode {mode!r}; valid: {', '.join(POOL_MODES)}")
+        if mode == "per-sample" and not dataset_size:
+            raise ValueError("the per-sample pool needs dataset_size (number of training samples)")
+        self.num_classes, self.dim, self.mode, self.dataset_size = num_classes, dim, mode, dataset_size
+        self.device = torch.device(device)
+        self.batches: deque[tuple[torch.Tensor, torch.Tensor]] = deque()
+        self.table: torch.Tensor | None = None         # per-sample mode: (N, d) features
+        self.table_labels: torch.Tensor | None = None  # per-sample mode: (N,) labels, -1 = empty
+        self.counts = self.sums = self.outer = None
+
+    # -- moments -----------------------------------------------------------------------------------------------
+    def _init_moments(self, d: int) -> None:
+        self.counts = torch.zeros(self.num_classes, dtype=torch.float64, device=self.device)
+        self.sums = torch.zeros(self.num_classes, d, dtype=torch.float64, device=self.device)
+        self.outer = torch.zeros(self.num_classes, d, d, dtype=torch.float64, device=self.device)
+
+    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor, sign: float) -> None:
+        z = features.to(torch.float64)
+        self.counts.index_add_(0, labels, torch.full_like(labels, sign, dtype=torch.float64))
+        self.sums.index_add_(0, labels, z, alpha=sign)
+        self.outer.index_add_(0, labels, z[:, :, None] * z[:, None, :], alpha=sign)
+
+    def _prepare(self, features: torch.Tensor, labels: torch.Tensor):
+        features = features.detach()
+        if self.dim is not None:
+            features = pool_features(features, self.dim)
+        features = features.to(self.device, torch.float32)
+        labels = labels.detach().to(self.device, torch.int64)
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes}); got {labels.min()}..{labels.max()}")
+        if self.counts is None:
+            self._init_moments(features.shape[1])
+        return features, labels
+
+    # -- updates -----------------------------------------------------------------------------------------------
+    def push(self, features: torch.Tensor, labels: torch.Tensor, *, indices: torch.Tensor | None = None,
+             dequeue: bool = True) -> None:
+        """Add one mini-batch: features (B, D), labels (B,). fifo: then drop the oldest batch when ``dequeue``
+        (False in epoch 1 = stage 1). per-sample: ``indices`` (B,) of the samples replace their previous entries."""
+        features, labels = self._prepare(features, labels)
+        if self.mode == "fifo":
+            self.batches.append((features, labels))
+            self._accumulate(features, labels, +1.0)
+            if dequeue and len(self.batches) > 1:
+                old_features, old_labels = self.batches.popleft()
+                self._accumulate(old_features, old_labels, -1.0)
+            return
+        if indices is None:
+            raise ValueError("the per-sample pool needs the training indices of the batch")
+        indices = indices.to(self.device, torch.int64)
+        if self.table is None:
+            self.table = torch.zeros(self.dataset_size, features.shape[1], device=self.device)
+            self.table_labels = torch.full((self.dataset_size,), -1, dtype=torch.int64, device=self.device)
+        filled = self.table_labels[indices] >= 0
+        if bool(filled.any()):
+            self._accumulate(self.table[indices[filled]], self.table_labels[indices[filled]], -1.0)
+        self.table[indices] = features
+        self.table_labels[indices] = labels
+        self._accumulate(features, labels, +1.0)
+
+    def rebuild(self) -> None:
+        """Recompute the moments from the stored features (removes accumulated round-off; deterministic order)."""
+        if self.counts is None:
+            return
+        self._init_moments(self.sums.shape[1])
+        if self.mode == "fifo":
+            for features, labels in self.batches:
+                self._accumulate(features, labels, +1.0)
+        else:
+            filled = self.table_labels >= 0
+            self._accumulate(self.table[filled], self.table_labels[filled], +1.0)
+
+    def __len__(self) -> int:
+        return 0 if self.counts is None else int(self.counts.sum().item())
+
+    # -- what the pool measures --------------------------------------------------------------------------------
+    def semantic_scales(self, *, eps: float = 1.0) -> torch.Tensor:
+        """S′ per class (C,) float64 from the moments; classes with < 2 stored samples get 0."""
+        if self.counts is None:
+            raise ValueError("the storage pool is empty")
+        return semantic_scales_from_moments(self.counts, self.sums, self.outer, eps=eps)
+
+    def centres(self) -> torch.Tensor:
+        """Class means of the stored features, (C, d) float64 (zeros for absent classes)."""
+        return self.sums / self.counts.clamp_min(1.0)[:, None]
+
+    # -- checkpointing -----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"mode": self.mode, "dim": self.dim, "batches": [(f.cpu(), l.cpu()) for f, l in self.batches],
+                "table": None if self.table is None else self.table.cpu(),
+                "table_labels": None if self.table_labels is None else self.table_labels.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["mode"] != self.mode or state["dim"] != self.dim:
+            raise ValueError(f"pool state is mode={state['mode']}, dim={state['dim']}; this pool is "
+                             f"mode={self.mode}, dim={self.dim}")
+        self.batches = deque((f.to(self.device), l.to(self.device)) for f, l in state["batches"])
+        self.table = None if state["table"] is None else state["table"].to(self.device)
+        self.table_labels = None if state["table_labels"] is None else state["table_labels"].to(self.device)
+        d = (self.batches[0][0].shape[1] if self.batches else
+             None if self.table is None else self.table.shape[1])
+        self.counts = None
+        if d is not None:
+            self._init_moments(d)
+            self.rebuild()
+
+
+def gather_across_ranks(features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None = None):
+    """All-gather a mini-batch from every DistributedDataParallel rank (rank order), so that every rank pushes
+    the same features into its pool and computes the same weights. Unequal batch sizes are padded then trimmed.
+    Without an initialised process group, returns the inputs unchanged."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return features, labels, indices
+    world = dist.get_world_size()
+    size = torch.tensor([features.shape[0]], device=features.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    sizes = [int(s.item()) for s in sizes]
+    largest = max(sizes)
+
+    def gather(tensor):
+        padded = torch.zeros((largest, *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+        padded[:tensor.shape[0]] = tensor
+        parts = [torch.zeros_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded)
+        return torch.cat([part[:n] for part, n in zip(parts, sizes)])
+
+    return gather(features.detach().contiguous()), gather(labels), None if indices is None else gather(indices)
+
+
+@dataclass
+class DSBSettings:
+    """Settings of dynamic re-weighting. ``stage_epochs`` = n: plain loss for epochs ≤ n, re-weighted after
+    (the text; Algorithm 2 starts one epoch earlier). ``alpha``: 2 on long-tailed data, 1 on balanced data."""
+    stage_epochs: int = 5
+    alpha: float = 2.0
+    eps: float = 1.0
+    pool_mode: str = "fifo"
+    pool_dim: int | None = 64
+    refresh_every: int = 1
+    normalize: str = "sum1"
+
+
+class DynamicReweighting:
+    """Drives the pool through the paper's three stages and returns the class weights a (C,) when due."""
+
+    def __init__(self, num_classes: int, settings: DSBSettings, *, dataset_size: int, device="cpu"):
+        if settings.stage_epochs < 1:
+            raise ValueError("stage_epochs (n) must be ≥ 1")
+        if settings.refresh_every < 1:
+            raise ValueError("refresh_every must be ≥ 1")
+        self.settings = settings
+        self.pool = StoragePool(num_classes, dim=settings.pool_dim, mode=settings.pool_mode,
+                                dataset_size=dataset_size, device=device)
+        self.iteration = 0
+
+    def reweighting(self, epoch: int) -> bool:
+        """Stage 3 (weights used) for epochs > n; ``epoch`` counts from 1."""
+        return epoch > self.settings.stage_epochs
+
+    def step(self, epoch: int, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None = None):
+        """Update the pool with this iteration's batch (gathered across ranks); in stage 3 and on a refresh
+        iteration return (weights (C,), scales S (C,)) as float64 tensors, else None."""
+        features, labels, indices = gather_across_ranks(features, labels, indices)
+        self.pool.push(features, labels, indices=indices, dequeue=epoch > 1)
+        self.iteration += 1
+        if not self.reweighting(epoch) or (self.iteration - 1) % self.settings.refresh_every:
+            return None
+        return self.current_weights()
+
+    def current_weights(self):
+        """(a, S) from the pool now: S = S′_norm ⊙ log₂(α + W′), a = dsb_class_weights(S)."""
+        raw = self.pool.semantic_scales(eps=self.settings.eps)
+        scales = imbalance_scale(raw, self.pool.centres(), alpha=self.settings.alpha)
+        positive = scales[scales > 0]
+        if positive.numel() == 0:
+            raise ValueError("no class has ≥ 2 samples in the storage pool")
+        # [ours] a class with < 2 stored samples has S = 0; give it the smallest positive S (largest weight)
+        scales = torch.where(scales > 0, scales, positive.min())
+        return dsb_class_weights(scales, self.settings.normalize), scales
+
+    def state_dict(self) -> dict:
+        return {"iteration": self.iteration, "pool": self.pool.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+        self.pool.load_state_dict(state["pool"])
+
+
+def weights_log_row(epoch: int, iteration: int, weights: torch.Tensor, scales: torch.Tensor) -> dict:
+    """One row of ``weights.csv``: epoch, iteration, then S_c and a_c for every class."""
+    row = {"epoch": epoch, "iteration": iteration}
+    row.update({f"S_{c}": float(v) for c, v in enumerate(scales.cpu().numpy())})
+    row.update({f"a_{c}": float(v) for c, v in enumerate(weights.cpu().numpy())})
+    return row
+
+
+__all__ = ["StoragePool", "DynamicReweighting", "DSBSettings", "gather_across_ranks", "weights_log_row",
+           "POOL_MODES"]
