@@ -11,7 +11,7 @@ Registered names (:data:`MODELS`, built with :func:`build_model`):
   (LDAM-DRW): 3x3 conv 16 ch, three stages of 5 BasicBlocks with 16 / 32 / 64 channels (stride 2 entering stages
   2 and 3), global average pooling, 64-d embedding, parameter-free "option A" shortcuts, Kaiming-normal init.
 - ``"resnet-small"`` **[ours]**: a small ResNet for 28x28 (or 8x8) grey or colour images, 32 / 64 / 128 channels,
-  128-d embedding.
+  128-d embedding. ``"resnet-tiny"`` **[ours]**: the same at half width (16 / 32 / 64, 64-d), the CPU default.
 - ``"resnet18"``, ``"resnet34"``: torchvision models (``weights=None``); with ``small_input=True`` (default) the
   stem is a 3x3 stride-1 conv and the max-pool is removed, the usual adaptation to 32x32 images (the paper's
   Table 1 models; the paper does not state its stem **[ours]**).
@@ -212,8 +212,9 @@ class SmallResNet(_StagedResNet):
     """
 
     def __init__(self, num_classes: int, in_channels: int = 1, blocks: tuple[int, int, int] = (1, 1, 1),
-                 normalized_classifier: bool = False):
-        super().__init__(num_classes, in_channels, (32, 64, 128), tuple(blocks), "B", normalized_classifier)
+                 normalized_classifier: bool = False, width: int = 32):
+        super().__init__(num_classes, in_channels, (width, 2 * width, 4 * width), tuple(blocks), "B",
+                         normalized_classifier)
 
 
 class TorchvisionClassifier(EmbeddingClassifier):
@@ -270,9 +271,16 @@ def _build_resnet_small(num_classes: int, *, in_channels: int = 3, blocks: tuple
     return SmallResNet(num_classes, in_channels, blocks, normalized_classifier)
 
 
+def _build_resnet_tiny(num_classes: int, *, in_channels: int = 3, normalized_classifier: bool = False
+                       ) -> EmbeddingClassifier:
+    """[ours] ``resnet-small`` at half width (16/32/64 channels, 64-d embedding): the CPU default."""
+    return SmallResNet(num_classes, in_channels, (1, 1, 1), normalized_classifier, width=16)
+
+
 MODELS: dict[str, Callable[..., EmbeddingClassifier]] = {
     "resnet32": _build_resnet32,
     "resnet-small": _build_resnet_small,
+    "resnet-tiny": _build_resnet_tiny,
     "resnet18": _torchvision_builder("resnet18", True),
     "resnet34": _torchvision_builder("resnet34", True),
     "resnet50": _torchvision_builder("resnet50", False),

@@ -27,6 +27,7 @@ from .batches import TensorBatches
 from .data import DATASETS, load_dataset, long_tailed_subset, named_counts
 from .dsb import POOL_MODES, DSBSettings, DynamicReweighting, weights_log_row
 from .imbalance import quantify_imbalance
+from .scale import pool_features
 from .losses import LOSSES, ClassWeighting, SemanticScaleWeighting, build_loss, class_balanced_weights
 from .metrics import group_accuracy, per_class_accuracy
 from .models import MODELS, build_model
@@ -46,7 +47,7 @@ class TrainConfig:
     imbalance_factor: float | None = 100.0
     profile: str = "exp"                # "exp", "step" or a named count table ("mnist-lt-1", "mnist-lt-2")
     split_seed: int = 0
-    model: str = "resnet-small"
+    model: str = "resnet-tiny"
     loss: str = "ce"
     reweight: str = "none"
     epochs: int = 10
@@ -120,7 +121,7 @@ PRESETS: dict[str, dict] = {
                      momentum=0.9, weight_decay=2e-4, schedule="step", milestones=(0.8, 0.9), warmup_epochs=5,
                      batch_size=128, epochs=200, augment=True),
     # [ours] a few-minute CPU version on Fashion-MNIST-LT: same recipe, fewer epochs, DSB stage n scaled down.
-    "cpu-quick": dict(dataset="fashion-mnist-lt", imbalance_factor=100.0, model="resnet-small", optimizer="sgd",
+    "cpu-quick": dict(dataset="fashion-mnist-lt", imbalance_factor=100.0, model="resnet-tiny", optimizer="sgd",
                       lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="step", milestones=(0.8, 0.9),
                       warmup_epochs=1, batch_size=128, epochs=8, augment=True, dsb_stage_epochs=2),
 }
@@ -412,9 +413,15 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
     return out
 
 
+FEATURES_FILE = "test_features.npz"
+MAX_SAVED_DIMS = 512
+
+
 def _write_per_class(out: Path, data: RunData, result: dict, config: TrainConfig) -> None:
-    """per_class.csv: final test accuracy, training count and the semantic scales of the test embeddings."""
-    embeddings = result["embeddings"]
+    """per_class.csv: final test accuracy, training count and the semantic scales of the test embeddings;
+    test_features.npz: those embeddings (average-pooled to 512 dims if wider) with their labels."""
+    embeddings = pool_features(result["embeddings"], MAX_SAVED_DIMS)
+    np.savez_compressed(out / FEATURES_FILE, features=embeddings, labels=data.test.labels)
     table = quantify_imbalance(embeddings, data.test.labels, alpha=config.dsb_alpha,
                                class_names=data.train.classes)
     table = table.rename(columns={"count": "test_count"})
@@ -431,6 +438,9 @@ def load_run(out_dir) -> dict:
     for name in ("per_class", "weights"):
         path = out / f"{name}.csv"
         run[name] = pd.read_csv(path) if path.exists() else None
+    if (out / FEATURES_FILE).exists():
+        with np.load(out / FEATURES_FILE) as saved:
+            run["test_features"], run["test_labels"] = saved["features"], saved["labels"]
     return run
 
 
