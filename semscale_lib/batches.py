@@ -63,6 +63,14 @@ class TensorBatches:
             images = self.augment(images, generator)
         return self.normalize(images), self.labels[indices]
 
+    def epoch(self, order: torch.Tensor, batch_size: int, *, generator: torch.Generator | None = None,
+              augment: bool = False):
+        """One pass in the given order: yields (indices, inputs, targets) on the device, ``batch_size`` at a time."""
+        for start in range(0, len(order), batch_size):
+            indices = order[start:start + batch_size].to(self.device)
+            inputs, targets = self.batch(indices, generator=generator, augment=augment)
+            yield indices, inputs, targets
+
     def ordered(self, batch_size: int):
         """Batches in order, without augmentation — for evaluation and feature extraction."""
         for start in range(0, len(self), batch_size):

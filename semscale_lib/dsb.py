@@ -123,16 +123,18 @@ class StoragePool:
     # -- checkpointing -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"mode": self.mode, "dim": self.dim, "batches": [(f.cpu(), l.cpu()) for f, l in self.batches],
-                "table": None if self.table is None else self.table.cpu(),
-                "table_labels": None if self.table_labels is None else self.table_labels.cpu()}
+                # copies: the table is updated in place, a state must not change with the pool (nor vice versa)
+                "table": None if self.table is None else self.table.cpu().clone(),
+                "table_labels": None if self.table_labels is None else self.table_labels.cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
         if state["mode"] != self.mode or state["dim"] != self.dim:
             raise ValueError(f"pool state is mode={state['mode']}, dim={state['dim']}; this pool is "
                              f"mode={self.mode}, dim={self.dim}")
         self.batches = deque((f.to(self.device), l.to(self.device)) for f, l in state["batches"])
-        self.table = None if state["table"] is None else state["table"].to(self.device)
-        self.table_labels = None if state["table_labels"] is None else state["table_labels"].to(self.device)
+        self.table = None if state["table"] is None else state["table"].to(self.device, copy=True)
+        self.table_labels = (None if state["table_labels"] is None
+                             else state["table_labels"].to(self.device, copy=True))
         d = (self.batches[0][0].shape[1] if self.batches else
              None if self.table is None else self.table.shape[1])
         self.counts = None

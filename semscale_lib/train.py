@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import time
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from . import paths
 from .batches import TensorBatches
+from .list_batches import ListBatches
 from .data import DATASETS, load_dataset, long_tailed_subset, named_counts
 from .dsb import POOL_MODES, DSBSettings, DynamicReweighting, weights_log_row
 from .imbalance import quantify_imbalance
@@ -36,6 +38,7 @@ REWEIGHTS = ("none", "cb", "drw", "dsb")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "exp", "linear", "constant")
 NO_FLIP = {"mnist", "digits"}  # digits are not mirror-symmetric
+IMAGE_LIST = "imagelist"      # dataset name for ImageNet-LT / iNaturalist style `path label` list files
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -79,12 +82,20 @@ class TrainConfig:
     weights_log_every: int = 20         # log every k-th DSB refresh (plus the first of each epoch)
     eval_batch_size: int = 512
     data_root: str | None = None
+    image_root: str | None = None       # dataset "imagelist": folder the list files' paths are relative to
+    train_list: str | None = None
+    test_list: str | None = None
+    image_size: int = 224
+    num_workers: int = 4
     preset: str | None = None
 
     def validate(self) -> None:
         base, _ = split_dataset_name(self.dataset)
-        checks = [(base in DATASETS, f"unknown dataset {self.dataset!r}; valid: "
-                                     f"{', '.join(sorted(DATASETS))} (add -lt for long-tailed)"),
+        checks = [(base in DATASETS or self.dataset == IMAGE_LIST,
+                   f"unknown dataset {self.dataset!r}; valid: {', '.join(sorted(DATASETS))} (add -lt for "
+                   f"long-tailed) or {IMAGE_LIST!r} with image_root, train_list, test_list"),
+                  (self.dataset != IMAGE_LIST or None not in (self.image_root, self.train_list, self.test_list),
+                   "dataset 'imagelist' needs image_root, train_list and test_list"),
                   (self.model in MODELS, f"unknown model {self.model!r}; valid: {', '.join(MODELS)}"),
                   (self.loss in LOSSES, f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}"),
                   (self.reweight in REWEIGHTS, f"unknown reweight {self.reweight!r}; valid: {', '.join(REWEIGHTS)}"),
@@ -157,29 +168,46 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass
 class RunData:
-    train: object                 # ImageArrays
-    test: object                  # ImageArrays
+    train: object                 # TensorBatches (in-memory datasets) or ListBatches (image lists)
+    test: object
     counts: np.ndarray            # training samples per class (C,)
+    classes: list[str]            # class names, index = label
+    in_channels: int
     split_file: str | None
 
 
-def load_run_data(config: TrainConfig) -> RunData:
-    """Training set (long-tailed when the dataset name ends in -lt; split saved under data/splits) and test set."""
-    base, long_tailed = split_dataset_name(config.dataset)
-    train = load_dataset(base, train=True, root=config.data_root)
-    test = load_dataset(base, train=False, root=config.data_root)
-    split_file = None
-    if long_tailed:
-        if config.profile in ("exp", "step"):
-            train, split_file = long_tailed_subset(train, imbalance_factor=config.imbalance_factor,
-                                                   profile=config.profile, seed=config.split_seed)
-        else:
-            train, split_file = long_tailed_subset(train, counts=named_counts(config.profile),
-                                                   profile=config.profile, seed=config.split_seed)
-    counts = np.bincount(train.labels, minlength=len(train.classes))
+def load_run_data(config: TrainConfig, device="cpu") -> RunData:
+    """Training set (long-tailed when the dataset name ends in -lt; split saved under data/splits) and test set,
+    as batch sources on ``device``. ``imagelist``: the ``path label`` files ``train_list``/``test_list`` under
+    ``image_root`` (ImageNet-LT, iNaturalist), read by a DataLoader with ``num_workers`` workers."""
+    if config.dataset == IMAGE_LIST:
+        train = ListBatches(config.image_root, config.train_list, image_size=config.image_size,
+                            num_workers=config.num_workers, device=device)
+        test = ListBatches(config.image_root, config.test_list, image_size=config.image_size,
+                           num_workers=config.num_workers, device=device)
+        counts = np.bincount(train.labels.numpy(), minlength=int(max(train.labels.max(), test.labels.max())) + 1)
+        classes, in_channels, split_file = [str(c) for c in range(len(counts))], 3, None
+    else:
+        base, long_tailed = split_dataset_name(config.dataset)
+        train_arrays = load_dataset(base, train=True, root=config.data_root)
+        test_arrays = load_dataset(base, train=False, root=config.data_root)
+        split_file = None
+        if long_tailed:
+            named = config.profile not in ("exp", "step")
+            train_arrays, split_file = long_tailed_subset(
+                train_arrays, imbalance_factor=None if named else config.imbalance_factor,
+                counts=named_counts(config.profile) if named else None, profile=config.profile,
+                seed=config.split_seed)
+        counts = np.bincount(train_arrays.labels, minlength=len(train_arrays.classes))
+        pad = 4 if train_arrays.images.shape[1] >= 28 else 1
+        train = TensorBatches(train_arrays.images, train_arrays.labels, device=device, pad=pad,
+                              flip=base not in NO_FLIP)
+        test = TensorBatches(test_arrays.images, test_arrays.labels, device=device,
+                             mean=train.mean.flatten().cpu().numpy(), std=train.std.flatten().cpu().numpy())
+        classes, in_channels = list(train_arrays.classes), train_arrays.images.shape[-1]
     if np.any(counts == 0):
         raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} are missing from the training set")
-    return RunData(train, test, counts, None if split_file is None else str(split_file))
+    return RunData(train, test, counts, classes, in_channels, None if split_file is None else str(split_file))
 
 
 def make_optimizer_and_schedule(model, config: TrainConfig):
@@ -280,6 +308,10 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 def _distributed() -> tuple[int, int]:
+    """(rank, world size); under ``torchrun`` (WORLD_SIZE > 1) the process group is initialised here
+    (NCCL on CUDA, gloo on the CPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -306,6 +338,8 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
         if out.exists() and any(out.iterdir()):
             raise ValueError(f"output folder {out} is not empty; pick a new one or resume it with resume={out}")
     rank, world = _distributed()
+    if world > 1:
+        dist.barrier()  # every rank has checked the output folder before rank 0 writes into it
     device = resolve_device(config.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -313,17 +347,12 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
         torch.use_deterministic_algorithms(True)
     amp = device.type == "cuda"
 
-    data = load_run_data(config)
-    base, _ = split_dataset_name(config.dataset)
-    flip = config.augment and base not in NO_FLIP
-    pad = 4 if data.train.images.shape[1] >= 28 else 1
-    train_batches = TensorBatches(data.train.images, data.train.labels, device=device, pad=pad, flip=flip)
-    test_batches = TensorBatches(data.test.images, data.test.labels, device=device, mean=None, std=None)
-    test_batches.mean, test_batches.std = train_batches.mean, train_batches.std
+    data = load_run_data(config, device)
+    train_batches, test_batches = data.train, data.test
     num_classes = len(data.counts)
 
     torch.manual_seed(config.seed)
-    model = build_model(config.model, num_classes, in_channels=data.train.images.shape[-1],
+    model = build_model(config.model, num_classes, in_channels=data.in_channels,
                         normalized_classifier=config.loss == "ldam").to(device)
     if amp:
         model = model.to(memory_format=torch.channels_last)
@@ -348,7 +377,11 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        loss_fn.load_state_dict(state["loss"])
+        # the class weights are a buffer that is None in a fresh loss, which load_state_dict would reject
+        loss_state = dict(state["loss"])
+        weights = loss_state.pop("weights", None)
+        loss_fn.load_state_dict(loss_state)
+        loss_fn.set_weights(weights)
         generator.set_state(state["generator"])
         history, weight_rows = state["history"], state["weight_rows"]
         if dsb is not None:
@@ -361,24 +394,25 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
              "train_counts": data.counts.tolist(), "world_size": world}, indent=2))
 
     per_rank = config.batch_size
+    result = None
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
         if config.reweight in ("cb", "drw"):
             loss_fn.set_weights(class_weights_for_epoch(config, data.counts, epoch))
-        order = torch.randperm(len(train_batches), generator=generator)[rank::world]
+        order = torch.randperm(len(train_batches), generator=generator)
+        order = order[:len(order) - len(order) % world][rank::world]  # equal shares: DDP needs equal step counts
         model.train()
         total, seen, refreshes = 0.0, 0, 0
-        batches = range(0, len(order), per_rank)
-        for start in tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not progress or rank != 0,
-                          leave=False):
-            indices = order[start:start + per_rank]
-            inputs, targets = train_batches.batch(indices, generator=generator, augment=config.augment)
+        for indices, inputs, targets in tqdm(
+                train_batches.epoch(order, per_rank, generator=generator, augment=config.augment),
+                total=math.ceil(len(order) / per_rank), desc=f"epoch {epoch}/{config.epochs}",
+                disable=not progress or rank != 0, leave=False):
             if amp:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 logits, features = net(inputs, return_features=True)
             if dsb is not None:
-                refreshed = dsb.step(epoch, features.float(), targets, indices.to(device))
+                refreshed = dsb.step(epoch, features.float(), targets, indices)
                 if refreshed is not None:
                     weights, scales = refreshed
                     loss_fn.set_weights(weights.float())
@@ -408,6 +442,8 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
             _atomic_save(state, out / CHECKPOINT)
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
             return out
+    if result is None:  # resumed after the last epoch had been saved: evaluate the final model once
+        result = evaluate(model, test_batches, data.counts, batch_size=config.eval_batch_size, amp=amp)
     if rank == 0:
         _write_per_class(out, data, result, config)
     return out
@@ -421,9 +457,10 @@ def _write_per_class(out: Path, data: RunData, result: dict, config: TrainConfig
     """per_class.csv: final test accuracy, training count and the semantic scales of the test embeddings;
     test_features.npz: those embeddings (average-pooled to 512 dims if wider) with their labels."""
     embeddings = pool_features(result["embeddings"], MAX_SAVED_DIMS)
-    np.savez_compressed(out / FEATURES_FILE, features=embeddings, labels=data.test.labels)
-    table = quantify_imbalance(embeddings, data.test.labels, alpha=config.dsb_alpha,
-                               class_names=data.train.classes)
+    test_labels = data.test.labels.cpu().numpy()
+    np.savez_compressed(out / FEATURES_FILE, features=embeddings, labels=test_labels)
+    table = quantify_imbalance(embeddings, test_labels, alpha=config.dsb_alpha, num_classes=len(data.counts),
+                               class_names=data.classes)
     table = table.rename(columns={"count": "test_count"})
     table.insert(2, "train_count", data.counts)
     table.insert(3, "accuracy", result["per_class"])

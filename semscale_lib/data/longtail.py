@@ -176,6 +176,7 @@ def save_split(path, indices, *, meta: dict) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="ascii") as fh:
             fh.write("\n".join(lines) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; split files are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -247,7 +248,8 @@ def long_tailed_subset(
 
     Counts come from, in order: ``counts`` (explicit; file name ``{dataset}-custom-{hash}-seed{seed}.txt``), a
     named profile (``profile="mnist-lt-1"``; ``{dataset}-{profile}-seed{seed}.txt``), or ``profile="exp"/"step"``
-    with ``imbalance_factor`` and ``n_max`` = the largest class count of ``data``
+    with ``imbalance_factor`` and ``n_max`` = the smallest class count of ``data`` (the largest size every class
+    can supply; equal to the class size on balanced sets such as CIFAR or Fashion-MNIST)
     (``{dataset}-{profile}-if{IF:g}-seed{seed}.txt``). ``dataset`` is ``data.name``.
 
     If that file exists under ``split_dir`` (default ``paths.splits_root()``) it is loaded — its meta must match
@@ -265,7 +267,7 @@ def long_tailed_subset(
     elif profile in PARAMETRIC_PROFILES:
         if imbalance_factor is None:
             raise ValueError(f"profile {profile!r} needs an imbalance_factor")
-        counts = long_tailed_counts(int(data.counts.max()), data.num_classes, imbalance_factor, profile)
+        counts = long_tailed_counts(int(data.counts.min()), data.num_classes, imbalance_factor, profile)
     else:
         raise ValueError(f"unknown profile {profile!r}; valid: {list(PARAMETRIC_PROFILES) + sorted(NAMED_PROFILES)}")
     if len(counts) != data.num_classes:

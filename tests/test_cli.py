@@ -1,0 +1,120 @@
+"""Command line (semscale_lib.cli): ``measure`` on files, clear exits on bad input, ``train`` name checks."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from semscale_lib import cli
+from semscale_lib.losses import LOSSES
+
+TABLE_COLUMNS = ["class", "count", "semantic_scale", "normalized_scale", "normalized_distance", "interclass",
+                 "imbalance_scale"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _half_log2_det(z: np.ndarray) -> float:
+    """S′ = ½ log₂ det(I_d + (d/m) Zc Zcᵀ), written out with numpy (Zc: d × m centred)."""
+    m, d = z.shape
+    zc = (z - z.mean(0)).T
+    sign, logdet = np.linalg.slogdet(np.eye(d) + (d / m) * zc @ zc.T)
+    assert sign > 0
+    return 0.5 * logdet / np.log(2.0)
+
+
+@pytest.fixture
+def feature_files(tmp_path):
+    rng = np.random.default_rng(0)
+    sizes, spreads = [40, 25, 12, 30], [2.0, 1.0, 0.5, 1.5]
+    features = np.concatenate([rng.normal(c, s, size=(n, 6)) for c, (n, s) in enumerate(zip(sizes, spreads))])
+    labels = np.repeat(np.arange(4), sizes)
+    accuracy = np.array([0.9, 0.7, 0.4, 0.8])
+    paths = {}
+    for name, array in (("F", features), ("L", labels), ("A", accuracy)):
+        paths[name] = tmp_path / f"{name}.npy"
+        np.save(paths[name], array)
+    return paths, features, labels, accuracy
+
+
+def test_measure_writes_tables_and_figures(feature_files, tmp_path, capsys):
+    paths, features, labels, accuracy = feature_files
+    out = tmp_path / "measured"
+    code = cli.main(["measure", "--features", str(paths["F"]), "--labels", str(paths["L"]), "--out", str(out),
+                     "--accuracy", str(paths["A"]), "--alpha", "2"])
+    assert code == 0
+    assert str(out) in capsys.readouterr().out
+    for name in ("semantic_scales.csv", "semantic_scales.png", "correlations.csv", "scale_vs_accuracy.png"):
+        assert (out / name).is_file(), name
+    for name in ("semantic_scales.png", "scale_vs_accuracy.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+
+    table = pd.read_csv(out / "semantic_scales.csv")
+    assert list(table.columns) == TABLE_COLUMNS
+    assert table["count"].tolist() == [40, 25, 12, 30]
+    raw = np.array([_half_log2_det(features[labels == c]) for c in range(4)])
+    np.testing.assert_allclose(table["semantic_scale"], raw, rtol=1e-9)
+    np.testing.assert_allclose(table["normalized_scale"], raw / raw.max(), rtol=1e-9)
+    centres = np.stack([features[labels == c].mean(0) for c in range(4)])
+    w = np.array([np.linalg.norm(centres[c] - centres, axis=1).sum() / 3 for c in range(4)])
+    np.testing.assert_allclose(table["normalized_distance"], w / w.max(), rtol=1e-9)
+    np.testing.assert_allclose(table["interclass"], np.log2(2 + w / w.max()), rtol=1e-9)
+    np.testing.assert_allclose(table["imbalance_scale"], raw / raw.max() * np.log2(2 + w / w.max()), rtol=1e-9)
+
+    correlations = pd.read_csv(out / "correlations.csv")
+    row = correlations.set_index("quantity").loc["N"]
+    assert row["pearson_r"] == pytest.approx(np.corrcoef([40, 25, 12, 30], accuracy)[0, 1], rel=1e-9)
+    assert {"S'", "W", "E_n", "S (alpha=2)"} <= set(correlations["quantity"])
+
+
+def test_measure_without_accuracy_writes_no_correlations(feature_files, tmp_path):
+    paths, *_ = feature_files
+    out = tmp_path / "plain"
+    assert cli.main(["measure", "--features", str(paths["F"]), "--labels", str(paths["L"]), "--out", str(out)]) == 0
+    assert (out / "semantic_scales.csv").is_file() and not (out / "correlations.csv").exists()
+
+
+def test_measure_bad_path_exits_clearly(feature_files, tmp_path):
+    paths, *_ = feature_files
+    missing = tmp_path / "nowhere" / "F.npy"
+    with pytest.raises(SystemExit) as error:
+        cli.main(["measure", "--features", str(missing), "--labels", str(paths["L"]), "--out", str(tmp_path / "o")])
+    assert "features file not found" in str(error.value.code) and str(missing) in str(error.value.code)
+    with pytest.raises(SystemExit) as error:
+        cli.main(["measure", "--features", str(paths["F"]), "--labels", str(paths["L"]), "--out",
+                  str(tmp_path / "o"), "--accuracy", str(tmp_path / "A-missing.npy")])
+    assert "accuracy file not found" in str(error.value.code)
+
+
+def test_measure_needs_features_and_labels(tmp_path):
+    with pytest.raises(SystemExit) as error:
+        cli.main(["measure", "--out", str(tmp_path / "o")])
+    assert "--features and --labels" in str(error.value.code)
+
+
+def test_measure_mismatched_inputs_exit_with_the_reason(feature_files, tmp_path):
+    paths, *_ = feature_files
+    short = tmp_path / "short.npy"
+    np.save(short, np.array([0.5, 0.5]))
+    with pytest.raises(SystemExit) as error:
+        cli.main(["measure", "--features", str(paths["F"]), "--labels", str(paths["L"]), "--out",
+                  str(tmp_path / "o"), "--accuracy", str(short)])
+    assert str(error.value.code).startswith("measure:") and "per_class_accuracy" in str(error.value.code)
+
+
+@pytest.mark.parametrize("flag,value,valid", [
+    ("--loss", "hinge", ", ".join(LOSSES)),
+    ("--reweight", "ipw", "none, cb, drw, dsb"),
+])
+def test_train_unknown_name_exits_with_the_valid_ones(flag, value, valid, tmp_path):
+    with pytest.raises(SystemExit) as error:
+        cli.main(["train", flag, value, "--out", str(tmp_path / "run"), "--no-progress"])
+    message = str(error.value.code)
+    assert message.startswith("train: unknown") and valid in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_unknown_preset_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as error:
+        cli.main(["train", "--preset", "nope"])
+    assert error.value.code == 2
+    assert "cpu-quick" in capsys.readouterr().err

@@ -1,0 +1,309 @@
+"""The trainer (semscale_lib.train): files of a run, determinism, exact resume, errors, schedules, weights.
+
+Every run here is scikit-learn's digits made long-tailed (8×8 grey, IF 10: 531 training images), resnet-tiny,
+batch 64, 1–3 epochs, one CPU thread: a few seconds each.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import semscale_lib.train as T
+from semscale_lib import cli
+from semscale_lib.data import load_dataset, long_tailed_subset
+from semscale_lib.data.longtail import long_tailed_counts
+from semscale_lib.losses import LOSSES
+from semscale_lib.models import MODELS
+
+TINY = dict(dataset="digits-lt", imbalance_factor=10.0, model="resnet-tiny", batch_size=64, epochs=2,
+            warmup_epochs=0, eval_batch_size=512)
+METRIC_COLUMNS = ["epoch", "loss", "lr", "top1", "many", "medium", "few", "seconds"]
+
+
+def tiny(**overrides) -> T.TrainConfig:
+    return T.make_config(**{**TINY, **overrides})
+
+
+def _digits_head_is_not_the_largest_class() -> bool:
+    """data.long_tailed_subset takes n_max = the largest class count, but the head (class 0) of the digits' training
+    split has 133 images while class 3 has 137, so an exp/step split of "digits" cannot be drawn."""
+    try:
+        long_tailed_subset(load_dataset("digits"), imbalance_factor=10.0, save=False)
+    except ValueError:
+        return True
+    return False
+
+
+def _head_count_subset(data, *, imbalance_factor=None, profile="exp", counts=None, seed=0, **kw):
+    """Stand-in while the above holds: the same exp/step profile with n_max = the head class's own count."""
+    if counts is None and profile in ("exp", "step"):
+        counts = long_tailed_counts(int(data.counts[0]), data.num_classes, imbalance_factor, profile)
+    return long_tailed_subset(data, counts=counts, profile=profile, seed=seed, **kw)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _environment(tmp_path_factory):
+    """Splits and runs in a temporary folder, one thread, deterministic-mode flag restored afterwards."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEMSCALE_SPLITS", str(tmp_path_factory.mktemp("splits")))
+        mp.setenv("SEMSCALE_RUNS", str(tmp_path_factory.mktemp("runs")))
+        if _digits_head_is_not_the_largest_class():
+            mp.setattr(T, "long_tailed_subset", _head_count_subset)
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+
+
+def _metrics(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "metrics.csv").drop(columns="seconds")
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    pd.testing.assert_frame_equal(_metrics(a), _metrics(b), check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_csv(a / "per_class.csv"), pd.read_csv(b / "per_class.csv"),
+                                  check_exact=True)
+    assert (a / "weights.csv").exists() == (b / "weights.csv").exists()
+    if (a / "weights.csv").exists():
+        pd.testing.assert_frame_equal(pd.read_csv(a / "weights.csv"), pd.read_csv(b / "weights.csv"),
+                                      check_exact=True)
+
+
+# -------------------------------------------------------------------------------------------------------- a run
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> Path:
+    return T.train(tiny(), out_dir=tmp_path_factory.mktemp("short") / "run", progress=False)
+
+
+def test_short_run_writes_every_file(short_run):
+    names = {p.name for p in short_run.iterdir()}
+    assert {"config.json", "metrics.csv", "per_class.csv", "checkpoint.pt", "test_features.npz"} <= names
+    assert not any(name.endswith(".tmp") for name in names)
+
+    saved = json.loads((short_run / "config.json").read_text())
+    assert saved["config"] == {**tiny().to_dict(), "milestones": list(tiny().milestones)}
+    env = saved["environment"]
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    assert {"python", "torchvision", "numpy", "platform", "threads"} <= set(env)
+    counts = np.asarray(saved["train_counts"])
+    assert counts[0] == counts.max() and counts[-1] == counts[0] // 10 and len(counts) == 10
+    assert Path(saved["split_file"]).parent == Path(T.paths.splits_root())   # not the repo's data/splits
+
+    metrics = pd.read_csv(short_run / "metrics.csv")
+    assert list(metrics.columns) == METRIC_COLUMNS
+    assert metrics["epoch"].tolist() == [1, 2]
+    for column in ("top1", "many", "medium", "few"):
+        assert metrics[column].between(0, 1).all(), column
+    assert (metrics["loss"] > 0).all() and (metrics["seconds"] > 0).all()
+
+    per_class = pd.read_csv(short_run / "per_class.csv")
+    assert len(per_class) == 10
+    assert {"class", "name", "train_count", "accuracy", "test_count", "semantic_scale", "imbalance_scale"} \
+        <= set(per_class.columns)
+    np.testing.assert_array_equal(per_class["train_count"], counts)
+    test = load_dataset("digits", train=False)
+    np.testing.assert_array_equal(per_class["test_count"], np.bincount(test.labels))
+    # the last epoch's top-1 is the test-count-weighted mean of the per-class accuracies
+    top1 = (per_class["accuracy"] * per_class["test_count"]).sum() / per_class["test_count"].sum()
+    assert top1 == pytest.approx(metrics["top1"].iloc[-1], abs=1e-9)
+
+    with np.load(short_run / "test_features.npz") as saved_features:
+        assert saved_features["features"].shape == (len(test.labels), 64)
+        np.testing.assert_array_equal(saved_features["labels"], test.labels)
+    state = torch.load(short_run / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+
+    run = T.load_run(short_run)
+    assert run["weights"] is None and run["test_features"].shape[1] == 64
+    pd.testing.assert_frame_equal(run["metrics"], metrics)
+
+
+def test_two_identical_cpu_runs_give_identical_results(short_run, tmp_path):
+    again = T.train(tiny(), out_dir=tmp_path / "again", progress=False)
+    _assert_same_run(short_run, again)
+    with np.load(short_run / "test_features.npz") as a, np.load(again / "test_features.npz") as b:
+        np.testing.assert_array_equal(a["features"], b["features"])
+    different = T.train(tiny(seed=1, epochs=1), out_dir=tmp_path / "seed1", progress=False)
+    assert not _metrics(different).equals(_metrics(again).iloc[:1])
+
+
+# ------------------------------------------------------------------------------------------------------ resume
+RESUME_CASES = {
+    "none": (dict(reweight="none", epochs=3), 1),
+    "cb": (dict(reweight="cb", epochs=3), 1),
+    # stage 3 starts in epoch 2; interrupted before it
+    "dsb": (dict(reweight="dsb", epochs=3, dsb_stage_epochs=1, weights_log_every=1), 1),
+    # interrupted inside stage 3, refreshing every 4th iteration: epoch 3 starts with epoch 2's last weights
+    "dsb-stage3-every4": (dict(reweight="dsb", epochs=3, dsb_stage_epochs=1, dsb_refresh_every=4,
+                               dsb_pool="per-sample"), 2),
+}
+
+
+@pytest.mark.parametrize("case", list(RESUME_CASES))
+def test_resume_ends_exactly_like_an_uninterrupted_run(case, tmp_path):
+    overrides, stop = RESUME_CASES[case]
+    config = tiny(**overrides)
+    full = T.train(config, out_dir=tmp_path / "full", progress=False)
+    part = T.train(config, out_dir=tmp_path / "part", progress=False, stop_after_epoch=stop)
+    assert _metrics(part)["epoch"].tolist() == list(range(1, stop + 1))
+    assert not (part / "per_class.csv").exists()
+    assert T.train(resume=part, progress=False) == part
+    _assert_same_run(full, part)
+    # resuming a finished run changes nothing
+    T.train(config, resume=part, progress=False)
+    _assert_same_run(full, part)
+
+
+def test_resume_through_the_cli(tmp_path, capsys):
+    args = ["train", "--dataset", "digits-lt", "--imbalance-factor", "10", "--model", "resnet-tiny",
+            "--batch-size", "64", "--epochs", "3", "--warmup-epochs", "0", "--reweight", "dsb",
+            "--dsb-stage-epochs", "1", "--no-progress"]
+    assert cli.main(args + ["--out", str(tmp_path / "full")]) == 0
+    assert "run folder:" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "full" / "config.json").read_text())["config"]
+    T.train(T.make_config(**saved), out_dir=tmp_path / "part", progress=False, stop_after_epoch=1)
+    assert cli.main(["train", "--resume", str(tmp_path / "part"), "--no-progress"]) == 0
+    _assert_same_run(tmp_path / "full", tmp_path / "part")
+
+
+# ------------------------------------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("field,value,valid", [
+    ("dataset", "imagenet-lt", "cifar10, cifar100, digits, fashion-mnist, mnist"),
+    ("loss", "hinge", ", ".join(LOSSES)),
+    ("model", "vgg", ", ".join(MODELS)),
+    ("reweight", "ipw", "none, cb, drw, dsb"),
+])
+def test_unknown_names_list_the_valid_ones(field, value, valid):
+    with pytest.raises(ValueError, match=f"unknown {field} '{value}'") as error:
+        tiny(**{field: value})
+    assert valid in str(error.value)
+
+
+def test_other_bad_settings():
+    with pytest.raises(ValueError, match="imbalance_factor must be ≥ 1"):
+        tiny(imbalance_factor=0.5)
+    with pytest.raises(ValueError, match="unknown preset"):
+        T.make_config("cifar-lt-9000")
+    with pytest.raises(ValueError, match="unknown settings.*'epoch'"):
+        T.make_config(epoch=3)
+    with pytest.raises(ValueError, match="epochs"):
+        tiny(epochs=0)
+    config = T.TrainConfig(**{**tiny().to_dict(), "reweight": "ipw"})
+    with pytest.raises(ValueError, match="unknown reweight"):           # train() validates a config it is given
+        T.train(config, out_dir="unused")
+
+
+def test_a_non_empty_output_folder_is_refused_and_left_alone(tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not empty"):
+        T.train(tiny(epochs=1), out_dir=out, progress=False)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_resume_with_a_different_config_is_refused(short_run):
+    before = (short_run / "metrics.csv").read_bytes(), (short_run / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match="different config.*epochs"):
+        T.train(tiny(epochs=3), resume=short_run, progress=False)
+    assert ((short_run / "metrics.csv").read_bytes(), (short_run / "checkpoint.pt").read_bytes()) == before
+
+
+def test_resume_needs_a_checkpoint(short_run, tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((short_run / "config.json").read_text())
+    with pytest.raises(ValueError, match="checkpoint"):
+        T.train(resume=bare, progress=False)
+
+
+def test_a_class_missing_from_the_training_set_is_an_error(monkeypatch, tmp_path):
+    real = T.load_dataset
+
+    def without_class_9(name, *, train=True, root=None):
+        data = real(name, train=train, root=root)
+        return data.subset(np.flatnonzero(data.labels != 9)) if train else data
+
+    monkeypatch.setattr(T, "load_dataset", without_class_9)
+    with pytest.raises(ValueError, match=r"classes \[9\] are missing from the training set"):
+        T.load_run_data(tiny(dataset="digits"))
+    out = tmp_path / "never"
+    with pytest.raises(ValueError, match="missing"):
+        T.train(tiny(dataset="digits"), out_dir=out, progress=False)
+    assert not out.exists()
+
+
+# -------------------------------------------------------------------------------------------- static weights
+def _class_balanced(counts, beta):
+    w = (1 - beta) / (1 - beta ** np.asarray(counts, dtype=np.float64))
+    return w * len(counts) / w.sum()
+
+
+def test_cb_and_drw_weights_per_epoch():
+    counts = np.array([100, 40, 10, 3])
+    drw = tiny(reweight="drw", epochs=10, drw_start=0.8, cb_beta=0.99)
+    for epoch in range(1, 9):
+        assert T.class_weights_for_epoch(drw, counts, epoch) is None, epoch
+    for epoch in (9, 10):
+        np.testing.assert_allclose(T.class_weights_for_epoch(drw, counts, epoch).numpy(),
+                                   _class_balanced(counts, 0.99), rtol=1e-6)
+    cb = tiny(reweight="cb", epochs=10, cb_beta=0.999)
+    for epoch in (1, 5, 10):
+        weights = T.class_weights_for_epoch(cb, counts, epoch)
+        np.testing.assert_allclose(weights.numpy(), _class_balanced(counts, 0.999), rtol=1e-6)
+        assert float(weights.sum()) == pytest.approx(4.0, rel=1e-6)
+    for reweight in ("none", "dsb"):
+        assert T.class_weights_for_epoch(tiny(reweight=reweight), counts, 1) is None
+
+
+# -------------------------------------------------------------------------------------------------- DSB run
+def test_dsb_run_logs_scales_and_weights(tmp_path):
+    config = tiny(reweight="dsb", epochs=2, dsb_stage_epochs=1, weights_log_every=1)
+    out = T.train(config, out_dir=tmp_path / "dsb", progress=False)
+    weights = T.load_run(out)["weights"]
+    train_size = sum(json.loads((out / "config.json").read_text())["train_counts"])
+    per_epoch = -(-train_size // 64)
+    assert len(weights) == per_epoch                                     # every refresh of epoch 2, none before
+    assert weights["epoch"].tolist() == [2] * per_epoch
+    assert weights["iteration"].tolist() == list(range(per_epoch + 1, 2 * per_epoch + 1))
+    s = weights[[f"S_{c}" for c in range(10)]].to_numpy()
+    a = weights[[f"a_{c}" for c in range(10)]].to_numpy()
+    np.testing.assert_allclose(a.sum(axis=1), 1.0, rtol=1e-9)
+    assert (s > 0).all() and (s <= np.log2(3.0) + 1e-9).all()           # S = S'_norm · log₂(2 + W') ≤ log₂ 3
+    product = a * s                                                      # a ∝ 1/S within a row
+    np.testing.assert_allclose(product, product[:, :1].repeat(10, axis=1), rtol=1e-9)
+
+
+def test_dsb_weights_log_is_subsampled(tmp_path):
+    config = tiny(reweight="dsb", epochs=2, dsb_stage_epochs=1, weights_log_every=3)
+    weights = T.load_run(T.train(config, out_dir=tmp_path / "dsb3", progress=False))["weights"]
+    first = int(weights["iteration"].iloc[0])
+    assert weights["iteration"].tolist() == list(range(first, first + 3 * len(weights), 3))
+
+
+# ------------------------------------------------------------------------------------------------ LR schedules
+@pytest.mark.parametrize("overrides,expected", [
+    # warm-up over 2 epochs, then ×0.1 at round(0.6·5) = 3 and round(0.8·5) = 4 (0-based epochs)
+    (dict(epochs=5, lr=0.1, warmup_epochs=2, schedule="step", milestones=(0.6, 0.8)),
+     [0.05, 0.1, 0.1, 0.01, 0.001]),
+    (dict(epochs=3, lr=0.2, schedule="exp", lr_gamma=0.5, optimizer="adam"), [0.2, 0.1, 0.05]),
+    (dict(epochs=4, lr=0.1, warmup_epochs=1, schedule="linear"), [0.1, 0.075, 0.05, 0.025]),
+    (dict(epochs=2, lr=0.3, schedule="constant"), [0.3, 0.3]),
+])
+def test_lr_schedule(overrides, expected, tmp_path):
+    out = T.train(tiny(**overrides), out_dir=tmp_path / "lr", progress=False)
+    np.testing.assert_allclose(pd.read_csv(out / "metrics.csv")["lr"].to_numpy(), expected, rtol=1e-12)
+
+
+def test_presets_and_overrides():
+    config = T.make_config("cifar-lt", epochs=3)
+    assert config.preset == "cifar-lt" and config.model == "resnet32" and config.epochs == 3
+    assert config.milestones == (0.8, 0.9) and config.warmup_epochs == 5
+    assert T.make_config("cpu-quick", milestones=[0.5]).milestones == (0.5,)
