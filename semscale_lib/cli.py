@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -66,7 +67,12 @@ def _train(args) -> int:
                  if k not in {"command", "func", "preset", "out", "resume", "no_progress"} and v is not None}
     try:
         if args.resume:
-            config = make_config(args.preset, **overrides) if (overrides or args.preset) else None
+            config = None
+            if overrides or args.preset:  # only what was given is compared with the saved run's settings
+                saved = json.loads((Path(args.resume) / "config.json").read_text())["config"]
+                preset = args.preset or saved.pop("preset", None)
+                saved.pop("preset", None)
+                config = make_config(preset, **{**saved, **overrides})
             out = train(config, resume=args.resume, progress=not args.no_progress)
         else:
             out = train(make_config(args.preset, **overrides), out_dir=args.out, progress=not args.no_progress)
@@ -89,6 +95,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default = f.default
         if f.name == "milestones":
             parser.add_argument(flag, type=float, nargs="+", default=None, help="fractions of epochs, e.g. 0.8 0.9")
+        elif f.name == "class_weights":
+            parser.add_argument(flag, type=float, nargs="+", default=None,
+                                help="with --reweight static: one weight per class")
         elif isinstance(default, bool):
             parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                                 help=f"true/false (default {default})")

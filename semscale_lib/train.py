@@ -34,7 +34,7 @@ from .losses import LOSSES, ClassWeighting, SemanticScaleWeighting, build_loss, 
 from .metrics import group_accuracy, per_class_accuracy
 from .models import MODELS, build_model
 
-REWEIGHTS = ("none", "cb", "drw", "dsb")
+REWEIGHTS = ("none", "cb", "drw", "dsb", "static")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "exp", "linear", "constant")
 NO_FLIP = {"mnist", "digits"}  # digits are not mirror-symmetric
@@ -61,6 +61,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     schedule: str = "step"              # step: ×0.1 at each milestone; exp: ×lr_gamma per epoch; linear decay
     milestones: tuple[float, ...] = (0.8, 0.9)   # fractions of `epochs` (160 and 180 of 200)
+    lr_step_factor: float = 0.1         # step schedule: lr × this at each milestone
     lr_gamma: float = 0.98
     warmup_epochs: int = 0
     augment: bool = True
@@ -87,6 +88,7 @@ class TrainConfig:
     test_list: str | None = None
     image_size: int = 224
     num_workers: int = 4
+    class_weights: tuple[float, ...] | None = None   # reweight="static": fixed class weights (C,)
     preset: str | None = None
 
     def validate(self) -> None:
@@ -107,6 +109,10 @@ class TrainConfig:
         if split_dataset_name(self.dataset)[1] and self.profile in ("exp", "step"):
             checks.append((self.imbalance_factor is not None and self.imbalance_factor >= 1,
                            f"imbalance_factor must be ≥ 1 for a long-tailed dataset, got {self.imbalance_factor}"))
+        if self.reweight == "static":
+            checks.append((self.class_weights is not None and len(self.class_weights) > 0
+                           and all(isinstance(w, (int, float)) and w >= 0 for w in self.class_weights),
+                           "reweight='static' needs class_weights: a list of C numbers ≥ 0"))
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -127,9 +133,10 @@ PRESETS: dict[str, dict] = {
                          lr=0.01, schedule="exp", lr_gamma=0.98, batch_size=64, augment=False, weight_decay=0.0,
                          epochs=30, warmup_epochs=0),
     # The community CIFAR-LT protocol (SPEC §6 [ours]): ResNet-32, batch 128, 200 epochs, SGD 0.9, lr 0.1,
-    # 5-epoch warm-up, ×0.1 at 160 and 180, wd 2e-4, crop 32 pad 4 + flip.
+    # 5-epoch warm-up, lr × 0.01 at 160 and again at 180 (as the LDAM-DRW code), wd 2e-4, crop 32 pad 4 + flip.
     "cifar-lt": dict(dataset="cifar100-lt", imbalance_factor=100.0, model="resnet32", optimizer="sgd", lr=0.1,
-                     momentum=0.9, weight_decay=2e-4, schedule="step", milestones=(0.8, 0.9), warmup_epochs=5,
+                     momentum=0.9, weight_decay=2e-4, schedule="step", milestones=(0.8, 0.9), lr_step_factor=0.01,
+                     warmup_epochs=5,
                      batch_size=128, epochs=200, augment=True),
     # [ours] a few-minute CPU version on Fashion-MNIST-LT: same recipe, fewer epochs, DSB stage n scaled down.
     "cpu-quick": dict(dataset="fashion-mnist-lt", imbalance_factor=100.0, model="resnet-tiny", optimizer="sgd",
@@ -150,8 +157,9 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}; valid: {sorted(known)}")
     settings.update(overrides)
-    if "milestones" in settings:
-        settings["milestones"] = tuple(settings["milestones"])
+    for key in ("milestones", "class_weights"):
+        if settings.get(key) is not None:
+            settings[key] = tuple(settings[key])
     config = TrainConfig(**settings)
     config.validate()
     return config
@@ -223,7 +231,7 @@ def make_optimizer_and_schedule(model, config: TrainConfig):
         if epoch < config.warmup_epochs:
             return (epoch + 1) / config.warmup_epochs
         if config.schedule == "step":
-            return 0.1 ** sum(epoch >= m for m in milestones)
+            return config.lr_step_factor ** sum(epoch >= m for m in milestones)
         if config.schedule == "exp":
             return config.lr_gamma ** epoch
         if config.schedule == "linear":
@@ -244,7 +252,9 @@ def make_loss(config: TrainConfig, counts: np.ndarray):
 
 
 def class_weights_for_epoch(config: TrainConfig, counts: np.ndarray, epoch: int):
-    """Static class weights of cb / drw for this epoch (1-based); None = unweighted."""
+    """Static class weights of cb / drw / static for this epoch (1-based); None = unweighted."""
+    if config.reweight == "static":
+        return torch.tensor(config.class_weights, dtype=torch.float32)
     if config.reweight == "cb" or (config.reweight == "drw" and epoch > round(config.drw_start * config.epochs)):
         return class_balanced_weights(counts, config.cb_beta)
     return None
@@ -397,7 +407,7 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
     result = None
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
-        if config.reweight in ("cb", "drw"):
+        if config.reweight in ("cb", "drw", "static"):
             loss_fn.set_weights(class_weights_for_epoch(config, data.counts, epoch))
         order = torch.randperm(len(train_batches), generator=generator)
         order = order[:len(order) - len(order) % world][rank::world]  # equal shares: DDP needs equal step counts

@@ -7,6 +7,7 @@ import pytest
 
 from semscale_lib import cli
 from semscale_lib.losses import LOSSES
+from semscale_lib.train import REWEIGHTS
 
 TABLE_COLUMNS = ["class", "count", "semantic_scale", "normalized_scale", "normalized_distance", "interclass",
                  "imbalance_scale"]
@@ -103,7 +104,7 @@ def test_measure_mismatched_inputs_exit_with_the_reason(feature_files, tmp_path)
 
 @pytest.mark.parametrize("flag,value,valid", [
     ("--loss", "hinge", ", ".join(LOSSES)),
-    ("--reweight", "ipw", "none, cb, drw, dsb"),
+    ("--reweight", "ipw", ", ".join(REWEIGHTS)),
 ])
 def test_train_unknown_name_exits_with_the_valid_ones(flag, value, valid, tmp_path):
     with pytest.raises(SystemExit) as error:
@@ -118,3 +119,18 @@ def test_train_unknown_preset_is_an_argparse_error(capsys):
         cli.main(["train", "--preset", "nope"])
     assert error.value.code == 2
     assert "cpu-quick" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_measure_dataset_trains_and_measures(tmp_path, monkeypatch):
+    """`measure --dataset` trains a small model briefly and writes the table, the correlation and both plots."""
+    monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
+    out = tmp_path / "measure"
+    assert cli.main(["measure", "--dataset", "digits-lt", "--epochs", "1", "--imbalance-factor", "10",
+                     "--alpha", "2", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "semantic_scales.csv")
+    assert len(table) == 10 and table["count"].iloc[0] > table["count"].iloc[-1]   # training counts, LT
+    correlations = pd.read_csv(out / "correlations.csv")
+    assert correlations["quantity"].tolist()[:4] == ["N", "E_n", "W", "S'"]
+    for name in ("semantic_scales.png", "scale_vs_accuracy.png", "measure.json"):
+        assert (out / name).exists()

@@ -149,7 +149,8 @@ def test_long_tailed_subset_saves_then_loads(tmp_path, monkeypatch):
     data = _toy_arrays()
     sub, path = long_tailed_subset(data, imbalance_factor=10, seed=1, split_dir=tmp_path)
     assert path == tmp_path / "toy-exp-if10-seed1.txt"
-    assert sub.counts.tolist() == long_tailed_counts(20, 3, 10) == [20, 6, 2]
+    # n_max = the smallest class (12): the largest count every class can supply
+    assert sub.counts.tolist() == long_tailed_counts(12, 3, 10) == [12, 3, 1]
     assert sub.classes == data.classes and sub.name == "toy-exp-if10-seed1"
     mtime = os.stat(path).st_mtime_ns
 

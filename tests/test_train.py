@@ -15,8 +15,7 @@ import torch
 
 import semscale_lib.train as T
 from semscale_lib import cli
-from semscale_lib.data import load_dataset, long_tailed_subset
-from semscale_lib.data.longtail import long_tailed_counts
+from semscale_lib.data import load_dataset
 from semscale_lib.losses import LOSSES
 from semscale_lib.models import MODELS
 
@@ -29,23 +28,6 @@ def tiny(**overrides) -> T.TrainConfig:
     return T.make_config(**{**TINY, **overrides})
 
 
-def _digits_head_is_not_the_largest_class() -> bool:
-    """data.long_tailed_subset takes n_max = the largest class count, but the head (class 0) of the digits' training
-    split has 133 images while class 3 has 137, so an exp/step split of "digits" cannot be drawn."""
-    try:
-        long_tailed_subset(load_dataset("digits"), imbalance_factor=10.0, save=False)
-    except ValueError:
-        return True
-    return False
-
-
-def _head_count_subset(data, *, imbalance_factor=None, profile="exp", counts=None, seed=0, **kw):
-    """Stand-in while the above holds: the same exp/step profile with n_max = the head class's own count."""
-    if counts is None and profile in ("exp", "step"):
-        counts = long_tailed_counts(int(data.counts[0]), data.num_classes, imbalance_factor, profile)
-    return long_tailed_subset(data, counts=counts, profile=profile, seed=seed, **kw)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _environment(tmp_path_factory):
     """Splits and runs in a temporary folder, one thread, deterministic-mode flag restored afterwards."""
@@ -53,8 +35,6 @@ def _environment(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEMSCALE_SPLITS", str(tmp_path_factory.mktemp("splits")))
         mp.setenv("SEMSCALE_RUNS", str(tmp_path_factory.mktemp("runs")))
-        if _digits_head_is_not_the_largest_class():
-            mp.setattr(T, "long_tailed_subset", _head_count_subset)
         torch.set_num_threads(1)
         yield
     torch.set_num_threads(threads)
@@ -177,7 +157,7 @@ def test_resume_through_the_cli(tmp_path, capsys):
     ("dataset", "imagenet-lt", "cifar10, cifar100, digits, fashion-mnist, mnist"),
     ("loss", "hinge", ", ".join(LOSSES)),
     ("model", "vgg", ", ".join(MODELS)),
-    ("reweight", "ipw", "none, cb, drw, dsb"),
+    ("reweight", "ipw", ", ".join(T.REWEIGHTS)),
 ])
 def test_unknown_names_list_the_valid_ones(field, value, valid):
     with pytest.raises(ValueError, match=f"unknown {field} '{value}'") as error:
@@ -307,3 +287,28 @@ def test_presets_and_overrides():
     assert config.preset == "cifar-lt" and config.model == "resnet32" and config.epochs == 3
     assert config.milestones == (0.8, 0.9) and config.warmup_epochs == 5
     assert T.make_config("cpu-quick", milestones=[0.5]).milestones == (0.5,)
+
+
+def test_cifar_lt_preset_steps_lr_by_a_hundredth():
+    """The community CIFAR-LT protocol: 5-epoch linear warm-up, lr × 0.01 at 160 and again at 180."""
+    config = T.make_config("cifar-lt")
+    optimizer, scheduler = T.make_optimizer_and_schedule(torch.nn.Linear(2, 2), config)
+    lrs = []
+    for _ in range(200):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
+    assert lrs[159] == pytest.approx(0.1) and lrs[160] == pytest.approx(1e-3) and lrs[180] == pytest.approx(1e-5)
+
+
+def test_resume_through_the_cli_with_the_preset_given_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
+    out = tmp_path / "run"
+    args = ["train", "--preset", "cpu-quick", "--dataset", "digits-lt", "--imbalance-factor", "10", "--epochs", "1",
+            "--out", str(out), "--no-progress"]
+    assert cli.main(args) == 0
+    resumed = ["train", "--preset", "cpu-quick", "--dataset", "digits-lt", "--resume", str(out), "--no-progress"]
+    assert cli.main(resumed) == 0                                    # same settings: accepted
+    with pytest.raises(SystemExit, match="different config"):
+        cli.main(resumed + ["--lr", "0.5"])
