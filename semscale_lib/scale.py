@@ -111,6 +111,17 @@ def _scale_coefficient(dims: int, counts: torch.Tensor, eps: float) -> torch.Ten
     return torch.where(counts > 0, dims / (counts.clamp_min(1.0) * eps**2), torch.zeros_like(counts))
 
 
+def _single_class_gram(features, *, center: bool, caller: str) -> tuple[torch.Tensor, int, int]:
+    """Validated (m, d) features of one class → (smaller of the centred XXᵀ / XᵀX, m, d)."""
+    x = _as_float64_tensor(features)
+    m, d = x.shape
+    if m == 0:
+        raise ValueError(f"{caller} needs at least one sample (got m = 0)")
+    if center:
+        x = x - x.mean(dim=0, keepdim=True)
+    return (x @ x.T if m < d else x.T @ x), m, d
+
+
 def semantic_scale(features, *, eps: float = 1.0, base: float = 2.0, center: bool = True) -> float:
     """S' of one class (SPEC §2, Eq. 3) — a float in units of log_base (bits for base 2).
 
@@ -120,14 +131,8 @@ def semantic_scale(features, *, eps: float = 1.0, base: float = 2.0, center: boo
     """
     _check_positive(eps, "eps")
     _check_base(base)
-    x = _as_float64_tensor(features)
-    m, d = x.shape
-    if m == 0:
-        raise ValueError("semantic_scale needs at least one sample (got m = 0)")
-    if center:
-        x = x - x.mean(dim=0, keepdim=True)
-    gram = x @ x.T if m < d else x.T @ x
-    coef = _scale_coefficient(d, torch.tensor([m], device=x.device), eps)
+    gram, m, d = _single_class_gram(features, center=center, caller="semantic_scale")
+    coef = _scale_coefficient(d, torch.tensor([m], device=gram.device), eps)
     return float(half_logdet_identity_plus(gram[None], coef, base=base)[0])
 
 
@@ -198,15 +203,9 @@ def multiscale_semantic_scale(features, eps_grid: Sequence[float], *, base: floa
     for e in grid:
         _check_positive(e, "every eps in eps_grid")
     _check_base(base)
-    x = _as_float64_tensor(features)
-    m, d = x.shape
-    if m == 0:
-        raise ValueError("multiscale_semantic_scale needs at least one sample (got m = 0)")
-    if center:
-        x = x - x.mean(dim=0, keepdim=True)
-    gram = x @ x.T if m < d else x.T @ x
+    gram, m, d = _single_class_gram(features, center=center, caller="multiscale_semantic_scale")
     eigenvalues = torch.linalg.eigvalsh(gram).clamp_min(0.0)
-    eps = torch.tensor(grid, dtype=torch.float64, device=x.device)
+    eps = torch.tensor(grid, dtype=torch.float64, device=gram.device)
     coefs = d / (m * eps**2)
     return (0.5 * torch.log1p(coefs[:, None] * eigenvalues[None, :]).sum(-1) / math.log(base)).cpu().numpy()
 
