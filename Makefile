@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= quick
 
-.PHONY: reproduce test unit nbval bench venv data clean-notebooks
+.PHONY: reproduce test unit bench venv data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ reproduce: data
 ## test: unit tests, then the notebooks under nbval
 test: data
 	$(PY) -m pytest tests
-	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks
+	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/[0-9]*.ipynb
 
 unit: data
 	$(PY) -m pytest tests -m "not slow"

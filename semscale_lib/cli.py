@@ -111,6 +111,20 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, default=None, help=f"default {default}")
 
 
+def _run(args) -> int:
+    from .runner import main_run
+    return main_run(args)
+
+
+def _add_run_parser(sub) -> None:
+    """``run``: the batch runner (semscale_lib.runner) — the notebook suite under a profile, optionally a grid."""
+    from .runner import add_arguments
+    run = sub.add_parser("run", help="execute the notebooks with papermill under a profile (and a grid); "
+                                     "writes runs/<profile>-<time>/ with summary and report.md")
+    add_arguments(run)
+    run.set_defaults(func=_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m semscale_lib",
                                      description="Measure, see and fix semantic scale imbalance.")
@@ -137,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one model (CE/focal/LDAM/BS/LA × none/cb/drw/dsb)")
     _add_train_arguments(train)
     train.set_defaults(func=_train)
+
+    _add_run_parser(sub)
     return parser
 
 

@@ -3,14 +3,19 @@
 The notebooks in ``notebooks/`` stay thin: they call the functions here, show the results and state whether the
 claim held. Everything a notebook needs twice, or any non-trivial computation, lives here so that it is tested.
 
-- **Marginal effect** (SPEC §3): :func:`nested_sample_volumes`, :func:`train_subset`, :func:`volume_totals`,
-  :func:`concavity`, :func:`saturation_point`, :func:`fit_stats`, :func:`marginal_effect_verdict`.
-- **Correlation study** (SPEC §4, the paper's Table 1): :func:`correlation_study`, :func:`average_tables`,
-  :func:`table1_comparison`, :func:`correlation_verdicts`; the reference values are :data:`TABLE1_REFERENCE`.
-- **Training grids** (SPEC §5): :func:`run_methods`, :func:`learning_curves`, :func:`group_table`,
-  :func:`compare_pairs`, :func:`static_dsb_weights`, :func:`weights_history`.
-- **Helpers**: :func:`training_images`, :func:`embed_run`, :func:`save_and_show`, :func:`write_claims`,
-  :func:`read_claims`, :func:`markdown_table`.
+- **Marginal effect** (SPEC §3, notebook 01): :func:`nested_sample_volumes`, :func:`train_subset`,
+  :func:`volume_totals`, :func:`concavity`, :func:`saturation_point`, :func:`fit_stats`,
+  :func:`marginal_effect_correlations`, :func:`marginal_effect_verdict`.
+- **Correlation study** (SPEC §4, the paper's Table 1, notebook 02): :func:`correlation_sources` (pixels, training
+  and test features), :func:`correlation_study`, :func:`imbalance_table`, :func:`average_tables`,
+  :func:`table1_comparison`, :func:`correlation_verdicts`, :func:`describe_r`; reference values
+  :data:`TABLE1_REFERENCE`.
+- **Training grids** (SPEC §5, notebooks 03–04): :func:`run_methods`, :func:`static_weighting_grid`,
+  :func:`static_dsb_weights`, :func:`learning_curves`, :func:`group_table`, :func:`summary_table`,
+  :func:`compare_pairs`, :func:`weights_history`.
+- **Report** (notebook 05): :func:`claim_record`, :func:`write_claims`, :func:`read_outputs`, :func:`read_claims`,
+  :func:`build_report`, :func:`markdown_table`.
+- **Helpers**: :func:`training_images`, :func:`embed_run`, :func:`save_and_show`, :func:`require_versions`.
 
 Every claim a notebook checks is written as a record to ``<out_dir>/claims.json`` (:func:`write_claims`):
 what the paper reports, what we measured, on which data, and the verdict decided by the falsification rules of
@@ -21,6 +26,7 @@ are parameters with stated defaults.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import shutil
@@ -63,13 +69,21 @@ TABLE1_REFERENCE: dict[tuple[str, str], dict[str, float]] = {
 PAPER_NUMBERS = {
     "table2": "ImageNet-LT CE 44.4 (65.9/37.5/7.7) → DSB-CE 49.2 (67.3/42.5/21.4); Focal 47.2 → 50.6; "
               "LDAM 51.1 → 52.3; BS 51.2 → 52.8; iNaturalist 2018 CE 61.7 → DSB-CE 64.3; LDAM 64.6 → 65.7",
-    "table3": "balanced CIFAR-100, CE → DSB-CE: ResNet-18 75.6 → 76.9; ResNet-34 76.8 → 77.9 (+0.7 to +1.5 over 8 "
-              "networks); ImageNet ResNet-50 76.0 → 76.8",
+    "table3": "balanced CIFAR-100, CE → DSB-CE: ResNet-18 75.6 → 76.9; ResNet-34 76.8 → 77.9 "
+              "(+0.7 to +1.5 over 8 networks); ImageNet ResNet-50 76.0 → 76.8",
     "fig18": "CIFAR-100-LT, DSB-CE only, IF 200/100/50/10: 41.2 / 45.5 / 49.4 / 60.2 (no CE baseline given)",
     "peers": "peers (not the paper), CIFAR-100-LT IF 100, ResNet-32: CE 38.32; CB-CE 38.97; LDAM-DRW 42.04; "
              "BS 42.99",
 }
 
+
+#: The paper's X → DSB-X top-1 (Table 2: ImageNet-LT; iNaturalist 2018), by our loss names.
+PAPER_DSB_GAINS = {
+    "ce": "ImageNet-LT CE 44.4 → DSB-CE 49.2; iNat-2018 61.7 → 64.3",
+    "focal": "ImageNet-LT Focal 47.2 → 50.6; iNat-2018 61.1 → 63.5",
+    "ldam": "ImageNet-LT LDAM 51.1 → 52.3; iNat-2018 64.6 → 65.7",
+    "balanced-softmax": "ImageNet-LT BS 51.2 → 52.8; iNat-2018 53.2 → 55.1",
+}
 
 # ----------------------------------------------------------------------------------------------------------------
 # small helpers
@@ -103,7 +117,7 @@ def write_json(path, obj) -> Path:
     """Write ``obj`` as indented JSON (NaN → null, numpy → python); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_clean_nan(obj), indent=2, default=_json_default) + "\n")
+    path.write_text(json.dumps(_clean_nan(obj), indent=2, default=_json_default, ensure_ascii=False) + "\n")
     return path
 
 
@@ -128,6 +142,22 @@ def save_and_show(fig, path, *, show: bool = True) -> Path:
             pass
     plt.close(fig)
     return path
+
+
+def thumbnail(path, *, width: int = 800, quality: int = 80) -> bytes:
+    """A PNG figure as JPEG bytes at most ``width`` pixels wide — for showing many figures in one notebook
+    without making it megabytes large (display with ``IPython.display.Image(data=..., format="jpeg")``)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
 
 
 def fmt(value, decimals: int = 3) -> str:
@@ -161,31 +191,70 @@ def claim_record(*, claim: str, spec: str, paper: str, measured: str, data: str,
             "rule": rule, "numbers": dict(numbers or {}), "figures": list(figures)}
 
 
-def write_claims(out_dir, notebook: str, claims: Sequence[dict], *, parameters: Mapping | None = None) -> Path:
-    """Write ``<out_dir>/claims.json``: the notebook's name, its parameters and its claim records."""
+def write_claims(out_dir, notebook: str, claims: Sequence[dict], *, parameters: Mapping | None = None,
+                 figures: Sequence[str] = (), tables: Sequence[Mapping] = ()) -> Path:
+    """Write ``<out_dir>/claims.json``: the notebook's name, its parameters, its claim records, and the figures
+    (PNG file names in ``out_dir``) and tables (``{"title", "file"}``, CSV files in ``out_dir``) that
+    ``05_report`` should show."""
+    for table in tables:
+        if set(table) != {"title", "file"}:
+            raise ValueError(f"a table entry needs exactly 'title' and 'file', got {sorted(table)}")
     return write_json(Path(out_dir) / CLAIMS_FILE,
-                      {"notebook": notebook, "parameters": dict(parameters or {}), "claims": list(claims)})
+                      {"notebook": notebook, "parameters": dict(parameters or {}), "claims": list(claims),
+                       "figures": list(figures), "tables": [dict(t) for t in tables]})
 
 
-def read_claims(run_dir, *, exclude: Iterable = ()) -> pd.DataFrame:
-    """All claim records under ``run_dir`` (``**/claims.json``), one row each, sorted by notebook and folder.
-
-    Columns: notebook, folder (relative to ``run_dir``), the record's fields. Folders in ``exclude`` are skipped.
-    """
+def read_outputs(run_dir, *, exclude: Iterable = ()) -> list[dict]:
+    """Every ``claims.json`` under ``run_dir`` (sorted by path), each with ``folder`` (absolute) added."""
     root = Path(run_dir)
     excluded = {Path(e).resolve() for e in exclude}
-    rows = []
+    found = []
     for path in sorted(root.rglob(CLAIMS_FILE)):
         if path.parent.resolve() in excluded:
             continue
         saved = json.loads(path.read_text())
+        saved["folder"] = str(path.parent)
+        found.append(saved)
+    return found
+
+
+def read_claims(run_dir, *, exclude: Iterable = ()) -> pd.DataFrame:
+    """All claim records under ``run_dir`` (``**/claims.json``), one row each, in path order.
+
+    Columns: notebook, folder (relative to ``run_dir``), then the record's fields. Folders in ``exclude`` are
+    skipped (05_report excludes its own).
+    """
+    root = Path(run_dir)
+    rows = []
+    for saved in read_outputs(root, exclude=exclude):
         for record in saved.get("claims", []):
-            rows.append({"notebook": saved.get("notebook", path.parent.name),
-                         "folder": str(path.parent.relative_to(root)), **record})
+            rows.append({"notebook": saved.get("notebook", ""),
+                         "folder": str(Path(saved["folder"]).relative_to(root)), **record})
     columns = ["notebook", "folder", "claim", "spec", "paper", "measured", "data", "verdict", "rule", "numbers",
                "figures"]
-    frame = pd.DataFrame(rows, columns=columns)
-    return frame.sort_values(["notebook", "folder"], kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def require_versions(minimums: Mapping[str, str]) -> dict[str, str]:
+    """Assert that each package (import name → minimum "major.minor[.patch]") is installed at least at that
+    version; returns {name: installed version}. Raises AssertionError naming what is too old."""
+    import importlib
+
+    def key(version: str) -> tuple[int, ...]:
+        parts = []
+        for piece in version.split("+")[0].split("."):
+            digits = "".join(itertools.takewhile(str.isdigit, piece))
+            if not digits:
+                break
+            parts.append(int(digits))
+        return tuple(parts)
+
+    installed = {}
+    for name, minimum in minimums.items():
+        version = getattr(importlib.import_module(name), "__version__", "0")
+        installed[name] = version
+        assert key(version) >= key(minimum), f"{name} {version} is older than the required {minimum}"
+    return installed
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -447,11 +516,18 @@ def correlation_study(accuracy, vectors, labels, *, counts, alpha: float, class_
     ``accuracy`` (C,) the per-class test accuracy. Correlations are ``correlate``'s (Pearson r, p, Spearman,
     bootstrap CI with ``seed``; constant columns undefined).
     """
+    table = imbalance_table(vectors, labels, counts=counts, alpha=alpha, class_names=class_names)
+    return table, correlate(np.asarray(accuracy, np.float64), table, beta=beta, n_resamples=n_resamples, seed=seed)
+
+
+def imbalance_table(vectors, labels, *, counts, alpha: float, class_names=None) -> pd.DataFrame:
+    """``quantify_imbalance`` of (vectors (N, d), labels (N,)) at ``alpha`` with ``count`` set to the training
+    ``counts`` (C,) and the number of vectors per class kept as column ``vectors``."""
     counts = np.asarray(counts)
     table = quantify_imbalance(vectors, labels, alpha=alpha, num_classes=len(counts), class_names=class_names)
     table.insert(table.columns.get_loc("count"), "vectors", table["count"].to_numpy())
     table["count"] = counts
-    return table, correlate(np.asarray(accuracy, np.float64), table, beta=beta, n_resamples=n_resamples, seed=seed)
+    return table
 
 
 def average_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -469,17 +545,73 @@ def average_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
+SOURCES = ("pixels (training images)", "features (training set)", "features (test set)")
+
+
+def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 16, n_resamples: int = 2000,
+                        seed: int = 0, sources: Sequence[str] = SOURCES) -> dict:
+    """SPEC §4 for the runs (seeds) of one setting, from three kinds of vectors (which fed Table 1 is not stated,
+    so all are reported, labelled):
+
+    - ``"pixels (training images)"``: the sample volume (Algorithm 1) of the images the models trained on;
+    - ``"features (training set)"``: each run's final model's embeddings of its training images;
+    - ``"features (test set)"``: each run's saved test-set embeddings.
+
+    Per-class accuracy is the mean over the runs; feature tables are averaged over the runs
+    (:func:`average_tables`) [ours]. Returns {"accuracy" (C,), "counts" (C,), "names", "tables": {source →
+    table}, "correlations": {source → ``correlate`` output}}.
+    """
+    from .train import load_run
+
+    unknown = set(sources) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown sources {sorted(unknown)}; valid: {list(SOURCES)}")
+    runs = [load_run(d) for d in run_dirs]
+    if not runs:
+        raise ValueError("no runs given")
+    counts = np.asarray(runs[0]["config"]["train_counts"])
+    accuracy = np.mean([r["per_class"]["accuracy"].to_numpy() for r in runs], axis=0)
+    images = training_images(runs[0])
+    names = list(images.classes)
+    tables, correlations = {}, {}
+    for source in sources:
+        if source == SOURCES[0]:
+            per_run = [(resize_images(images.images, image_size), images.labels)]
+        elif source == SOURCES[1]:
+            per_run = []
+            for run_dir, run in zip(run_dirs, runs):
+                own = training_images(run)
+                per_run.append((embed_run(run_dir, own), own.labels))
+        else:
+            per_run = [(r["test_features"], r["test_labels"]) for r in runs]
+        table = average_tables([imbalance_table(v, y, counts=counts, alpha=alpha, class_names=names)
+                                for v, y in per_run])
+        tables[source] = table
+        correlations[source] = correlate(accuracy, table, n_resamples=n_resamples, seed=seed)
+    return {"accuracy": accuracy, "counts": counts, "names": names, "tables": tables, "correlations": correlations}
+
+
+def _significant(row: Mapping) -> tuple[bool, str]:
+    """(r differs from 0, how that was decided): the bootstrap 95% CI excludes 0; when the CI is undefined
+    (too many resamples with constant values) the Pearson p-value < 0.05 decides [ours]."""
+    low, high = row.get("ci_low", np.nan), row.get("ci_high", np.nan)
+    if np.isfinite(low) and np.isfinite(high):
+        return bool(low > 0 or high < 0), "its 95% CI " + ("excludes" if (low > 0 or high < 0) else "includes") + " 0"
+    p = row.get("pearson_p", np.nan)
+    return bool(np.isfinite(p) and p < 0.05), f"bootstrap CI undefined, p = {p:.3f}"
+
+
 def describe_r(row: Mapping) -> str:
-    """One plain sentence about one correlation row of ``correlate``: sign, size and whether its CI excludes 0."""
+    """One plain sentence about one correlation row of ``correlate``: sign, size and whether it differs from 0."""
     if not row.get("defined", False):
-        return f"r(accuracy, {row['quantity']}) is undefined ({row.get('note') or 'constant column'})"
+        note = row.get("note") or "undefined: a constant column"
+        return f"r(accuracy, {row['quantity']}) is {note if note.startswith('undefined') else 'undefined: ' + note}"
     r, low, high = row["pearson_r"], row["ci_low"], row["ci_high"]
     sign = "positive" if r > 0 else "negative" if r < 0 else "zero"
-    if np.isfinite(low) and np.isfinite(high) and (low > 0 or high < 0):
-        strength = "its 95% CI excludes 0"
-    else:
-        strength = "its 95% CI includes 0 (not significant)"
-    return f"r(accuracy, {row['quantity']}) = {r:.2f} [{low:.2f}, {high:.2f}]: {sign}, {strength}"
+    significant, how = _significant(row)
+    ci = f" [{low:.2f}, {high:.2f}]" if np.isfinite(low) and np.isfinite(high) else ""
+    return f"r(accuracy, {row['quantity']}) = {r:.2f}{ci}: {sign}, {how}" + ("" if significant else
+                                                                             " (not significant)")
 
 
 def table1_comparison(ours: Mapping[str, pd.DataFrame], *, balanced: bool) -> pd.DataFrame:
@@ -507,9 +639,9 @@ def table1_comparison(ours: Mapping[str, pd.DataFrame], *, balanced: bool) -> pd
 def correlation_verdicts(corr: pd.DataFrame, *, balanced: bool, alpha: float) -> dict:
     """Decide claim 2 (TRANSCRIPTION §5.2) on one correlation table.
 
-    Balanced data: falsified if r(S, acc) at ``alpha`` is near 0 — [ours] its 95% bootstrap CI includes 0, or
-    r ≤ 0. Long-tailed data: falsified if r(S, acc) at ``alpha`` is not above r(N, acc). Returns
-    {verdict, sentence, r_S, ci_S, r_N}.
+    Balanced data: falsified if r(S, acc) at ``alpha`` is near 0 — [ours] its 95% bootstrap CI includes 0 (or,
+    when the CI is undefined, p ≥ 0.05), or r ≤ 0. Long-tailed data: falsified if r(S, acc) at ``alpha`` is not
+    above r(N, acc). Returns {verdict, sentence, r_S, ci_S, r_N}.
     """
     indexed = corr.set_index("quantity")
     key = f"S (alpha={alpha:g})"
@@ -521,10 +653,11 @@ def correlation_verdicts(corr: pd.DataFrame, *, balanced: bool, alpha: float) ->
         return {"verdict": "not testable", "sentence": f"r(accuracy, {key}) is undefined", "r_S": np.nan,
                 "ci_S": ci, "r_N": r_n}
     if balanced:
-        near_zero = not (r_s > 0 and np.isfinite(ci[0]) and ci[0] > 0)
+        significant, how = _significant(s_row.to_dict())
+        near_zero = not (r_s > 0 and significant)
         verdict = "not held" if near_zero else "held"
-        sentence = (f"r(accuracy, S α={alpha:g}) = {r_s:.2f} with 95% CI [{ci[0]:.2f}, {ci[1]:.2f}]: "
-                    + ("near 0 or negative (the CI includes 0 or r ≤ 0)" if near_zero else "clearly positive"))
+        sentence = (f"r(accuracy, S α={alpha:g}) = {r_s:.2f} ({how}): "
+                    + ("near 0 or negative" if near_zero else "clearly positive"))
     else:
         above = np.isfinite(r_n) and r_s > r_n
         verdict = "held" if above else "not held"
@@ -672,6 +805,42 @@ def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", sourc
     return weights, table
 
 
+def static_weighting_grid(losses: Sequence[str], seeds: Sequence[int], base: Mapping, out_dir, *,
+                          preset: str | None = None, alpha: float = 2.0, normalize: str = "mean1",
+                          source: str = "train", pool_dim: int | None = 64, progress: bool = False
+                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The general scheme of SPEC §5 with *static* semantic-scale weights: every base loss with and without
+    a ∝ 1/S, same seeds.
+
+    For each seed, a plain cross-entropy model is trained first (it is also the "ce" row when "ce" is in
+    ``losses``); S comes from its features (:func:`static_dsb_weights` with ``alpha``, ``normalize``,
+    ``source``, ``pool_dim``); then every loss is trained plain (``reweight="none"``) and weighted
+    (``reweight="static"`` with those class weights). Returns (results: one row per run as
+    :func:`run_methods` plus columns loss and weighted, sorted by loss order then weighted; weights: one row per
+    seed × class with S and the weight).
+    """
+    out = prepare_out_dir(out_dir)
+    plain_losses = list(dict.fromkeys(["ce", *losses]))
+    plain = run_methods({loss: {"loss": loss, "reweight": "none"} for loss in plain_losses}, seeds, base,
+                        out, preset=preset, progress=progress)
+    frames, weight_rows = [plain[plain["method"].isin(losses)]], []
+    for seed in seeds:
+        ce_dir = plain[(plain["method"] == "ce") & (plain["seed"] == seed)]["run_dir"].iloc[0]
+        weights, table = static_dsb_weights(ce_dir, alpha=alpha, normalize=normalize, source=source,
+                                            pool_dim=pool_dim)
+        weight_rows.append(table.assign(seed=seed))
+        weighted = {f"{loss} + S-weights": {"loss": loss, "reweight": "static",
+                                            "class_weights": [float(w) for w in weights]} for loss in losses}
+        frames.append(run_methods(weighted, [seed], base, out, preset=preset, progress=progress))
+    results = pd.concat(frames, ignore_index=True)
+    results["weighted"] = results["method"].str.endswith(" + S-weights")
+    results["loss"] = results["method"].str.replace(" + S-weights", "", regex=False)
+    order = {loss: i for i, loss in enumerate(losses)}
+    results = results.sort_values(["loss", "weighted", "seed"], key=lambda c: c.map(order) if c.name == "loss"
+                                  else c).reset_index(drop=True)
+    return results, pd.concat(weight_rows, ignore_index=True)
+
+
 def weights_history(run_dir, class_names: Sequence[str] | None = None) -> pd.DataFrame:
     """A DSB run's logged refreshes (``weights.csv``) in long form: epoch, iteration, class, name, S, a.
     Empty when the run never re-weighted (all epochs ≤ n)."""
@@ -692,11 +861,78 @@ def weights_history(run_dir, class_names: Sequence[str] | None = None) -> pd.Dat
     return pd.concat(rows, ignore_index=True)[columns].sort_values(["iteration", "class"]).reset_index(drop=True)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# the report (05_report)
+# ----------------------------------------------------------------------------------------------------------------
+def verdict_counts(claims: pd.DataFrame) -> str:
+    """"k of n claims held (…)" for a :func:`read_claims` frame."""
+    counts = claims["verdict"].value_counts()
+    parts = [f"{int(counts.get(v, 0))} {v}" for v in VERDICTS if counts.get(v, 0)]
+    return f"{int(counts.get('held', 0))} of {len(claims)} checks held" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def build_report(run_dir, *, exclude: Iterable = (), title: str = "semscale report") -> str:
+    """The markdown of ``report.md`` for a run folder: run summary (``summary.json`` when the batch runner wrote
+    one), every checked claim beside what the paper reports and the verdict, the tables and figures the notebooks
+    listed in their ``claims.json`` (linked relative to ``run_dir``), the paper's reference numbers (SPEC §7) and
+    the rules used."""
+    root = Path(run_dir)
+    outputs = read_outputs(root, exclude=exclude)
+    claims = read_claims(root, exclude=exclude)
+    lines = [f"# {title}", "", f"Run folder: `{root.resolve().name}`. Paper: Ma et al., *Delving into Semantic Scale "
+             "Imbalance*, ICLR 2023. Verdicts follow the falsification rules of the spec (TRANSCRIPTION §5); "
+             "thresholds the paper does not give are ours and stated with each rule.", ""]
+    summary_path = root / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        lines += ["## What ran", "", f"Profile `{summary.get('profile')}`"
+                  + (f", grid `{summary.get('grid')}`" if summary.get("grid") else "") + ".", ""]
+        ran = pd.DataFrame([{"notebook": e.get("notebook"), "point": e.get("point") or "",
+                             "status": e.get("status"), "seconds": float(e.get("duration_s") or 0),
+                             "error": e.get("error") or ""} for e in summary.get("entries", [])])
+        if len(ran):
+            lines += [markdown_table(ran, decimals=0), ""]
+    lines += ["## Claims", ""]
+    if len(claims):
+        table = claims[["notebook", "claim", "data", "paper", "measured", "verdict"]].rename(
+            columns={"paper": "the paper reports", "measured": "we measured"})
+        lines += [verdict_counts(claims) + ".", "", markdown_table(table), ""]
+    else:
+        lines += ["No claim was checked: no `claims.json` found under the run folder.", ""]
+    for saved in outputs:
+        folder = Path(saved["folder"])
+        rel = folder.relative_to(root)
+        pieces = []
+        for entry in saved.get("tables", []):
+            path = folder / entry["file"]
+            if path.exists():
+                pieces += [f"**{entry['title']}** (`{rel / entry['file']}`)", "",
+                           markdown_table(pd.read_csv(path)), ""]
+        for name in saved.get("figures", []):
+            if (folder / name).exists():
+                pieces += [f"![{name}]({(rel / name).as_posix()})", ""]
+        if pieces:
+            lines += [f"## {saved.get('notebook', rel.name)} (`{rel}`)", "", *pieces]
+    reference = pd.DataFrame([{"data": d, "model": m, **values} for (d, m), values in TABLE1_REFERENCE.items()])
+    lines += ["## Reference numbers (the paper's, SPEC §7)", "",
+              "Table 1, Pearson r(per-class accuracy, ·); N and E_n on balanced CIFAR-10 are undefined (constant).",
+              "", markdown_table(reference, decimals=4), ""]
+    lines += [f"- {text}" for text in PAPER_NUMBERS.values()] + [""]
+    if len(claims):
+        lines += ["## Rules used", ""]
+        for rule in dict.fromkeys(claims["rule"]):
+            lines.append(f"- {rule}")
+        lines.append("")
+    return "\n".join(lines)
+
+
 __all__ = [
-    "CLAIMS_FILE", "PAPER_NUMBERS", "TABLE1_REFERENCE", "VERDICTS", "average_tables", "claim_record",
-    "compare_pairs", "concavity", "correlation_study", "correlation_verdicts", "describe_r", "embed_run",
-    "fit_stats", "fmt", "group_table", "learning_curves", "marginal_effect_correlations",
-    "marginal_effect_verdict", "markdown_table", "nested_sample_volumes", "prepare_out_dir", "read_claims",
-    "run_methods", "saturation_point", "save_and_show", "static_dsb_weights", "summary_table", "table1_comparison",
-    "train_subset", "training_images", "volume_totals", "weights_history", "write_claims", "write_json",
+    "average_tables", "build_report", "claim_record", "CLAIMS_FILE", "compare_pairs", "concavity",
+    "correlation_sources", "correlation_study", "correlation_verdicts", "describe_r", "embed_run", "fit_stats",
+    "fmt", "group_table", "imbalance_table", "learning_curves", "marginal_effect_correlations",
+    "marginal_effect_verdict", "markdown_table", "nested_sample_volumes", "PAPER_DSB_GAINS", "PAPER_NUMBERS",
+    "prepare_out_dir", "read_claims", "read_outputs", "require_versions", "run_methods", "saturation_point",
+    "save_and_show", "SOURCES", "static_dsb_weights", "static_weighting_grid", "summary_table", "table1_comparison",
+    "TABLE1_REFERENCE", "thumbnail", "train_subset", "training_images", "verdict_counts", "VERDICTS", "volume_totals",
+    "weights_history", "write_claims", "write_json",
 ]

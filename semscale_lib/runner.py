@@ -1,0 +1,432 @@
+"""Batch runner: execute the notebook suite with papermill under a profile, optionally over a parameter grid.
+
+``python -m semscale_lib run --profile quick|cpu|paper [--grid FILE] [--only 01,02] [--out DIR]``
+
+- A **profile** (``profiles/<name>.yaml``) says which notebooks run and with which parameters::
+
+      description: one line
+      notebooks: ["00", "01", "02"]      # keys (the two-digit prefixes); default: all notebooks
+      common: {device: auto}             # given to every notebook that declares the parameter
+      parameters:                        # per notebook; each name must be declared by that notebook
+        "01": {epochs: 3}
+
+- A **grid** (YAML) maps parameter names to lists of values; each notebook that declares some of them runs once
+  per point of their cartesian product (in its own subfolder). An optional ``notebooks: ["04"]`` key limits the
+  grid to some notebooks.
+- Output: ``<runs_root>/<profile>-<YYYYmmdd-HHMMSS>/`` (or ``--out``) with one folder per notebook (and per grid
+  point) holding the executed notebook beside what it wrote (its ``out_dir`` parameter points there), then
+  ``summary.json`` and ``summary.md`` (what ran, parameters, duration, status, the failing cell and error).
+- A notebook that declares a ``run_dir`` parameter is a *report* notebook (``05_report``): it runs last, once,
+  with ``run_dir`` = the run folder, and writes ``report.md`` there. The runner's last line is
+  ``report: <path>``.
+- A failing notebook does not stop the others; the exit code is 1 when any failed.
+
+``clean_notebook`` strips the volatile metadata (papermill's, execution timings) from a notebook before it is
+committed.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import yaml
+
+from . import paths
+
+NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[\w.-]+\.ipynb$")
+REPORT_PARAMETER = "run_dir"
+OUT_PARAMETER = "out_dir"
+PROFILE_KEYS = {"description", "notebooks", "common", "parameters"}
+
+
+def default_notebooks_dir() -> Path:
+    return paths.REPO_ROOT / "notebooks"
+
+
+def default_profiles_dir() -> Path:
+    return paths.REPO_ROOT / "profiles"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# notebooks, profiles, grids
+# ----------------------------------------------------------------------------------------------------------------
+def discover_notebooks(directory) -> dict[str, Path]:
+    """{two-digit key → path} of the ``NN_name.ipynb`` notebooks in ``directory``, sorted by key."""
+    found: dict[str, Path] = {}
+    for path in sorted(Path(directory).glob("*.ipynb")):
+        match = NOTEBOOK_PATTERN.match(path.name)
+        if match:
+            if match.group(1) in found:
+                raise ValueError(f"two notebooks share the key {match.group(1)}: {found[match.group(1)].name}, "
+                                 f"{path.name}")
+            found[match.group(1)] = path
+    return found
+
+
+def notebook_parameters(path) -> dict:
+    """{name → default} of the notebook's ``parameters`` cell (papermill's inspection)."""
+    import papermill
+    return {name: info.get("default") for name, info in papermill.inspect_notebook(str(path)).items()}
+
+
+def available_profiles(directory=None) -> list[str]:
+    """Names of the profiles in ``directory`` (YAML files that are not grids: ``grid*.yaml`` are excluded)."""
+    directory = Path(directory) if directory is not None else default_profiles_dir()
+    return sorted(p.stem for p in directory.glob("*.yaml") if not p.stem.startswith("grid"))
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level, got {type(loaded).__name__}")
+    return loaded
+
+
+def _key(value) -> str:
+    """Notebook keys may be written 1, "01" or "01_marginal_effect" in YAML and on the command line."""
+    text = str(value).strip()
+    match = re.match(r"^(\d+)", text)
+    if not match:
+        raise ValueError(f"not a notebook key: {value!r} (use the two-digit prefix, e.g. 01)")
+    return f"{int(match.group(1)):02d}"
+
+
+def load_profile(name_or_path, directory=None) -> dict:
+    """A profile as {name, path, description, notebooks (keys or None = all), common, parameters {key: {...}}}.
+
+    ``name_or_path``: a profile name in ``directory`` (default ``profiles/``) or a path to a YAML file. An unknown
+    name raises ValueError listing the valid ones.
+    """
+    candidate = Path(str(name_or_path))
+    directory = Path(directory) if directory is not None else default_profiles_dir()
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        path = candidate
+    else:
+        path = directory / f"{name_or_path}.yaml"
+        if not path.exists():
+            valid = available_profiles(directory)
+            raise ValueError(f"unknown profile {name_or_path!r}; valid profiles: {', '.join(valid) or '(none)'} "
+                             f"(in {directory}), or a path to a .yaml file")
+    raw = _read_yaml(path)
+    unknown = set(raw) - PROFILE_KEYS
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; valid: {sorted(PROFILE_KEYS)}")
+    notebooks = raw.get("notebooks")
+    parameters = raw.get("parameters") or {}
+    common = raw.get("common") or {}
+    if not isinstance(parameters, dict) or not all(isinstance(v, dict) for v in parameters.values()):
+        raise ValueError(f"{path}: 'parameters' must map notebook keys to mappings of parameters")
+    if not isinstance(common, dict):
+        raise ValueError(f"{path}: 'common' must be a mapping of parameters")
+    return {"name": path.stem, "path": str(path), "description": raw.get("description", ""),
+            "notebooks": None if notebooks is None else [_key(k) for k in notebooks],
+            "common": dict(common), "parameters": {_key(k): dict(v) for k, v in parameters.items()}}
+
+
+def load_grid(path) -> dict:
+    """A grid file as {"values": {parameter → list}, "notebooks": keys or None}. Values must be non-empty lists."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"grid file not found: {path}")
+    raw = _read_yaml(path)
+    notebooks = raw.pop("notebooks", None)
+    for name, values in raw.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{path}: grid values must be non-empty lists, got {name}: {values!r}")
+    return {"values": raw, "notebooks": None if notebooks is None else [_key(k) for k in notebooks],
+            "path": str(path)}
+
+
+def expand_grid(values: Mapping[str, Sequence]) -> list[dict]:
+    """Cartesian product of {name → list} in key order → [{name → value}, ...]; {} → [{}]."""
+    keys = list(values)
+    for key in keys:
+        if isinstance(values[key], (str, bytes)) or not isinstance(values[key], Sequence):
+            raise ValueError(f"grid values must be lists, got {key}: {values[key]!r}")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(values[k] for k in keys))]
+
+
+def point_label(point: Mapping) -> str:
+    """A folder name for a grid point: ``epochs=2_seeds=0-1`` (characters outside [A-Za-z0-9.=-] become -)."""
+    def text(value) -> str:
+        if isinstance(value, (list, tuple)):
+            return "-".join(text(v) for v in value)
+        if isinstance(value, dict):
+            return "-".join(f"{k}{text(v)}" for k, v in value.items())
+        return str(value)
+    parts = [f"{k}={text(v)}" for k, v in point.items()]
+    return re.sub(r"[^A-Za-z0-9.=_-]", "-", "_".join(parts))[:120]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# planning
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    key: str
+    notebook: Path
+    out_dir: Path
+    parameters: dict
+    point: dict = field(default_factory=dict)
+    report: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.notebook.stem + (f" [{point_label(self.point)}]" if self.point else "")
+
+
+def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | None = None,
+              only: Sequence[str] | None = None, report: bool = True) -> list[Job]:
+    """The jobs of a run, report notebooks last. Raises ValueError for an unknown notebook key or a profile
+    parameter that its notebook does not declare (a typo would otherwise be silently ignored)."""
+    notebooks = discover_notebooks(notebooks_dir or default_notebooks_dir())
+    if not notebooks:
+        raise ValueError(f"no NN_name.ipynb notebooks in {notebooks_dir or default_notebooks_dir()}")
+    wanted = profile.get("notebooks") or list(notebooks)
+    if only:
+        only = [_key(k) for k in only]
+        wanted = [k for k in wanted if k in only] + [k for k in only if k not in wanted]
+    unknown = [k for k in list(wanted) + list(profile.get("parameters", {})) if k not in notebooks]
+    if unknown:
+        raise ValueError(f"unknown notebook keys {sorted(set(unknown))}; available: {', '.join(notebooks)}")
+    run_dir = Path(run_dir)
+    declared = {k: notebook_parameters(notebooks[k]) for k in notebooks if k in wanted or report}
+    reports = [k for k in notebooks if REPORT_PARAMETER in declared.get(k, {})]
+    regular = [k for k in wanted if k not in reports]
+    jobs: list[Job] = []
+    grid_values = (grid or {}).get("values", {})
+    grid_notebooks = (grid or {}).get("notebooks")
+    for key in regular:
+        params = declared[key]
+        own = dict(profile.get("parameters", {}).get(key, {}))
+        undeclared = set(own) - set(params)
+        if undeclared:
+            raise ValueError(f"profile {profile.get('name')!r} sets {sorted(undeclared)} for {notebooks[key].name}, "
+                             f"which declares only {sorted(params)}")
+        base = {k: v for k, v in profile.get("common", {}).items() if k in params}
+        base.update(own)
+        relevant = {} if grid_notebooks is not None and key not in grid_notebooks else \
+            {k: v for k, v in grid_values.items() if k in params}
+        for point in expand_grid(relevant):
+            folder = run_dir / notebooks[key].stem
+            if point:
+                folder = folder / point_label(point)
+            parameters = {**base, **point}
+            if OUT_PARAMETER in params:
+                parameters[OUT_PARAMETER] = str(folder)
+            jobs.append(Job(key, notebooks[key], folder, parameters, point))
+    for key in reports:
+        if not report and key not in (only or []):
+            continue
+        params = declared[key]
+        folder = run_dir / notebooks[key].stem
+        parameters = {k: v for k, v in profile.get("common", {}).items() if k in params}
+        parameters.update(profile.get("parameters", {}).get(key, {}))
+        parameters[REPORT_PARAMETER] = str(run_dir)
+        if OUT_PARAMETER in params:
+            parameters[OUT_PARAMETER] = str(folder)
+        jobs.append(Job(key, notebooks[key], folder, parameters, report=True))
+    return jobs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# execution
+# ----------------------------------------------------------------------------------------------------------------
+def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: float | None = None) -> dict:
+    """Run one notebook with papermill into ``job.out_dir``; returns its summary entry (never raises for a
+    failing notebook: the failing cell and the error are recorded)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    output = job.out_dir / job.notebook.name
+    entry = {"notebook": job.notebook.stem, "key": job.key, "point": point_label(job.point) if job.point else "",
+             "parameters": job.parameters, "out_dir": str(job.out_dir), "output_notebook": str(output),
+             "status": "ok", "error": None}
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(job.notebook), str(output), parameters=job.parameters,
+                                   kernel_name=kernel_name, cwd=str(cwd or job.notebook.parent),
+                                   progress_bar=False, log_output=False, execution_timeout=timeout)
+    except PapermillExecutionError as error:
+        source = (error.source or "").strip().splitlines()
+        entry.update(status="failed", cell_index=error.cell_index, exec_count=error.exec_count,
+                     ename=error.ename, evalue=error.evalue, cell_source=source[0] if source else "",
+                     error=f"cell {error.exec_count} (index {error.cell_index}): {error.ename}: {error.evalue}")
+    except Exception as error:  # kernel death, timeouts, missing kernels: still report, keep going
+        entry.update(status="failed", ename=type(error).__name__, evalue=str(error),
+                     error=f"{type(error).__name__}: {error}",
+                     traceback=traceback.format_exc(limit=3))
+    entry["duration_s"] = round(time.perf_counter() - started, 1)
+    return entry
+
+
+def _markdown_summary(summary: Mapping) -> str:
+    lines = [f"# Run `{Path(summary['run_dir']).name}`", "",
+             f"- profile: `{summary['profile']}` ({summary.get('description') or 'no description'})",
+             f"- grid: `{summary.get('grid') or 'none'}`",
+             f"- started {summary['started']}, finished {summary.get('finished') or '(running)'}, "
+             f"{summary.get('duration_s', 0) / 60:.1f} min",
+             f"- status: **{summary.get('status', 'running')}** "
+             f"({sum(e['status'] == 'ok' for e in summary['entries'])} of {len(summary['entries'])} notebooks ok)",
+             "", "| notebook | grid point | status | seconds | parameters | error |", "|---|---|---|---|---|---|"]
+    for entry in summary["entries"]:
+        params = ", ".join(f"{k}={json.dumps(v)}" for k, v in entry["parameters"].items()
+                           if k not in (OUT_PARAMETER, REPORT_PARAMETER))
+        error = (entry.get("error") or "").replace("|", "\\|").replace("\n", " ")[:300]
+        lines.append(f"| {entry['notebook']} | {entry['point']} | {entry['status']} | {entry['duration_s']} | "
+                     f"{params.replace('|', '/')} | {error} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(run_dir, summary: Mapping) -> tuple[Path, Path]:
+    """``summary.json`` and ``summary.md`` in ``run_dir``."""
+    run_dir = Path(run_dir)
+    json_path, md_path = run_dir / "summary.json", run_dir / "summary.md"
+    json_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    md_path.write_text(_markdown_summary(summary))
+    return json_path, md_path
+
+
+def new_run_dir(profile_name: str, out=None) -> Path:
+    """``out`` if given, else ``<runs_root>/<profile>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
+    if out is not None:
+        path = Path(out)
+        if path.exists() and any(path.iterdir()):
+            raise ValueError(f"output folder {path} is not empty")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = paths.runs_root() / f"{profile_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, notebooks_dir=None,
+        profiles_dir=None, report: bool = True, kernel_name: str = "python3", timeout: float | None = None,
+        stream=None) -> tuple[int, Path]:
+    """Execute a profile (name, path or loaded dict); returns (exit code: 0 all ok / 1 any failed, run folder).
+
+    Prints one line per notebook and, last, ``report: <path>``.
+    """
+    stream = stream or sys.stdout
+    profile = profile if isinstance(profile, Mapping) else load_profile(profile, profiles_dir)
+    grid = grid if (grid is None or isinstance(grid, Mapping)) else load_grid(grid)
+    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
+    run_dir = new_run_dir(profile["name"], out)
+    jobs = plan_jobs(profile, run_dir, notebooks_dir=notebooks_dir, grid=grid, only=only, report=report)
+    summary = {"profile": profile["name"], "profile_file": profile.get("path"),
+               "description": profile.get("description", ""), "grid": (grid or {}).get("path"),
+               "grid_values": (grid or {}).get("values"), "run_dir": str(run_dir),
+               "notebooks_dir": str(notebooks_dir), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "entries": []}
+    print(f"run folder: {run_dir} ({len(jobs)} notebook runs, profile {profile['name']})", file=stream, flush=True)
+    started = time.perf_counter()
+    write_summary(run_dir, summary)
+    for number, job in enumerate(jobs, 1):
+        print(f"[{number}/{len(jobs)}] {job.label}", file=stream, flush=True)
+        entry = execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout)
+        summary["entries"].append(entry)
+        summary["duration_s"] = round(time.perf_counter() - started, 1)
+        write_summary(run_dir, summary)  # after each notebook, so the report notebook sees what ran
+        print(f"    {entry['status']} ({entry['duration_s']:.0f} s)"
+              + (f": {entry['error']}" if entry["error"] else ""), file=stream, flush=True)
+    failed = [e for e in summary["entries"] if e["status"] != "ok"]
+    summary.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), duration_s=round(time.perf_counter() - started, 1),
+                   status="failed" if failed else "ok", failures=[f"{e['notebook']} {e['point']}: {e['error']}"
+                                                                  for e in failed])
+    _, md_path = write_summary(run_dir, summary)
+    print(f"summary: {md_path}" + (f" ({len(failed)} of {len(jobs)} failed)" if failed else ""), file=stream)
+    report_path = run_dir / "report.md"
+    print(f"report: {report_path}" if report_path.exists() else f"report: none written (see {md_path})",
+          file=stream, flush=True)
+    return (1 if failed else 0), run_dir
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# committed notebooks
+# ----------------------------------------------------------------------------------------------------------------
+VOLATILE_CELL_METADATA = ("execution", "papermill", "collapsed", "scrolled")
+
+
+def clean_notebook(nb):
+    """Strip volatile metadata from an executed notebook (in place; returns it): papermill's notebook and cell
+    metadata, per-cell execution timings, widget state; the kernelspec becomes the generic ``python3`` and
+    ``language_info`` keeps only the language. Outputs and execution counts stay (nbval compares outputs)."""
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+    for cell in nb.cells:
+        for key in VOLATILE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        if "tags" in cell.metadata and not cell.metadata["tags"]:
+            del cell.metadata["tags"]
+    return nb
+
+
+def volatile_metadata(nb) -> list[str]:
+    """What :func:`clean_notebook` would remove (empty list for a clean notebook)."""
+    found = [f"metadata.{k}" for k in ("papermill", "widgets") if k in nb.metadata]
+    if nb.metadata.get("kernelspec", {}).get("name") != "python3":
+        found.append("metadata.kernelspec (not python3)")
+    if set(nb.metadata.get("language_info", {})) - {"name", "pygments_lexer"}:
+        found.append("metadata.language_info (version details)")
+    for index, cell in enumerate(nb.cells):
+        found += [f"cells[{index}].metadata.{k}" for k in VOLATILE_CELL_METADATA if k in cell.metadata]
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="quick",
+                        help="profile name in profiles/ (quick, cpu, paper) or a path to a YAML file")
+    parser.add_argument("--grid", help="YAML file: parameter → list of values (cartesian product per notebook)")
+    parser.add_argument("--only", help="comma-separated notebook keys, e.g. 01,02 (the report still runs last)")
+    parser.add_argument("--out", help="run folder (new or empty); default runs/<profile>-<YYYYmmdd-HHMMSS>")
+    parser.add_argument("--notebooks", help="folder of NN_name.ipynb notebooks (default: the repo's notebooks/)")
+    parser.add_argument("--no-report", action="store_true", help="do not run the report notebook")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per cell (default: no limit)")
+    parser.add_argument("--list", action="store_true", help="print the jobs and their parameters, run nothing")
+
+
+def main_run(args) -> int:
+    """Entry point of ``python -m semscale_lib run``."""
+    try:
+        profile = load_profile(args.profile)
+        grid = load_grid(args.grid) if args.grid else None
+        only = [k for k in args.only.split(",") if k.strip()] if args.only else None
+        if args.list:
+            jobs = plan_jobs(profile, Path(args.out or paths.runs_root() / f"{profile['name']}-<time>"),
+                             notebooks_dir=args.notebooks, grid=grid, only=only, report=not args.no_report)
+            for job in jobs:
+                print(f"{job.label}: {json.dumps(job.parameters)}")
+            return 0
+        code, _ = run(profile, grid=grid, only=only, out=args.out, notebooks_dir=args.notebooks,
+                      report=not args.no_report, timeout=args.timeout)
+    except ValueError as error:
+        raise SystemExit(f"run: {error}")
+    return code
+
+
+__all__ = ["Job", "available_profiles", "clean_notebook", "discover_notebooks", "execute_job", "expand_grid",
+           "load_grid", "load_profile", "main_run", "notebook_parameters", "plan_jobs", "point_label", "run",
+           "volatile_metadata", "write_summary"]

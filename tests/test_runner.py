@@ -1,0 +1,203 @@
+"""Tests of semscale_lib.runner: profiles, grids, planning, and a batch run over tiny synthetic notebooks."""
+from __future__ import annotations
+
+import io
+import json
+
+import nbformat
+import pytest
+
+from semscale_lib import runner
+from semscale_lib.cli import main as cli_main
+
+
+def _notebook(path, parameters: str, *cells: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_code_cell("from pathlib import Path"), params,
+                *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def suite(tmp_path):
+    """Four tiny notebooks: 01 ok (declares `value`), 02 fails in its 3rd code cell, 03 ok, 09 a report."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "01_ok.ipynb", 'value = 1\nlabel = "a"\nout_dir = "out"',
+              "Path(out_dir).mkdir(parents=True, exist_ok=True)\n"
+              "(Path(out_dir) / 'result.txt').write_text(f'{value} {label}')")
+    _notebook(folder / "02_fails.ipynb", 'out_dir = "out"', "x = 1", "raise ValueError('boom in cell three')",
+              "never = True")
+    _notebook(folder / "03_also_ok.ipynb", 'out_dir = "out"',
+              "Path(out_dir).mkdir(parents=True, exist_ok=True)\n(Path(out_dir) / 'done.txt').write_text('yes')")
+    _notebook(folder / "09_report.ipynb", 'run_dir = "."\nout_dir = "out"',
+              "ran = sorted(p.parent.name for p in Path(run_dir).rglob('*.txt'))\n"
+              "(Path(run_dir) / 'report.md').write_text('ran: ' + ', '.join(ran))")
+    (folder / "notes.ipynb").write_text("{}")   # not NN_name: ignored
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "tiny.yaml").write_text(
+        "description: test profile\ncommon: {value: 5, unknown_everywhere: 1}\nparameters:\n  '01': {label: b}\n")
+    (profiles / "other.yaml").write_text("notebooks: ['01']\n")
+    (profiles / "grid-x.yaml").write_text("value: [1, 2]\nlabel: [x, y, z]\n")
+    return folder, profiles
+
+
+# ---------------------------------------------------------------------------------------------- profiles and grids
+def test_load_profile_and_unknown_profile_lists_valid_ones(suite):
+    _, profiles = suite
+    profile = runner.load_profile("tiny", profiles)
+    assert profile["name"] == "tiny" and profile["notebooks"] is None
+    assert profile["common"] == {"value": 5, "unknown_everywhere": 1}
+    assert profile["parameters"] == {"01": {"label": "b"}}
+    assert runner.load_profile("other", profiles)["notebooks"] == ["01"]
+    assert runner.available_profiles(profiles) == ["other", "tiny"]   # grid files are not profiles
+    with pytest.raises(ValueError, match="unknown profile 'nope'; valid profiles: other, tiny"):
+        runner.load_profile("nope", profiles)
+    by_path = runner.load_profile(str(profiles / "tiny.yaml"))
+    assert by_path["name"] == "tiny"
+
+
+def test_bad_profile_keys_are_rejected(tmp_path):
+    (tmp_path / "bad.yaml").write_text("paramters: {}\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        runner.load_profile("bad", tmp_path)
+
+
+def test_repository_profiles_load():
+    names = runner.available_profiles()
+    assert {"quick", "cpu", "paper"} <= set(names)
+    for name in ("quick", "cpu", "paper"):
+        assert runner.load_profile(name)["description"]
+    grid = runner.load_grid(runner.default_profiles_dir() / "grid-example.yaml")
+    assert grid["notebooks"] == ["03", "04"] and len(runner.expand_grid(grid["values"])) == 4
+
+
+def test_grid_expansion_is_a_cartesian_product(suite):
+    _, profiles = suite
+    grid = runner.load_grid(profiles / "grid-x.yaml")
+    points = runner.expand_grid(grid["values"])
+    assert len(points) == 6
+    assert points[0] == {"value": 1, "label": "x"} and points[-1] == {"value": 2, "label": "z"}
+    assert {(p["value"], p["label"]) for p in points} == {(v, l) for v in (1, 2) for l in "xyz"}
+    assert runner.expand_grid({}) == [{}]
+    with pytest.raises(ValueError):
+        runner.expand_grid({"value": "abc"})
+    assert runner.point_label({"seeds": [0, 1], "lr": 0.1}) == "seeds=0-1_lr=0.1"
+
+
+def test_grid_values_must_be_lists(tmp_path):
+    (tmp_path / "g.yaml").write_text("epochs: 3\n")
+    with pytest.raises(ValueError, match="non-empty lists"):
+        runner.load_grid(tmp_path / "g.yaml")
+
+
+def test_plan_jobs_parameters_grid_and_report_last(suite, tmp_path):
+    folder, profiles = suite
+    profile = runner.load_profile("tiny", profiles)
+    grid = runner.load_grid(profiles / "grid-x.yaml")
+    run_dir = tmp_path / "run"
+    jobs = runner.plan_jobs(profile, run_dir, notebooks_dir=folder, grid=grid)
+    labels = [job.notebook.stem for job in jobs]
+    assert labels == ["01_ok"] * 6 + ["02_fails", "03_also_ok", "09_report"]
+    first = jobs[0]
+    # the grid overrides the profile; only declared parameters are passed; out_dir points into the run folder
+    assert first.parameters == {"value": 1, "label": "x", "out_dir": str(run_dir / "01_ok" / "value=1_label=x")}
+    assert jobs[6].parameters == {"out_dir": str(run_dir / "02_fails")}
+    assert jobs[-1].report and jobs[-1].parameters["run_dir"] == str(run_dir)
+    only = runner.plan_jobs(profile, run_dir, notebooks_dir=folder, only=["3"])
+    assert [j.notebook.stem for j in only] == ["03_also_ok", "09_report"]
+    assert [j.notebook.stem for j in runner.plan_jobs(profile, run_dir, notebooks_dir=folder, only=["03"],
+                                                      report=False)] == ["03_also_ok"]
+    with pytest.raises(ValueError, match="unknown notebook keys"):
+        runner.plan_jobs(profile, run_dir, notebooks_dir=folder, only=["07"])
+    typo = dict(profile, parameters={"01": {"valeu": 3}})
+    with pytest.raises(ValueError, match="valeu"):
+        runner.plan_jobs(typo, run_dir, notebooks_dir=folder)
+
+
+# --------------------------------------------------------------------------------------------------- a real run
+def test_run_reports_the_failing_cell_and_keeps_going(suite, tmp_path):
+    folder, profiles = suite
+    out = io.StringIO()
+    code, run_dir = runner.run("tiny", profiles_dir=profiles, notebooks_dir=folder, out=tmp_path / "run",
+                               stream=out)
+    assert code == 1
+    lines = out.getvalue().strip().splitlines()
+    assert lines[-1] == f"report: {run_dir / 'report.md'}"
+    # the notebook after the failing one still ran, with the profile's parameters
+    assert (run_dir / "01_ok" / "result.txt").read_text() == "5 b"
+    assert (run_dir / "03_also_ok" / "done.txt").read_text() == "yes"
+    assert (run_dir / "report.md").read_text() == "ran: 01_ok, 03_also_ok"
+    # executed notebooks sit beside their outputs
+    assert (run_dir / "02_fails" / "02_fails.ipynb").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["profile"] == "tiny"
+    entries = {e["notebook"]: e for e in summary["entries"]}
+    assert [e["notebook"] for e in summary["entries"]] == ["01_ok", "02_fails", "03_also_ok", "09_report"]
+    failed = entries["02_fails"]
+    assert failed["status"] == "failed" and failed["ename"] == "ValueError"
+    # cells: import, parameters, papermill's injected parameters, x = 1, the raise (5th executed)
+    assert "boom in cell three" in failed["evalue"] and failed["exec_count"] == 5 and failed["cell_index"] == 4
+    assert "cell 5" in failed["error"] and failed["cell_source"].startswith("raise ValueError")
+    assert all(entries[k]["status"] == "ok" for k in ("01_ok", "03_also_ok", "09_report"))
+    assert entries["01_ok"]["parameters"] == {"value": 5, "label": "b", "out_dir": str(run_dir / "01_ok")}
+    markdown = (run_dir / "summary.md").read_text()
+    assert "02_fails" in markdown and "ValueError" in markdown and "**failed**" in markdown
+    assert any("1 of 4 failed" in line for line in lines)
+
+
+def test_run_with_grid_and_all_ok(suite, tmp_path):
+    folder, profiles = suite
+    (profiles / "ok.yaml").write_text("notebooks: ['01']\n")
+    grid = tmp_path / "g.yaml"
+    grid.write_text("value: [7, 8]\n")
+    code, run_dir = runner.run("ok", grid=grid, profiles_dir=profiles, notebooks_dir=folder, out=tmp_path / "r",
+                               stream=io.StringIO())
+    assert code == 0
+    assert (run_dir / "01_ok" / "value=7" / "result.txt").read_text() == "7 a"
+    assert (run_dir / "01_ok" / "value=8" / "01_ok.ipynb").exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["grid_values"] == {"value": [7, 8]}
+
+
+def test_cli_run_exit_code(suite, tmp_path, capsys):
+    folder, profiles = suite
+    code = cli_main(["run", "--profile", str(profiles / "tiny.yaml"), "--notebooks", str(folder),
+                     "--out", str(tmp_path / "cli-run"), "--only", "01,02", "--no-report"])
+    assert code == 1
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("report: none written")
+    with pytest.raises(SystemExit, match="unknown profile"):
+        cli_main(["run", "--profile", "does-not-exist", "--notebooks", str(folder)])
+
+
+def test_new_run_dir_refuses_a_non_empty_folder(tmp_path, monkeypatch):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    with pytest.raises(ValueError, match="not empty"):
+        runner.new_run_dir("quick", tmp_path / "full")
+    monkeypatch.setenv("SEMSCALE_RUNS", str(tmp_path / "runs"))
+    first, second = runner.new_run_dir("quick"), runner.new_run_dir("quick")
+    assert first.parent == tmp_path / "runs" and first.name.startswith("quick-") and first != second
+
+
+# ------------------------------------------------------------------------------------------------ clean notebooks
+def test_clean_notebook_strips_volatile_metadata():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.update(papermill={"duration": 3.2}, kernelspec={"name": "venv-py"},
+                       language_info={"name": "python", "version": "3.11.9"})
+    cell = nbformat.v4.new_code_cell("1 + 1")
+    cell.metadata.update(execution={"iopub.execute_input": "2024"}, papermill={"duration": 0.1}, tags=[])
+    cell.execution_count = 3
+    cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)]
+    nb.cells = [cell]
+    assert len(runner.volatile_metadata(nb)) >= 4
+    runner.clean_notebook(nb)
+    assert runner.volatile_metadata(nb) == []
+    assert nb.metadata["kernelspec"]["name"] == "python3" and "papermill" not in nb.metadata
+    assert dict(nb.cells[0].metadata) == {}
+    assert nb.cells[0].execution_count == 3 and nb.cells[0].outputs   # outputs stay for nbval
