@@ -128,8 +128,11 @@ def prepare_out_dir(out_dir) -> Path:
     return out
 
 
-def save_and_show(fig, path, *, show: bool = True) -> Path:
-    """Save a matplotlib figure as PNG (150 dpi), display it in a notebook (when ``show``), then close it."""
+def save_and_show(fig, path, *, show: bool = True) -> None:
+    """Save a matplotlib figure as PNG (150 dpi), display it in a notebook (when ``show``), then close it.
+
+    Returns None on purpose: a notebook cell ending with this call shows the figure and nothing else (nbval runs
+    cells without input history, so IPython's trailing-``;`` output suppression does not work there)."""
     import matplotlib.pyplot as plt
     path = Path(path)
     fig.tight_layout()
@@ -141,7 +144,6 @@ def save_and_show(fig, path, *, show: bool = True) -> Path:
         except ImportError:  # pragma: no cover - IPython ships with ipykernel
             pass
     plt.close(fig)
-    return path
 
 
 def thumbnail(path, *, width: int = 800, quality: int = 80) -> bytes:

@@ -233,8 +233,13 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
             continue
         params = declared[key]
         folder = run_dir / notebooks[key].stem
+        own = dict(profile.get("parameters", {}).get(key, {}))
+        undeclared = set(own) - set(params)
+        if undeclared:
+            raise ValueError(f"profile {profile.get('name')!r} sets {sorted(undeclared)} for {notebooks[key].name}, "
+                             f"which declares only {sorted(params)}")
         parameters = {k: v for k, v in profile.get("common", {}).items() if k in params}
-        parameters.update(profile.get("parameters", {}).get(key, {}))
+        parameters.update(own)
         parameters[REPORT_PARAMETER] = str(run_dir)
         if OUT_PARAMETER in params:
             parameters[OUT_PARAMETER] = str(folder)

@@ -82,7 +82,7 @@ summary.round(3)
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 plotting.plot_class_scales(table, "semantic_scale", ax=axes[0], title=f"sample volume S′ per class ({dataset})")
 plotting.plot_class_scales(table, "imbalance_scale", ax=axes[1], title=f"imbalance scale S (α = {alpha:g})")
-ex.save_and_show(fig, out / "semantic_scales.png");
+ex.save_and_show(fig, out / "semantic_scales.png")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -91,7 +91,7 @@ print(f"Largest sample volume: {largest['name']} (S′ = {largest['semantic_scal
       f"{smallest['name']} (S′ = {smallest['semantic_scale']:.1f} bits), a ratio of "
       f"{largest['semantic_scale'] / smallest['semantic_scale']:.2f} with "
       f"{'equal' if data.counts.min() == data.counts.max() else 'unequal'} counts per class.")
-ex.write_claims(out, "00_quickstart", [], parameters={"dataset": dataset, "imbalance_factor": imbalance_factor,
-                                                      "image_size": image_size, "alpha": alpha},
-                figures=["semantic_scales.png"],
-                tables=[{"title": "Sample volume and imbalance scale per class", "file": "semantic_scales.csv"}]);
+claims_file = ex.write_claims(
+    out, "00_quickstart", [], figures=["semantic_scales.png"],
+    parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "image_size": image_size, "alpha": alpha},
+    tables=[{"title": "Sample volume and imbalance scale per class", "file": "semantic_scales.csv"}])

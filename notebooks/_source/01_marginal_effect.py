@@ -3,8 +3,8 @@
 #
 # **Claim (paper, Sec. 3.3).** Add samples to every class of a sample-balanced dataset, nested (new samples join
 # the old ones): the per-class sample volume S′(m) rises quickly and then saturates, and accuracy follows Σ S′ —
-# steep while Σ S′ rises, little gain once it has saturated. The effective number E_m = (1 − βᵐ)/(1 − β) of Cui et
-# al. cannot explain this.
+# steep while Σ S′ rises, little gain once it has saturated. The effective number E_m = (1 − βᵐ)/(1 − β) of
+# Cui et al. cannot explain this.
 #
 # **Here.** S′(m) of every class at each m (pixels, Algorithm 1); a model trained from scratch on some of the
 # sub-datasets; then the quantification the paper does not give (**ours**): do the increments of S′ shrink, at
@@ -40,7 +40,7 @@ sizes = [10, 20, 50, 100, 200, 500, 1000, 2000, 4000, 6000]  # samples per class
 train_sizes = [20, 100, 500, 1000, 4000]                     # sub-datasets a model is trained on (each in sizes)
 subset_seed = 0                 # the nested draw
 model = "resnet-tiny"
-preset = "cpu-quick"            # training recipe, a name in semscale_lib.train.PRESETS (paper-table1: Adam, lr 0.01 × 0.98)
+preset = "cpu-quick"            # training recipe in semscale_lib.train.PRESETS; paper-table1: the paper's
 epochs = 3                      # at least this many epochs per model ...
 min_steps = 150                 # ... and at least this many optimizer steps (small subsets get more epochs) [ours]
 seeds = [0]                     # one model per trained m and seed; top-1 is averaged over seeds
@@ -48,7 +48,7 @@ betas = [0.9, 0.99, 0.999, 0.9999]
 saturation_level = 0.95         # [ours] Σ S′ has saturated once it reaches this fraction of its final value
 rise_tol = 0.01                 # [ours] accuracy keeps rising: top-1 gains more than this after saturation
 device = "auto"
-threads = 2                     # torch CPU threads, fixed: CPU float sums (so results) depend on it; None: torch default
+threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
 out_dir = "outputs/01_marginal_effect"
 
 # %%
@@ -140,7 +140,7 @@ for m, x, y in zip(accuracy.index, pixel_totals, accuracy.values):
     axes[1, 1].annotate(f"m={m}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=8)
 r_pixels = correlations.set_index("predictor").loc["Σ S′ (pixels)", "r"]
 axes[1, 1].set(xlabel="Σ S′ (pixels, bits)", ylabel="test top-1", title=f"top-1 against Σ S′: r = {r_pixels:.2f}")
-ex.save_and_show(fig, out / "marginal_effect.png");
+ex.save_and_show(fig, out / "marginal_effect.png")
 
 # %% [markdown]
 # ## Did the claim hold on this data?
@@ -167,10 +167,10 @@ claim = ex.claim_record(
     numbers={**{k: v for k, v in verdict.items() if k != "sentence"},
              "r2": table["r2"].to_dict(), "r": table["r"].to_dict()},
     figures=["marginal_effect.png"])
-ex.write_claims(out, "01_marginal_effect", [claim],
-                parameters={"dataset": dataset, "sizes": sizes, "train_sizes": train_sizes, "model": model,
-                            "preset": preset, "epochs": epochs, "min_steps": min_steps, "seeds": seeds},
-                figures=["marginal_effect.png"],
-                tables=[{"title": "Σ S′ per m", "file": "volume_totals.csv"},
-                        {"title": "Top-1 per trained sub-dataset", "file": "training.csv"},
-                        {"title": "Top-1 against Σ S′, m and E_m (Pearson r, R²)", "file": "correlations.csv"}]);
+claims_file = ex.write_claims(
+    out, "01_marginal_effect", [claim], figures=["marginal_effect.png"],
+    parameters={"dataset": dataset, "sizes": sizes, "train_sizes": train_sizes, "model": model, "preset": preset,
+                "epochs": epochs, "min_steps": min_steps, "seeds": seeds},
+    tables=[{"title": "Σ S′ per m", "file": "volume_totals.csv"},
+            {"title": "Top-1 per trained sub-dataset", "file": "training.csv"},
+            {"title": "Top-1 against Σ S′, m and E_m (Pearson r, R²)", "file": "correlations.csv"}])

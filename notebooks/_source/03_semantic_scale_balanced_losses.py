@@ -45,7 +45,7 @@ pool_dim = 64                   # average-pool the embeddings to this size first
 many_threshold = 1000           # many-shot: more training images than this [ours for Fashion-MNIST-LT; paper 100]
 few_threshold = 200             # few-shot: fewer training images than this [ours; paper 20]
 device = "auto"
-threads = 2                     # torch CPU threads, fixed: CPU float sums (so results) depend on it; None: torch default
+threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
 out_dir = "outputs/03_semantic_scale_balanced_losses"
 
 # %%
@@ -111,7 +111,7 @@ for ax, title in zip(axes, ("overall top-1 (%)", f"few-shot accuracy (%), < {few
     ax.set_xticks(x, losses)
     ax.set_title(title)
     ax.legend(fontsize=8)
-ex.save_and_show(fig, out / "losses_with_and_without.png");
+ex.save_and_show(fig, out / "losses_with_and_without.png")
 
 # %% [markdown]
 # ## Did the claim hold on this data?
@@ -134,9 +134,8 @@ for row in pairs.itertuples(index=False):
 held = int((pairs["verdict"] == "held").sum())
 lines.append(f"- Improved by the weights: {held} of {len(pairs)} base losses.")
 display(Markdown("\n".join(lines)))
-ex.write_claims(out, "03_semantic_scale_balanced_losses", claims,
-                parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "model": model,
-                            "preset": preset, "epochs": epochs, "seeds": seeds, "losses": losses,
-                            "normalize": normalize, "alpha": alpha},
-                figures=["losses_with_and_without.png"],
-                tables=[{"title": "Top-1 and many/medium/few, mean ± sd over seeds (%)", "file": "summary.csv"}]);
+claims_file = ex.write_claims(
+    out, "03_semantic_scale_balanced_losses", claims, figures=["losses_with_and_without.png"],
+    parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "model": model, "preset": preset,
+                "epochs": epochs, "seeds": seeds, "losses": losses, "normalize": normalize, "alpha": alpha},
+    tables=[{"title": "Top-1 and many/medium/few, mean ± sd over seeds (%)", "file": "summary.csv"}])

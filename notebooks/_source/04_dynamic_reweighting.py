@@ -51,7 +51,7 @@ weights_log_every = 5           # log S and a at every k-th refresh (and the fir
 many_threshold = 1000           # many-shot: more training images than this [ours for Fashion-MNIST-LT; paper 100]
 few_threshold = 200             # few-shot: fewer training images than this [ours; paper 20]
 device = "auto"
-threads = 2                     # torch CPU threads, fixed: CPU float sums (so results) depend on it; None: torch default
+threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
 out_dir = "outputs/04_dynamic_reweighting"
 
 # %%
@@ -103,10 +103,11 @@ fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 plotting.plot_curves(curves, "epoch", "top1", hue="method", ax=axes[0], title="test top-1 per epoch")
 tail = "few" if curves["few"].notna().any() else "medium"   # the trainer's split: few < 20, medium 20–100 images
 plotting.plot_curves(curves, "epoch", tail, hue="method", ax=axes[1],
-                     title=f"{tail}-shot accuracy per epoch ({'< 20' if tail == 'few' else '20–100'} training images)")
+                     title=f"{tail}-shot accuracy per epoch "
+                           f"({'< 20' if tail == 'few' else '20–100'} training images)")
 for ax in axes:
     ax.axvline(dsb_stage_epochs, color="grey", linestyle=":")
-ex.save_and_show(fig, out / "learning_curves.png");
+ex.save_and_show(fig, out / "learning_curves.png")
 
 # %% [markdown]
 # ## How S and the weights evolve across the refreshes (first DSB run, first seed)
@@ -168,7 +169,7 @@ if baseline in set(results["method"]):
 ax.set(xlabel="stage length n (epochs before re-weighting)", ylabel="final top-1 (%)",
        title=f"{stage_method}: effect of n (seed {seeds[0]})")
 ax.legend(fontsize=8)
-ex.save_and_show(fig, out / "stage_length.png");
+ex.save_and_show(fig, out / "stage_length.png")
 
 # %% [markdown]
 # ## Did the claim hold on this data?
@@ -192,10 +193,11 @@ best = stage.loc[stage["top1"].idxmax()]
 lines.append(f"- Stage length: the best n among {stage['n'].tolist()} is n = {int(best['n'])} "
              f"(top-1 {100 * best['top1']:.2f} %, seed {seeds[0]}).")
 display(Markdown("\n".join(lines)))
-ex.write_claims(out, "04_dynamic_reweighting", claims,
-                parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "model": model,
-                            "preset": preset, "epochs": epochs, "seeds": seeds, "methods": methods,
-                            "dsb_stage_epochs": dsb_stage_epochs, "dsb_normalize": dsb_normalize},
-                figures=["learning_curves.png", "weights_evolution.png", "stage_length.png"],
-                tables=[{"title": "Top-1 and many/medium/few, mean ± sd over seeds (%)", "file": "summary.csv"},
-                        {"title": "Stage length n", "file": "stage_sweep.csv"}]);
+claims_file = ex.write_claims(
+    out, "04_dynamic_reweighting", claims,
+    figures=["learning_curves.png", "weights_evolution.png", "stage_length.png"],
+    parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "model": model, "preset": preset,
+                "epochs": epochs, "seeds": seeds, "methods": methods, "dsb_stage_epochs": dsb_stage_epochs,
+                "dsb_normalize": dsb_normalize},
+    tables=[{"title": "Top-1 and many/medium/few, mean ± sd over seeds (%)", "file": "summary.csv"},
+            {"title": "Stage length n", "file": "stage_sweep.csv"}])
