@@ -76,4 +76,4 @@ display(Markdown("\n".join(f"- {text}" for text in ex.PAPER_NUMBERS.values())))
 report = ex.build_report(root, exclude=[out])
 report_path = root / "report.md"
 report_path.write_text(report)
-print(f"report: {report_path.resolve()} ({len(report.splitlines())} lines)")
+print(f"report: {report_path} ({len(report.splitlines())} lines)")
