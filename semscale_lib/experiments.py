@@ -550,6 +550,12 @@ def average_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 SOURCES = ("pixels (training images)", "features (training set)", "features (test set)")
 
 
+def source_slug(source: str) -> str:
+    """A file-name part for one of :data:`SOURCES`: ``"pixels (training images)"`` → ``"pixels-training"``."""
+    kind, _, detail = source.partition(" (")
+    return f"{kind}-{detail.split(' ')[0]}" if detail else kind
+
+
 def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 16, n_resamples: int = 2000,
                         seed: int = 0, sources: Sequence[str] = SOURCES) -> dict:
     """SPEC §4 for the runs (seeds) of one setting, from three kinds of vectors (which fed Table 1 is not stated,
@@ -777,6 +783,31 @@ def compare_pairs(results: pd.DataFrame, pairs: Mapping[str, str], *, metric: st
     return pd.DataFrame(rows)
 
 
+def pair_claims(pairs: pd.DataFrame, *, claim: str, paper: Mapping[str, str], data: str, spec: str
+                ) -> tuple[list[dict], list[str]]:
+    """Claim records and markdown lines for the rows of :func:`compare_pairs` (one each per pair).
+
+    ``claim``: a template with ``{method}`` and ``{baseline}`` (e.g. ``"{method} beats {baseline}"``);
+    ``paper``: what the paper reports, by method (missing → "not reported for this loss"); ``data``: on what
+    the numbers were measured. Top-1 values are shown in %, the difference in points with its sd over seeds.
+    """
+    claims, lines = [], []
+    for row in pairs.itertuples(index=False):
+        sd = f", sd over seeds {100 * row.sd_diff:.2f}" if np.isfinite(row.sd_diff) else ", one seed"
+        text = (f"{row.baseline} {100 * row.mean_without:.2f} % → {row.method} {100 * row.mean_with:.2f} % "
+                f"({100 * row.diff:+.2f} points{sd})")
+        lines.append(f"- **{row.method} vs {row.baseline}: claim {row.verdict}.** {text}.")
+        claims.append(claim_record(
+            claim=claim.format(method=row.method, baseline=row.baseline), spec=spec,
+            paper=paper.get(row.method, "not reported for this loss"), measured=text, verdict=row.verdict,
+            data=data,
+            rule="§5.3: falsified if DSB-X ≤ X on overall top-1 under the same seed and schedule, averaged over "
+                 "seeds",
+            numbers={"with": row.mean_with, "without": row.mean_without, "diff": row.diff,
+                     "sd_diff": row.sd_diff}))
+    return claims, lines
+
+
 def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", source: str = "train",
                        pool_dim: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Static semantic-scale-balanced class weights a ∝ 1/S from a finished (e.g. plain CE) run.
@@ -932,9 +963,9 @@ __all__ = [
     "average_tables", "build_report", "claim_record", "CLAIMS_FILE", "compare_pairs", "concavity",
     "correlation_sources", "correlation_study", "correlation_verdicts", "describe_r", "embed_run", "fit_stats",
     "fmt", "group_table", "imbalance_table", "learning_curves", "marginal_effect_correlations",
-    "marginal_effect_verdict", "markdown_table", "nested_sample_volumes", "PAPER_DSB_GAINS", "PAPER_NUMBERS",
+    "marginal_effect_verdict", "markdown_table", "nested_sample_volumes", "pair_claims", "PAPER_DSB_GAINS", "PAPER_NUMBERS",
     "prepare_out_dir", "read_claims", "read_outputs", "require_versions", "run_methods", "saturation_point",
-    "save_and_show", "SOURCES", "static_dsb_weights", "static_weighting_grid", "summary_table", "table1_comparison",
+    "save_and_show", "SOURCES", "source_slug", "static_dsb_weights", "static_weighting_grid", "summary_table", "table1_comparison",
     "TABLE1_REFERENCE", "thumbnail", "train_subset", "training_images", "verdict_counts", "VERDICTS", "volume_totals",
     "weights_history", "write_claims", "write_json",
 ]

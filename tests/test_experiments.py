@@ -225,6 +225,27 @@ def test_compare_pairs_is_paired_by_seed():
         ex.compare_pairs(results.assign(seed=[0, 1, 2, 3, 4]), {"A": "B"})
 
 
+def test_source_slugs_are_distinct_file_name_parts():
+    assert [ex.source_slug(s) for s in ex.SOURCES] == ["pixels-training", "features-training", "features-test"]
+    assert ex.source_slug("pixels") == "pixels"
+
+
+def test_pair_claims_state_each_pair_with_its_numbers():
+    results = pd.DataFrame({"method": ["A", "A", "B", "B", "C"], "seed": [0, 1, 0, 1, 0],
+                            "top1": [0.60, 0.70, 0.55, 0.72, 0.9]})
+    pairs = ex.compare_pairs(results, {"A": "B", "C": "B"})
+    claims, lines = ex.pair_claims(pairs, claim="{method} beats {baseline}", paper={"A": "A wins by 2"},
+                                   data="toy", spec="§5")
+    assert [c["claim"] for c in claims] == ["A beats B", "C beats B"]
+    assert [c["paper"] for c in claims] == ["A wins by 2", "not reported for this loss"]
+    assert all(c["verdict"] == "held" for c in claims)
+    # A: B 63.50 % → A 65.00 % (+1.50 points, sd of (+5, -2) = 4.95); C: one seed, 55 → 90
+    assert claims[0]["measured"] == "B 63.50 % → A 65.00 % (+1.50 points, sd over seeds 4.95)"
+    assert claims[1]["measured"] == "B 55.00 % → C 90.00 % (+35.00 points, one seed)"
+    assert claims[0]["numbers"]["diff"] == pytest.approx(0.015)
+    assert lines[1] == "- **C vs B: claim held.** B 55.00 % → C 90.00 % (+35.00 points, one seed)."
+
+
 def test_weights_history_long_form(tmp_path):
     pd.DataFrame({"epoch": [3, 3], "iteration": [10, 30], "S_0": [0.5, 0.6], "S_1": [1.0, 0.9],
                   "a_0": [1.33, 1.2], "a_1": [0.67, 0.8]}).to_csv(tmp_path / "weights.csv", index=False)

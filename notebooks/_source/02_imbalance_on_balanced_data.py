@@ -77,11 +77,11 @@ for name, setting in settings.items():
     run_dirs = runs[runs["method"] == name]["run_dir"].tolist()
     studies[name] = ex.correlation_sources(run_dirs, alpha=setting["alpha"], n_resamples=n_resamples, seed=0)
     for source, table in studies[name]["tables"].items():
-        slug = source.split(" ")[0] + ("-" + source.split("(")[1].split(" ")[0] if "(" in source else "")
-        table.assign(accuracy=studies[name]["accuracy"]).to_csv(out / f"classes_{name}_{slug}.csv", index=False)
+        table.assign(accuracy=studies[name]["accuracy"]).to_csv(
+            out / f"classes_{name}_{ex.source_slug(source)}.csv", index=False)
     for source, corr in studies[name]["correlations"].items():
         corr.assign(setting=name, source=source).to_csv(
-            out / f"correlations_{name}_{source.split(' ')[0]}-{source.split('(')[1].split(' ')[0]}.csv", index=False)
+            out / f"correlations_{name}_{ex.source_slug(source)}.csv", index=False)
 
 # %% [markdown]
 # ### Balanced training set: our r [95 % CI] beside the paper's CIFAR-10 values

@@ -118,19 +118,11 @@ ex.save_and_show(fig, out / "losses_with_and_without.png")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-claims, lines = [], []
-for row in pairs.itertuples(index=False):
-    sd = f", sd over seeds {100 * row.sd_diff:.2f}" if np.isfinite(row.sd_diff) else ", one seed"
-    text = (f"{row.baseline}: top-1 {100 * row.mean_without:.2f} % → {100 * row.mean_with:.2f} % with 1/S weights "
-            f"({100 * row.diff:+.2f} points{sd})")
-    lines.append(f"- **{row.baseline} + 1/S: claim {row.verdict}.** {text}.")
-    claims.append(ex.claim_record(
-        claim=f"static 1/S class weights improve {row.baseline}", spec="§5 (general scheme, static S)",
-        paper=ex.PAPER_DSB_GAINS.get(row.baseline, "not reported for this loss") + " (dynamic DSB)",
-        measured=text, verdict=row.verdict,
-        data=f"{data_label}, {model}, {epochs} epochs, seeds {seeds}, S from CE {weights_source}-set features",
-        rule="§5.3: falsified if DSB-X ≤ X on overall top-1 under the same seed and schedule, averaged over seeds",
-        numbers={"with": row.mean_with, "without": row.mean_without, "diff": row.diff, "sd_diff": row.sd_diff}))
+claims, lines = ex.pair_claims(
+    pairs, claim="static 1/S class weights improve {baseline}", spec="§5 (general scheme, static S)",
+    paper={f"{loss} + S-weights": ex.PAPER_DSB_GAINS[loss] + " (dynamic DSB)"
+           for loss in losses if loss in ex.PAPER_DSB_GAINS},
+    data=f"{data_label}, {model}, {epochs} epochs, seeds {seeds}, S from CE {weights_source}-set features")
 held = int((pairs["verdict"] == "held").sum())
 lines.append(f"- Improved by the weights: {held} of {len(pairs)} base losses.")
 display(Markdown("\n".join(lines)))

@@ -20,7 +20,6 @@ import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
@@ -176,19 +175,11 @@ ex.save_and_show(fig, out / "stage_length.png")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-claims, lines = [], []
-for row in comparison.itertuples(index=False):
-    sd = f", sd over seeds {100 * row.sd_diff:.2f}" if np.isfinite(row.sd_diff) else ", one seed"
-    text = (f"{row.baseline} {100 * row.mean_without:.2f} % → {row.method} {100 * row.mean_with:.2f} % "
-            f"({100 * row.diff:+.2f} points{sd})")
-    lines.append(f"- **{row.method} vs {row.baseline}: claim {row.verdict}.** {text}.")
-    base_loss = methods[row.method]["loss"]
-    claims.append(ex.claim_record(
-        claim=f"{row.method} beats {row.baseline}", spec="§5 (DSB, Tables 2–3)",
-        paper=ex.PAPER_DSB_GAINS.get(base_loss, "not reported for this loss"), measured=text, verdict=row.verdict,
-        data=f"{data_label}, {model}, {epochs} epochs, n = {dsb_stage_epochs}, seeds {seeds}",
-        rule="§5.3: falsified if DSB-X ≤ X on overall top-1 under the same seed and schedule, averaged over seeds",
-        numbers={"with": row.mean_with, "without": row.mean_without, "diff": row.diff, "sd_diff": row.sd_diff}))
+claims, lines = ex.pair_claims(
+    comparison, claim="{method} beats {baseline}", spec="§5 (DSB, Tables 2–3)",
+    paper={m: ex.PAPER_DSB_GAINS[methods[m]["loss"]] for m in comparison["method"]
+           if methods[m]["loss"] in ex.PAPER_DSB_GAINS},
+    data=f"{data_label}, {model}, {epochs} epochs, n = {dsb_stage_epochs}, seeds {seeds}")
 best = stage.loc[stage["top1"].idxmax()]
 lines.append(f"- Stage length: the best n among {stage['n'].tolist()} is n = {int(best['n'])} "
              f"(top-1 {100 * best['top1']:.2f} %, seed {seeds[0]}).")
