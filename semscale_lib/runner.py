@@ -188,6 +188,17 @@ class Job:
         return self.notebook.stem + (f" [{point_label(self.point)}]" if self.point else "")
 
 
+def _profile_parameters(profile: Mapping, key: str, notebook: Path, declared: Mapping) -> dict:
+    """The profile's parameters for one notebook: its ``common`` values that the notebook declares, overridden by
+    the notebook's own section; a key in that section that the notebook does not declare is an error."""
+    own = dict(profile.get("parameters", {}).get(key, {}))
+    undeclared = set(own) - set(declared)
+    if undeclared:
+        raise ValueError(f"profile {profile.get('name')!r} sets {sorted(undeclared)} for {notebook.name}, "
+                         f"which declares only {sorted(declared)}")
+    return {**{k: v for k, v in profile.get("common", {}).items() if k in declared}, **own}
+
+
 def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | None = None,
               only: Sequence[str] | None = None, report: bool = True) -> list[Job]:
     """The jobs of a run, report notebooks last. Raises ValueError for an unknown notebook key or a profile
@@ -211,13 +222,7 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
     grid_notebooks = (grid or {}).get("notebooks")
     for key in regular:
         params = declared[key]
-        own = dict(profile.get("parameters", {}).get(key, {}))
-        undeclared = set(own) - set(params)
-        if undeclared:
-            raise ValueError(f"profile {profile.get('name')!r} sets {sorted(undeclared)} for {notebooks[key].name}, "
-                             f"which declares only {sorted(params)}")
-        base = {k: v for k, v in profile.get("common", {}).items() if k in params}
-        base.update(own)
+        base = _profile_parameters(profile, key, notebooks[key], params)
         relevant = {} if grid_notebooks is not None and key not in grid_notebooks else \
             {k: v for k, v in grid_values.items() if k in params}
         for point in expand_grid(relevant):
@@ -233,13 +238,7 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
             continue
         params = declared[key]
         folder = run_dir / notebooks[key].stem
-        own = dict(profile.get("parameters", {}).get(key, {}))
-        undeclared = set(own) - set(params)
-        if undeclared:
-            raise ValueError(f"profile {profile.get('name')!r} sets {sorted(undeclared)} for {notebooks[key].name}, "
-                             f"which declares only {sorted(params)}")
-        parameters = {k: v for k, v in profile.get("common", {}).items() if k in params}
-        parameters.update(own)
+        parameters = _profile_parameters(profile, key, notebooks[key], params)
         parameters[REPORT_PARAMETER] = str(run_dir)
         if OUT_PARAMETER in params:
             parameters[OUT_PARAMETER] = str(folder)

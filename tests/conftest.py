@@ -1,10 +1,11 @@
-"""Shared data fixtures: tiny synthetic CIFAR folders in the real pickle layout."""
+"""Shared fixtures: tiny synthetic CIFAR folders in the real pickle layout, one torch thread."""
 from __future__ import annotations
 
 import pickle
 
 import numpy as np
 import pytest
+import torch
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PER_BATCH = 4  # images per CIFAR-10 batch file; CIFAR-100 train has 5 * PER_BATCH, test PER_BATCH
@@ -28,6 +29,15 @@ def _cifar_rows(first: int, n: int) -> np.ndarray:
 def _dump(path, obj):
     with open(path, "wb") as fh:
         pickle.dump(obj, fh, protocol=2)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: tiny tensors, and a shared 2-core machine where OpenMP spinning costs 100×."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

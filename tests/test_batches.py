@@ -7,14 +7,7 @@ import torch
 
 from semscale_lib.batches import TensorBatches
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny tensors, and a shared 2-core machine where OpenMP spinning costs 100×."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _numbered_images(n: int, h: int = 6, w: int = 5, c: int = 2) -> np.ndarray:

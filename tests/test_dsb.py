@@ -15,14 +15,7 @@ from semscale_lib.imbalance import quantify_imbalance
 from semscale_lib.losses import dsb_class_weights
 from semscale_lib.scale import class_semantic_scales, pool_features
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny tensors, and a shared 2-core machine where OpenMP spinning costs 100×."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batches(n_batches: int, *, classes: int = 3, dim: int = 16, seed: int = 0, sizes=(12, 20), spread=True):

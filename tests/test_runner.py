@@ -117,6 +117,9 @@ def test_plan_jobs_parameters_grid_and_report_last(suite, tmp_path):
     typo = dict(profile, parameters={"01": {"valeu": 3}})
     with pytest.raises(ValueError, match="valeu"):
         runner.plan_jobs(typo, run_dir, notebooks_dir=folder)
+    report_typo = dict(profile, parameters={"09": {"run_dri": "x"}})
+    with pytest.raises(ValueError, match=r"sets \['run_dri'\] for 09_report.ipynb"):
+        runner.plan_jobs(report_typo, run_dir, notebooks_dir=folder)
 
 
 # --------------------------------------------------------------------------------------------------- a real run
