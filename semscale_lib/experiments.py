@@ -961,11 +961,11 @@ def build_report(run_dir, *, exclude: Iterable = (), title: str = "semscale repo
 
 __all__ = [
     "average_tables", "build_report", "claim_record", "CLAIMS_FILE", "compare_pairs", "concavity",
-    "correlation_sources", "correlation_study", "correlation_verdicts", "describe_r", "embed_run", "fit_stats",
-    "fmt", "group_table", "imbalance_table", "learning_curves", "marginal_effect_correlations",
-    "marginal_effect_verdict", "markdown_table", "nested_sample_volumes", "pair_claims", "PAPER_DSB_GAINS", "PAPER_NUMBERS",
-    "prepare_out_dir", "read_claims", "read_outputs", "require_versions", "run_methods", "saturation_point",
-    "save_and_show", "SOURCES", "source_slug", "static_dsb_weights", "static_weighting_grid", "summary_table", "table1_comparison",
+    "correlation_sources", "correlation_study", "correlation_verdicts", "describe_r", "embed_run", "fit_stats", "fmt",
+    "group_table", "imbalance_table", "learning_curves", "marginal_effect_correlations", "marginal_effect_verdict",
+    "markdown_table", "nested_sample_volumes", "pair_claims", "PAPER_DSB_GAINS", "PAPER_NUMBERS", "prepare_out_dir",
+    "read_claims", "read_outputs", "require_versions", "run_methods", "saturation_point", "save_and_show", "SOURCES",
+    "source_slug", "static_dsb_weights", "static_weighting_grid", "summary_table", "table1_comparison",
     "TABLE1_REFERENCE", "thumbnail", "train_subset", "training_images", "verdict_counts", "VERDICTS", "volume_totals",
     "weights_history", "write_claims", "write_json",
 ]

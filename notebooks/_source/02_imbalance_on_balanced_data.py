@@ -77,11 +77,10 @@ for name, setting in settings.items():
     run_dirs = runs[runs["method"] == name]["run_dir"].tolist()
     studies[name] = ex.correlation_sources(run_dirs, alpha=setting["alpha"], n_resamples=n_resamples, seed=0)
     for source, table in studies[name]["tables"].items():
-        table.assign(accuracy=studies[name]["accuracy"]).to_csv(
-            out / f"classes_{name}_{ex.source_slug(source)}.csv", index=False)
-    for source, corr in studies[name]["correlations"].items():
-        corr.assign(setting=name, source=source).to_csv(
-            out / f"correlations_{name}_{ex.source_slug(source)}.csv", index=False)
+        slug = ex.source_slug(source)
+        table.assign(accuracy=studies[name]["accuracy"]).to_csv(out / f"classes_{name}_{slug}.csv", index=False)
+        studies[name]["correlations"][source].assign(setting=name, source=source).to_csv(
+            out / f"correlations_{name}_{slug}.csv", index=False)
 
 # %% [markdown]
 # ### Balanced training set: our r [95 % CI] beside the paper's CIFAR-10 values
