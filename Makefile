@@ -5,7 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= quick
 
-.PHONY: reproduce test unit bench venv data
+.PHONY: reproduce test unit bench venv data notebooks-check
+
+# Notebooks: notebooks/*.ipynb are paired by jupytext (notebooks/jupytext.toml) with the percent-format sources
+# notebooks/_source/*.py; JupyterLab opens and saves either. After editing a source outside Lab:
+#     .venv/bin/python -m jupytext --sync notebooks/_source/*.py      # inputs into the .ipynb, outputs kept
+#     .venv/bin/python notebooks/build_notebooks.py --execute 01      # re-run changed notebooks (default parameters)
+#     .venv/bin/python notebooks/build_notebooks.py --check           # what `make test` runs first
+# nbval directives are cell tags: `# %% tags=["nbval-check-output"]` (or nbval-ignore-output, nbval-skip).
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +31,12 @@ data: venv
 reproduce: data
 	$(PY) -m semscale_lib run --profile $(PROFILE)
 
-## test: unit tests, then the notebooks under nbval
-test: data
+## notebooks-check: every notebook matches its source in notebooks/_source/ and carries no volatile metadata
+notebooks-check: venv
+	$(PY) notebooks/build_notebooks.py --check
+
+## test: the notebooks-check, unit tests, then the notebooks under nbval
+test: data notebooks-check
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/[0-9]*.ipynb
 

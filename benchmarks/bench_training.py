@@ -36,11 +36,11 @@ import time
 import numpy as np
 import torch
 
-from semscale_lib.batches import TensorBatches
 from semscale_lib.data import load_dataset, long_tailed_counts, long_tailed_subset
-from semscale_lib.dsb import DSBSettings, DynamicReweighting
+from semscale_lib.data.batches import TensorBatches
 from semscale_lib.models import build_model
-from semscale_lib.train import evaluate, make_config, make_loss
+from semscale_lib.training import evaluate, make_config, make_loss
+from semscale_lib.weights import build_weighting
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)   # as in LDAM-DRW's code
 BATCH = 128
@@ -80,8 +80,10 @@ def real_cifar100_lt():
 
 # ------------------------------------------------------------------------------------------------- the loop
 class LoopHarness:
-    """The trainer's inner loop (semscale_lib.train.train) on given data: TensorBatches → model → DSB → loss →
-    SGD, with the trainer's per-iteration loss read-back, bf16 autocast and channels-last on CUDA."""
+    """The trainer's inner loop (``semscale_lib.training.train``) on given data: TensorBatches → model → the
+    run's weighting rule (``semscale_lib.weights.build_weighting``: its epoch weights, and for "dsb" its ``step``
+    on every batch's embeddings) → loss → SGD, with the trainer's per-iteration loss read-back, bf16 autocast and
+    channels-last on CUDA."""
 
     def __init__(self, images, labels, counts, *, model: str, reweight: str, device: torch.device, seed: int = 0,
                  pad: int = 4, flip: bool = True, dsb_prefill: bool = True):
@@ -97,19 +99,22 @@ class LoopHarness:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9, weight_decay=2e-4)
         self.loss_fn = make_loss(self.config, counts).to(device)
-        self.dsb = None
+        self.weighting = build_weighting(self.config, counts, dataset_size=len(self.batches), device=device)
         self.dsb_seconds = 0.0
-        if reweight == "dsb":
-            self.dsb = DynamicReweighting(num_classes, DSBSettings(stage_epochs=1, refresh_every=1),
-                                          dataset_size=len(self.batches), device=device)
-            if dsb_prefill:   # stage 3 at once: the pool holds one epoch of (here random) features
-                g = torch.Generator().manual_seed(seed)
-                dim = self.model.embedding_dim
-                for start in range(0, len(self.batches), BATCH):
-                    idx = torch.arange(start, min(start + BATCH, len(self.batches)))
-                    self.dsb.pool.push(torch.randn(len(idx), dim, generator=g).to(device),
-                                       self.batches.labels[idx.to(device)], indices=idx, dequeue=False)
+        if self.weighting.uses_features and dsb_prefill:
+            # stage 3 at once: the pool holds one epoch of (here random) features
+            g = torch.Generator().manual_seed(seed)
+            dim = self.model.embedding_dim
+            for start in range(0, len(self.batches), BATCH):
+                idx = torch.arange(start, min(start + BATCH, len(self.batches)))
+                self.pool.push(torch.randn(len(idx), dim, generator=g).to(device),
+                               self.batches.labels[idx.to(device)], indices=idx, dequeue=False)
         self.total = 0.0
+
+    @property
+    def pool(self):
+        """The DSB storage pool (reweight "dsb" only)."""
+        return self.weighting.dynamic.pool
 
     def orders(self, seed: int, iterations: int):
         g = torch.Generator().manual_seed(seed)
@@ -127,11 +132,11 @@ class LoopHarness:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
             logits, features = self.model(inputs, return_features=True)
-        if self.dsb is not None:
+        if self.weighting.uses_features:          # as the trainer: the rule sees every batch's embeddings
             started = time.perf_counter()
-            refreshed = self.dsb.step(epoch, features.float(), targets, indices.to(self.device))
+            refreshed = self.weighting.step(epoch, features, targets, indices.to(self.device))
             if refreshed is not None:
-                self.loss_fn.set_weights(refreshed[0].float())
+                self.loss_fn.set_weights(refreshed)
             if self.device.type == "cpu":
                 self.dsb_seconds += time.perf_counter() - started
         loss = self.loss_fn(logits.float(), targets)
@@ -140,13 +145,18 @@ class LoopHarness:
         self.optimizer.step()
         self.total += float(loss.detach())
 
-    def run(self, seed: int, iterations: int, epoch: int = 2) -> float:
-        """Seconds for ``iterations`` training iterations on batches drawn with ``seed``."""
+    def run(self, seed: int, iterations: int, epoch: int = 2, *, end_epoch: bool = False) -> float:
+        """Seconds for ``iterations`` training iterations on batches drawn with ``seed``, starting with the rule's
+        weights for ``epoch`` as the trainer does; ``end_epoch``: a whole epoch, so the rule's end-of-epoch work
+        (DSB: rebuilding the pool's moments) is done and timed too."""
         batches, generator = self.orders(seed, iterations)
+        self.loss_fn.set_weights(self.weighting.epoch_weights(epoch))
         sync(self.device)
         started = time.perf_counter()
         for indices in batches:
             self.step(indices, generator, epoch)
+        if end_epoch:
+            self.weighting.end_epoch()
         sync(self.device)
         return time.perf_counter() - started
 
@@ -177,7 +187,7 @@ def bench_dsb_overhead(title, images, labels, counts, *, model, device, rounds, 
     pad = 4 if images.shape[1] >= 28 else 1          # as the trainer; it flips both datasets too
     variants = {name: LoopHarness(images, labels, counts, model=model, reweight=name, device=device, pad=pad)
                 for name in ("none", "dsb")}
-    pool = variants["dsb"].dsb.pool
+    pool = variants["dsb"].pool
     print(f"  DSB pool before timing: {len(pool)} features in {len(pool.batches)} batches, "
           f"d = {pool.sums.shape[1]}; refresh every iteration (stage 3)")
     for harness in variants.values():
@@ -191,7 +201,7 @@ def bench_dsb_overhead(title, images, labels, counts, *, model, device, rounds, 
               f"(rounds: {', '.join(f'{t:.2f}' for t in times[name])} s)")
     if device.type == "cpu":
         dsb_ms = 1e3 * variants["dsb"].dsb_seconds / (rounds * iterations)
-        print(f"  of which DynamicReweighting.step (push, pop, refresh): {dsb_ms:.2f} ms/iteration")
+        print(f"  of which the dsb rule's step (push, pop, refresh S, weights): {dsb_ms:.2f} ms/iteration")
     none_ms = 1e3 * statistics.median(times["none"]) / iterations
     if device.type == "cpu":
         print(f"  DSB step time over the plain iteration time: 1 + {dsb_ms / none_ms:.3f} "
@@ -301,7 +311,8 @@ def gpu_check(args, device: torch.device) -> None:
     for epoch in range(1, args.epochs + 1):
         for name in (list(harnesses) if epoch % 2 else list(harnesses)[::-1]):
             harness = harnesses[name]
-            seconds = harness.run(seed=epoch, iterations=iterations, epoch=epoch)   # DSB: stage 3 from epoch 2
+            # DSB: stage 3 from epoch 2; a whole epoch, so the rule's end-of-epoch pool rebuild is timed too
+            seconds = harness.run(seed=epoch, iterations=iterations, epoch=epoch, end_epoch=True)
             seconds *= len(labels) / images_per_run                                    # → one full epoch
             epoch_times[name].append(seconds)
             print(f"  epoch {epoch} {name:>4}: {seconds:7.2f} s  {len(labels) / seconds:9.0f} images/s")

@@ -1,120 +1,125 @@
-"""Build the notebooks from their readable sources in ``notebooks/_source/*.py`` (percent format).
+"""Execute and check the notebooks paired by jupytext with their percent-format sources in ``_source/``.
 
-    .venv/bin/python notebooks/build_notebooks.py             # write the .ipynb files (no outputs)
-    .venv/bin/python notebooks/build_notebooks.py --execute   # ... and execute them in place (default parameters)
-    .venv/bin/python notebooks/build_notebooks.py --check     # exit 1 if a committed notebook differs from its
-                                                              # source or carries volatile metadata
-    .venv/bin/python notebooks/build_notebooks.py --execute 01  # only some notebooks (key prefixes)
+Pairing, conversion and syncing are jupytext's (``notebooks/jupytext.toml``); after editing a source::
 
-Source format: cells start at lines ``# %%`` (code) or ``# %% [markdown]`` (markdown, every line prefixed by
-``# ``); ``tags=["parameters"]`` after the marker sets cell tags. The sources are what reviewers read and diff;
-the .ipynb files (with the outputs of their default run, cleaned of volatile metadata) are what nbval checks.
+    jupytext --sync notebooks/_source/*.py                       # inputs into the .ipynb, outputs kept
+    .venv/bin/python notebooks/build_notebooks.py --execute 01   # re-run some notebooks in place (default parameters)
+    .venv/bin/python notebooks/build_notebooks.py --check        # exit 1 if a pair disagrees or a notebook is unclean
+    .venv/bin/python notebooks/build_notebooks.py --clean        # strip volatile metadata (e.g. after saving in Lab)
+
+nbval reads its directives from cell tags (``nbval-check-output``, ``nbval-ignore-output``, ``nbval-skip``),
+written in a source as ``# %% tags=["nbval-check-output"]``.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import re
+import os
 import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 
 HERE = Path(__file__).resolve().parent
-SOURCES = HERE / "_source"
-MARKER = re.compile(r"^# %%(?P<rest>.*)$")
+SOURCES = "_source"   # the folder named by `formats` in jupytext.toml
+
+sys.path.insert(0, str(HERE.parent))
+from semscale_lib.runner import clean_notebook, volatile_metadata  # noqa: E402
 
 
-def parse_source(text: str) -> list[dict]:
-    """Percent-format text → [{"cell_type", "source", "tags"}]. Text before the first marker is ignored."""
-    cells, current = [], None
-    for line in text.splitlines():
-        match = MARKER.match(line)
-        if match:
-            rest = match.group("rest").strip()
-            kind = "markdown" if rest.startswith("[markdown]") else "code"
-            tags_match = re.search(r"tags=(\[.*\])", rest)
-            current = {"cell_type": kind, "lines": [], "tags": json.loads(tags_match.group(1)) if tags_match else []}
-            cells.append(current)
-        elif current is not None:
-            if current["cell_type"] == "markdown":
-                line = line[2:] if line.startswith("# ") else line[1:] if line.startswith("#") else line
-            current["lines"].append(line)
-    out = []
-    for cell in cells:
-        lines = cell.pop("lines")
-        while lines and not lines[-1].strip():
-            lines.pop()
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        out.append({**cell, "source": "\n".join(lines)})
-    return out
+def pairs(folder=HERE, keys=()) -> list[tuple[Path, Path]]:
+    """(source, notebook) for each ``_source/*.py`` in ``folder``, or only those whose stem starts with a key."""
+    sources = sorted((Path(folder) / SOURCES).glob("*.py"))
+    return [(s, s.parent.parent / f"{s.stem}.ipynb") for s in sources if not keys or s.stem[:2] in keys]
 
 
-def build(source_path: Path):
-    """A fresh nbformat v4 notebook (python3 kernelspec, deterministic cell ids) from one source file."""
-    nb = nbformat.v4.new_notebook()
-    for index, cell in enumerate(parse_source(source_path.read_text())):
-        make = nbformat.v4.new_markdown_cell if cell["cell_type"] == "markdown" else nbformat.v4.new_code_cell
-        new = make(cell["source"])
-        new["id"] = f"c{index:02d}"
-        if cell["tags"]:
-            new.metadata["tags"] = cell["tags"]
-        nb.cells.append(new)
-    sys.path.insert(0, str(HERE.parent))
-    from semscale_lib.runner import clean_notebook
-    return clean_notebook(nb)
+def _cells(nb) -> list[tuple]:
+    return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
 
 
-def execute(nb, cwd: Path):
-    """Execute in place with nbclient (generic python3 kernel, working directory ``cwd``, no timing metadata)."""
-    from nbclient import NotebookClient
-    NotebookClient(nb, kernel_name="python3", timeout=None, record_timing=False,
-                   resources={"metadata": {"path": str(cwd)}}).execute()
-    from semscale_lib.runner import clean_notebook
-    return clean_notebook(nb)
+def _first_line_difference(ours: str, theirs: str) -> str:
+    ours, theirs = ours.splitlines() + [""], theirs.splitlines() + [""]
+    for number, (a, b) in enumerate(zip(ours, theirs), 1):
+        if a != b:
+            return f" (line {number}: {a!r} in the source, {b!r} in the notebook)"
+    return ""
 
 
-def differences(committed, built) -> list[str]:
-    """How a committed notebook departs from its source (cell types, sources, tags) or from cleanliness."""
-    from semscale_lib.runner import volatile_metadata
-    problems = volatile_metadata(committed)
-    if len(committed.cells) != len(built.cells):
-        problems.append(f"{len(committed.cells)} cells, the source has {len(built.cells)}")
-    for index, (a, b) in enumerate(zip(committed.cells, built.cells)):
-        if (a.cell_type, a.source, a.metadata.get("tags", [])) != (b.cell_type, b.source, b.metadata.get("tags", [])):
-            problems.append(f"cell {index} differs from the source")
+def pair_differences(source: Path, notebook: Path) -> list[str]:
+    """How a notebook's cells depart from its source's (cell type, source, tags): the first differing cell only."""
+    if not notebook.exists():
+        return ["missing"]
+    ours, theirs = _cells(jupytext.read(source, fmt="py:percent")), _cells(nbformat.read(notebook, as_version=4))
+    for index, (a, b) in enumerate(zip(ours, theirs)):
+        if a != b:
+            what = [name for name, x, y in zip(("cell type", "source", "tags"), a, b) if x != y]
+            detail = ""
+            if what == ["source"]:
+                detail = _first_line_difference(a[1], b[1])
+            elif what == ["tags"]:
+                detail = f" ({a[2]} in the source, {b[2]} in the notebook)"
+            return [f"cell {index} ({a[0]}) differs from {SOURCES}/{source.name} in its {', '.join(what)}{detail}"]
+    if len(ours) != len(theirs):
+        return [f"{len(theirs)} cells, {SOURCES}/{source.name} has {len(ours)}"]
+    return []
+
+
+def check(folder=HERE) -> list[str]:
+    """One line per notebook in ``folder`` that disagrees with its source or carries volatile metadata."""
+    problems = []
+    for source, notebook in pairs(folder):
+        found = pair_differences(source, notebook)
+        if notebook.exists():
+            found += volatile_metadata(nbformat.read(notebook, as_version=4))
+        if found:
+            problems.append(f"{notebook.name}: {'; '.join(found)}")
+    unpaired = {p.name for p in Path(folder).glob("[0-9]*.ipynb")} - {n.name for _, n in pairs(folder)}
+    problems += [f"{name}: no source in {SOURCES}/" for name in sorted(unpaired)]
     return problems
+
+
+def execute(source: Path, notebook: Path) -> None:
+    """Execute a synced notebook in place (nbclient, python3 kernel, cwd = its folder), then strip volatile
+    metadata; the source's timestamp is refreshed so that jupytext does not take it for outdated."""
+    from nbclient import NotebookClient
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(nb, kernel_name="python3", timeout=None, record_timing=False,
+                   resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    nbformat.write(clean_notebook(nb), notebook)
+    os.utime(source)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("keys", nargs="*", help="notebook key prefixes (e.g. 00 03); default: all")
-    parser.add_argument("--execute", action="store_true", help="execute with default parameters, keep outputs")
-    parser.add_argument("--check", action="store_true", help="only check the committed notebooks")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--execute", action="store_true", help="execute with default parameters, keep outputs")
+    action.add_argument("--check", action="store_true", help="exit 1 if a pair disagrees or a notebook is unclean")
+    action.add_argument("--clean", action="store_true", help="strip volatile metadata, keep everything else")
     args = parser.parse_args(argv)
-    sources = sorted(p for p in SOURCES.glob("*.py") if not args.keys or p.stem[:2] in args.keys)
-    status = 0
-    for source in sources:
-        target = HERE / f"{source.stem}.ipynb"
-        built = build(source)
-        if args.check:
-            if not target.exists():
-                print(f"{target.name}: missing")
-                status = 1
-                continue
-            problems = differences(nbformat.read(target, as_version=4), built)
-            print(f"{target.name}: " + ("ok" if not problems else "; ".join(problems)))
-            status |= bool(problems)
+    if args.check:
+        problems = check()
+        print("\n".join(problems) if problems else f"{len(pairs())} notebooks match their sources and are clean")
+        if problems:
+            print(f"to fix: jupytext --sync notebooks/{SOURCES}/*.py (out of sync), "
+                  "python notebooks/build_notebooks.py --clean (volatile metadata)")
+        return int(bool(problems))
+    for source, notebook in pairs(keys=args.keys):
+        if args.clean:
+            nb = nbformat.read(notebook, as_version=4)
+            if volatile_metadata(nb):
+                nbformat.write(clean_notebook(nb), notebook)
+                os.utime(source)
+                print(f"cleaned {notebook.name}")
             continue
-        if args.execute:
-            started = time.perf_counter()
-            built = execute(built, HERE)
-            print(f"{target.name}: executed in {time.perf_counter() - started:.0f} s", flush=True)
-        nbformat.write(built, target)
-        print(f"wrote {target.relative_to(HERE.parent)}")
-    return status
+        if pair_differences(source, notebook):
+            print(f"{notebook.name}: out of sync with its source; run jupytext --sync first", file=sys.stderr)
+            return 1
+        started = time.perf_counter()
+        execute(source, notebook)
+        print(f"{notebook.name}: executed in {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

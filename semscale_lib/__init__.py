@@ -1,7 +1,10 @@
 """semscale — measure, see and fix semantic scale imbalance (Ma et al., ICLR 2023, arXiv 2212.14613).
 
-The measuring core is imported here; training (``semscale_lib.train``), data (``semscale_lib.data``), models,
-losses, the DSB pool (``semscale_lib.dsb``) and plotting live in their own modules.
+The measuring core is imported here. The rest lives in its own modules: ``data`` (datasets, long-tailed splits,
+batches), ``models``, ``losses``, ``weights`` (every class-weight rule), ``dsb`` (the storage pool of dynamic
+re-weighting), ``training`` (the one training loop), ``verdicts`` (how claims are judged), ``studies`` (one module
+per notebook's claim), ``runner`` (batch runs of the notebooks) and ``plotting``. Our choices where the paper is
+silent: docs/paper-notes.md.
 """
 from .imbalance import correlate, imbalance_summary, quantify_imbalance
 from .scale import (

@@ -24,7 +24,7 @@ def _load_array(path: str, what: str) -> np.ndarray:
 
 def _measure(args) -> int:
     from . import plotting
-    from .measure import measure_to_folder
+    from .studies.measure import measure_to_folder
     plotting.use_headless_backend()
     if args.dataset:
         features, labels, counts, accuracy, names, extra = _features_from_training(args)
@@ -48,7 +48,7 @@ def _measure(args) -> int:
 
 def _features_from_training(args):
     """Train a small model briefly on --dataset, then measure its test-set embeddings against its accuracy."""
-    from .train import load_run, make_config, train
+    from .training import load_run, make_config, train
     config = make_config("cpu-quick", dataset=args.dataset, epochs=args.epochs, device=args.device,
                          imbalance_factor=args.imbalance_factor)
     run_dir = train(config, out_dir=Path(args.out) / "training")
@@ -62,7 +62,7 @@ def _features_from_training(args):
 
 
 def _train(args) -> int:
-    from .train import TrainConfig, make_config, train
+    from .training import make_config, train
     overrides = {k: v for k, v in vars(args).items()
                  if k not in {"command", "func", "preset", "out", "resume", "no_progress"} and v is not None}
     try:
@@ -83,29 +83,30 @@ def _train(args) -> int:
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from .train import PRESETS, TrainConfig
+    from .dsb import DSBSettings
+    from .training import PRESETS, TrainConfig
+    from .training.config import DSB_PREFIX
     parser.add_argument("--preset", choices=sorted(PRESETS), help="named protocol; explicit options override it")
     parser.add_argument("--out", help="output folder (must be new or empty); default runs/train/<name>-<time>")
     parser.add_argument("--resume", help="folder of an interrupted run to continue")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "preset":
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if f.name == "milestones":
+    fields = [(f.name, f.default) for f in dataclasses.fields(TrainConfig) if f.name not in ("preset", "dsb")]
+    fields += [(DSB_PREFIX + f.name, f.default) for f in dataclasses.fields(DSBSettings)]
+    for name, default in fields:
+        flag = "--" + name.replace("_", "-")
+        if name == "milestones":
             parser.add_argument(flag, type=float, nargs="+", default=None, help="fractions of epochs, e.g. 0.8 0.9")
-        elif f.name == "class_weights":
+        elif name == "class_weights":
             parser.add_argument(flag, type=float, nargs="+", default=None,
                                 help="with --reweight static: one weight per class")
         elif isinstance(default, bool):
             parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
                                 help=f"true/false (default {default})")
-        elif f.name in ("imbalance_factor",):
+        elif name in ("imbalance_factor",):
             parser.add_argument(flag, type=float, default=None, help=f"default {default}")
-        elif f.name == "dsb_pool_dim":
+        elif name in ("dsb_pool_dim", "subset_per_class"):
             parser.add_argument(flag, type=lambda s: None if s.lower() == "none" else int(s), default=None,
-                                help="pooled feature size in the DSB pool, or 'none' for full dimension")
+                                help=f"an integer or 'none' (default {default})")
         else:
             kind = type(default) if default is not None else str
             parser.add_argument(flag, type=kind, default=None, help=f"default {default}")

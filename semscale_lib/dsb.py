@@ -1,4 +1,6 @@
-"""Dynamic semantic-scale-balanced re-weighting (SPEC §5, Algorithm 2): the storage pool and the weight refresh.
+"""Dynamic semantic-scale-balanced re-weighting (Sec. 4.2, Algorithm 2): the storage pool and the S refresh.
+
+The weights a ∝ 1/S are made from S by :mod:`semscale_lib.weights` (rule ``"dsb"``).
 
 The pool holds detached (feature, label) pairs of past mini-batches. Besides the features themselves it keeps,
 per class, the running moments count m, Σz and Σzzᵀ (float64), updated whenever a batch enters or leaves, so that
@@ -18,7 +20,6 @@ import torch
 import torch.distributed as dist
 
 from .imbalance import imbalance_scale
-from .losses import dsb_class_weights
 from .scale import pool_features, semantic_scales_from_moments
 
 POOL_MODES = ("fifo", "per-sample")
@@ -27,7 +28,7 @@ POOL_MODES = ("fifo", "per-sample")
 class StoragePool:
     """Features and labels of recent mini-batches with per-class running moments.
 
-    features pushed: (B, D) → pooled to ``dim`` (1-D average pooling, SPEC §2) unless ``dim`` is None; stored
+    features pushed: (B, D) → pooled to ``dim`` (1-D average pooling, docs/paper-notes.md §3) unless ``dim`` is None; stored
     float32 on ``device``; moments float64 on ``device``.
     """
 
@@ -145,7 +146,7 @@ class StoragePool:
 
 def gather_across_ranks(features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None = None):
     """All-gather a mini-batch from every DistributedDataParallel rank (rank order), so that every rank pushes
-    the same features into its pool and computes the same weights. Unequal batch sizes are padded then trimmed.
+    the same features into its pool and computes the same scales. Unequal batch sizes are padded then trimmed.
     Without an initialised process group, returns the inputs unchanged."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return features, labels, indices
@@ -168,27 +169,44 @@ def gather_across_ranks(features: torch.Tensor, labels: torch.Tensor, indices: t
 
 @dataclass
 class DSBSettings:
-    """Settings of dynamic re-weighting. ``stage_epochs`` = n: plain loss for epochs ≤ n, re-weighted after
-    (the text; Algorithm 2 starts one epoch earlier). ``alpha``: 2 on long-tailed data, 1 on balanced data."""
+    """Settings of dynamic re-weighting (docs/paper-notes.md §8) — the only place they are defined.
+
+    ``stage_epochs`` = n: plain loss for epochs ≤ n, re-weighted after (the text; Algorithm 2 starts one epoch
+    earlier). ``alpha``: of W = log₂(α + W′), 2 on long-tailed data, 1 on balanced data. ``eps``: ε of Eq. 3.
+    ``pool``: "fifo" (the paper) or "per-sample" (ours). ``pool_dim``: stored features average-pooled to
+    this many dimensions (None: full). ``refresh_every``: recompute S every k-th iteration of stage 3.
+    ``normalize``: of the weights a ∝ 1/S ("sum1", "mean1", "none"). ``log_every``: log every k-th refresh.
+    """
     stage_epochs: int = 5
     alpha: float = 2.0
     eps: float = 1.0
-    pool_mode: str = "fifo"
+    pool: str = "fifo"
     pool_dim: int | None = 64
     refresh_every: int = 1
     normalize: str = "sum1"
+    log_every: int = 20
+
+    def __post_init__(self):
+        checks = [(self.stage_epochs >= 1, f"stage_epochs (n) must be ≥ 1, got {self.stage_epochs}"),
+                  (self.refresh_every >= 1, f"refresh_every must be ≥ 1, got {self.refresh_every}"),
+                  (self.log_every >= 1, f"log_every must be ≥ 1, got {self.log_every}"),
+                  (self.alpha >= 1, f"alpha must be ≥ 1, got {self.alpha}"),
+                  (self.eps > 0, f"eps must be > 0, got {self.eps}"),
+                  (self.pool in POOL_MODES, f"unknown pool {self.pool!r}; valid: {POOL_MODES}"),
+                  (self.pool_dim is None or self.pool_dim >= 1, f"pool_dim must be ≥ 1 or None, got {self.pool_dim}"),
+                  (self.normalize in ("sum1", "mean1", "none"),
+                   f"normalize must be 'sum1', 'mean1' or 'none', got {self.normalize!r}")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
 
 
 class DynamicReweighting:
-    """Drives the pool through the paper's three stages and returns the class weights a (C,) when due."""
+    """Drives the pool through the paper's three stages and returns the semantic scales S (C,) when due."""
 
     def __init__(self, num_classes: int, settings: DSBSettings, *, dataset_size: int, device="cpu"):
-        if settings.stage_epochs < 1:
-            raise ValueError("stage_epochs (n) must be ≥ 1")
-        if settings.refresh_every < 1:
-            raise ValueError("refresh_every must be ≥ 1")
         self.settings = settings
-        self.pool = StoragePool(num_classes, dim=settings.pool_dim, mode=settings.pool_mode,
+        self.pool = StoragePool(num_classes, dim=settings.pool_dim, mode=settings.pool,
                                 dataset_size=dataset_size, device=device)
         self.iteration = 0
 
@@ -198,16 +216,16 @@ class DynamicReweighting:
 
     def step(self, epoch: int, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None = None):
         """Update the pool with this iteration's batch (gathered across ranks); in stage 3 and on a refresh
-        iteration return (weights (C,), scales S (C,)) as float64 tensors, else None."""
+        iteration return the scales S (C,) as a float64 tensor, else None."""
         features, labels, indices = gather_across_ranks(features, labels, indices)
         self.pool.push(features, labels, indices=indices, dequeue=epoch > 1)
         self.iteration += 1
         if not self.reweighting(epoch) or (self.iteration - 1) % self.settings.refresh_every:
             return None
-        return self.current_weights()
+        return self.current_scales()
 
-    def current_weights(self):
-        """(a, S) from the pool now: S = S′_norm ⊙ log₂(α + W′), a = dsb_class_weights(S)."""
+    def current_scales(self) -> torch.Tensor:
+        """S (C,) from the pool now: S = S′_norm ⊙ log₂(α + W′) (Sec. 3.4.1)."""
         raw = self.pool.semantic_scales(eps=self.settings.eps)
         scales = imbalance_scale(raw, self.pool.centres(), alpha=self.settings.alpha)
         positive = scales[scales > 0]
@@ -215,7 +233,7 @@ class DynamicReweighting:
             raise ValueError("no class has ≥ 2 samples in the storage pool")
         # [ours] a class with < 2 stored samples has S = 0; give it the smallest positive S (largest weight)
         scales = torch.where(scales > 0, scales, positive.min())
-        return dsb_class_weights(scales, self.settings.normalize), scales
+        return scales
 
     def state_dict(self) -> dict:
         return {"iteration": self.iteration, "pool": self.pool.state_dict()}
@@ -225,13 +243,5 @@ class DynamicReweighting:
         self.pool.load_state_dict(state["pool"])
 
 
-def weights_log_row(epoch: int, iteration: int, weights: torch.Tensor, scales: torch.Tensor) -> dict:
-    """One row of ``weights.csv``: epoch, iteration, then S_c and a_c for every class."""
-    row = {"epoch": epoch, "iteration": iteration}
-    row.update({f"S_{c}": float(v) for c, v in enumerate(scales.cpu().numpy())})
-    row.update({f"a_{c}": float(v) for c, v in enumerate(weights.cpu().numpy())})
-    return row
-
-
-__all__ = ["StoragePool", "DynamicReweighting", "DSBSettings", "gather_across_ranks", "weights_log_row",
+__all__ = ["StoragePool", "DynamicReweighting", "DSBSettings", "gather_across_ranks",
            "POOL_MODES"]

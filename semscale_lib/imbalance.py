@@ -1,11 +1,11 @@
-"""Semantic scale imbalance across classes (SPEC §4) and its correlation with per-class accuracy.
+"""Semantic scale imbalance across classes (Sec. 3.4.1) and its correlation with per-class accuracy.
 
     S'_i ← S'_i / max_j S'_j                      (max-normalised semantic scale)
     w_i  = 1/(C−1) · Σ_j ‖o_i − o_j‖₂             (mean distance of class centre o_i to the others)
     W    = log₂(α + w / max w),  α ≥ 1            (inter-class term)
     S    = S' ⊙ W                                 (imbalance scale, "considering inter-class interference")
 
-Class centres are the class means of the same vectors [ours: the paper does not say].
+Class centres are the class means of the same vectors [ours: the paper does not say; see docs/paper-notes.md §5].
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ TABLE1_ALPHAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 
 def _check_alpha(alpha: float) -> None:
     if not (np.isfinite(alpha) and alpha >= 1.0):
-        raise ValueError(f"alpha must be ≥ 1 (SPEC §4), got {alpha!r}")
+        raise ValueError(f"alpha must be ≥ 1 (Sec. 3.4.1), got {alpha!r}")
 
 
 def interclass_term(centres, *, alpha: float = 1.0):
@@ -74,7 +74,7 @@ def class_centres(features, labels, num_classes: int | None = None) -> np.ndarra
 
 def quantify_imbalance(features, labels, *, alpha: float = 1.0, num_classes: int | None = None,
                        eps: float = 1.0, class_names: Sequence[str] | None = None) -> pd.DataFrame:
-    """SPEC §4 per class. features (N, d), labels (N,) → DataFrame with one row per class:
+    """Sec. 3.4.1 per class (docs/paper-notes.md §5). features (N, d), labels (N,) → DataFrame, one row per class:
 
     ``class``, ``count``, ``semantic_scale`` (S' raw, bits), ``normalized_scale`` (S'/max), ``normalized_distance``
     (W' = w/max w), ``interclass`` (W = log₂(α + W')), ``imbalance_scale`` (S = S'_norm ⊙ W), and ``name`` when

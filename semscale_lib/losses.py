@@ -1,4 +1,4 @@
-"""Classification losses for long-tailed learning and the paper's semantic-scale re-weighting (SPEC §5).
+"""Classification losses for long-tailed learning, and the wrapper that applies class weights to any of them.
 
 Conventions
 -----------
@@ -6,9 +6,9 @@ Conventions
   ``targets`` ``(B,)`` int64 class indices. With ``reduction="none"`` it returns the per-sample losses ``(B,)``
   (nats); with ``reduction="mean"`` (default) their mean, a scalar.
 - Base losses carry no class weights (unless the published loss is defined with them). Class-level weighting is
-  the wrapper :class:`ClassWeighting`: ``loss_b = w[y_b] * base(z_b, y_b)`` averaged over the batch.
-- :class:`SemanticScaleWeighting` is the paper's dynamic semantic-scale-balanced (DSB) scheme, Eq. 4:
-  ``w_i ∝ 1/S_i`` (:func:`dsb_class_weights`).
+  the wrapper :class:`ClassWeighting`: ``loss_b = w[y_b] * base(z_b, y_b)`` reduced over the batch. Losses take
+  weights, they do not compute them: every weighting rule (CB, DRW, static, the paper's DSB a ∝ 1/S of Eq. 4)
+  lives in :mod:`semscale_lib.weights`.
 - Focal loss with class weights, ``-α_t (1-p_t)^γ log p_t`` with ``α_t = a_y`` (Lin et al.; the paper's
   "Focal: α_t = 1/S_y"), is exactly ``ClassWeighting(FocalLoss(gamma, reduction="none"), a)``.
 """
@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .scale import effective_number
 
 __all__ = [
     "CrossEntropy",
@@ -31,18 +30,18 @@ __all__ = [
     "BalancedSoftmaxLoss",
     "LogitAdjustedLoss",
     "ClassWeighting",
-    "SemanticScaleWeighting",
-    "class_balanced_weights",
-    "dsb_class_weights",
-    "drw_weights",
+    "WEIGHT_REDUCTIONS",
+    "as_counts",
     "LOSSES",
     "build_loss",
 ]
 
 _REDUCTIONS = ("mean", "none")
+#: Batch reductions of :class:`ClassWeighting`: plain mean of w_y·ℓ, Σ w_y ℓ / Σ w_y, or per-sample.
+WEIGHT_REDUCTIONS = ("mean", "weighted-mean", "none")
 
 
-def _as_counts(class_counts, name: str = "class_counts") -> np.ndarray:
+def as_counts(class_counts, name: str = "class_counts") -> np.ndarray:
     """Validate per-class training counts: 1-D, finite, all > 0. Returns float64 array ``(C,)``."""
     counts = np.asarray(
         class_counts.detach().cpu().numpy() if isinstance(class_counts, torch.Tensor) else class_counts,
@@ -84,7 +83,7 @@ class _CountAdjusted(_PerSampleLoss):
 
     def __init__(self, class_counts, reduction: str = "mean"):
         super().__init__(reduction)
-        counts = _as_counts(class_counts)
+        counts = as_counts(class_counts)
         self.register_buffer("log_counts", torch.tensor(np.log(counts), dtype=torch.float32))
 
     def _check_classes(self, logits: torch.Tensor) -> None:
@@ -138,7 +137,7 @@ class LDAMLoss(_CountAdjusted):
 
     def __init__(self, class_counts, max_margin: float = 0.5, scale: float = 30.0, reduction: str = "mean"):
         super().__init__(class_counts, reduction)
-        counts = _as_counts(class_counts)
+        counts = as_counts(class_counts)
         raw = counts ** -0.25
         self.register_buffer("margins", torch.tensor(raw * (max_margin / raw.max()), dtype=torch.float32))
         self.max_margin = float(max_margin)
@@ -169,7 +168,7 @@ class LogitAdjustedLoss(_CountAdjusted):
 
     def __init__(self, class_counts, tau: float = 1.0, reduction: str = "mean"):
         super().__init__(class_counts, reduction)
-        counts = _as_counts(class_counts)
+        counts = as_counts(class_counts)
         self.tau = float(tau)
         self.register_buffer("log_prior", torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32))
 
@@ -182,88 +181,28 @@ class LogitAdjustedLoss(_CountAdjusted):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Class weights
-# ----------------------------------------------------------------------------------------------------------------
-def class_balanced_weights(class_counts, beta: float = 0.9999) -> torch.Tensor:
-    """Class-balanced weights of Cui et al. (CVPR 2019): ``w_j ∝ 1/E_{n_j} = (1-β)/(1-β^{n_j})``.
-
-    Normalised so that ``Σ_j w_j = C`` (their convention). ``class_counts``: ``(C,)``, all > 0; ``0 <= β < 1``.
-    Returns a float32 tensor ``(C,)``.
-    """
-    counts = _as_counts(class_counts)
-    if not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta must be in [0, 1), got {beta}")
-    w = 1.0 / effective_number(counts, beta)  # E_n = (1 - β^n) / (1 - β), semscale_lib.scale
-    w = w * (counts.size / w.sum())
-    return torch.tensor(w, dtype=torch.float32)
-
-
-def dsb_class_weights(imbalance_scales, normalize: str = "sum1"):
-    """Semantic-scale-balanced class weights ``a_i ∝ 1/S_i`` (the paper's Eq. 4, SPEC §5).
-
-    ``imbalance_scales``: ``S`` of shape ``(C,)`` (the semantic scale with inter-class interference, SPEC §4);
-    every entry must be finite and > 0, otherwise :class:`ValueError` names the offending class indices.
-    Returns the same type as the input (``np.ndarray`` float64, or a tensor with the input's dtype / device).
-
-    ``normalize``:
-
-    - ``"sum1"`` (default): ``Σ a_i = 1`` — **the paper's text**.
-    - ``"none"``: ``a_i = 1/S_i`` — **Eq. 4 as printed** (unnormalised).
-    - ``"mean1"``: ``Σ a_i = C`` (mean weight 1, keeps the loss on the unweighted scale) — **[ours]**; state it
-      when used.
-    """
-    if normalize not in ("sum1", "mean1", "none"):
-        raise ValueError(f"normalize must be 'sum1', 'mean1' or 'none', got {normalize!r}")
-    is_tensor = isinstance(imbalance_scales, torch.Tensor)
-    s_np = (imbalance_scales.detach().cpu().numpy() if is_tensor else np.asarray(imbalance_scales)).astype(np.float64)
-    if s_np.ndim != 1 or s_np.size == 0:
-        raise ValueError(f"imbalance_scales must be a non-empty 1-D array, got shape {s_np.shape}")
-    bad = np.flatnonzero(~np.isfinite(s_np) | (s_np <= 0))
-    if bad.size:
-        raise ValueError(f"semantic scales must be finite and > 0; offending class indices: {bad.tolist()}")
-    a = 1.0 / s_np
-    if normalize == "sum1":
-        a = a / a.sum()
-    elif normalize == "mean1":
-        a = a * (a.size / a.sum())
-    if is_tensor:
-        dtype = imbalance_scales.dtype if imbalance_scales.is_floating_point() else torch.float32
-        return torch.tensor(a, dtype=dtype, device=imbalance_scales.device)
-    return a
-
-
-def drw_weights(epoch: int, class_counts, *, start_epoch: int = 160, beta: float = 0.9999):
-    """Deferred re-weighting (LDAM-DRW, Cao et al. 2019): class weights for 0-based ``epoch``.
-
-    ``None`` (unweighted) while ``epoch < start_epoch``, then :func:`class_balanced_weights` ``(C,)``.
-    With the default, epochs 0..159 are plain and re-weighting starts at the 161st epoch, as in LDAM-DRW's
-    200-epoch CIFAR schedule. Feed the result to :meth:`ClassWeighting.set_weights`.
-    """
-    if epoch < start_epoch:
-        return None
-    return class_balanced_weights(class_counts, beta)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Weighting wrappers
 # ----------------------------------------------------------------------------------------------------------------
 class ClassWeighting(nn.Module):
-    """Per-class re-weighting of any per-sample loss.
+    """Per-class re-weighting of any per-sample loss; the weights come from a rule in :mod:`semscale_lib.weights`.
 
-    ``loss = mean_b( w[y_b] · base(z, y)_b )`` with ``reduction="mean"`` (default), or the ``(B,)`` weighted
-    per-sample losses with ``reduction="none"``. Note the batch reduction is the plain mean over the ``B``
-    samples (SPEC §5, [ours]) — **not** ``torch.nn.functional.cross_entropy(weight=w)``'s
-    ``Σ w_y l / Σ w_y``, so the weights' overall scale changes the loss (and the effective learning rate).
+    ``reduction`` (docs/paper-notes.md §7):
 
-    ``base_loss`` must return per-sample losses ``(B,)`` (build it with ``reduction="none"``). ``weights``:
-    ``(C,)`` tensor / array, or ``None`` for unweighted; stored as the buffer ``weights`` (moved by ``.to``) and
-    changeable at run time with :meth:`set_weights`.
+    - ``"mean"``: ``mean_b( w[y_b] · ℓ_b )`` — the weights' overall scale changes the loss (and so the effective
+      learning rate);
+    - ``"weighted-mean"``: ``Σ_b w[y_b] ℓ_b / Σ_b w[y_b]`` — exactly ``F.cross_entropy(weight=w)`` for CE, the
+      reduction of the LDAM-DRW reference code; invariant to the weights' scale;
+    - ``"none"``: the ``(B,)`` weighted per-sample losses.
+
+    Unweighted (``weights`` None) every reduction is the plain mean. ``base_loss`` must return per-sample losses
+    ``(B,)`` (build it with ``reduction="none"``). ``weights``: ``(C,)`` tensor / array or ``None``; stored as the
+    buffer ``weights`` (moved by ``.to``) and changed at run time with :meth:`set_weights`.
     """
 
     def __init__(self, base_loss: nn.Module, weights=None, reduction: str = "mean"):
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        if reduction not in WEIGHT_REDUCTIONS:
+            raise ValueError(f"reduction must be one of {WEIGHT_REDUCTIONS}, got {reduction!r}")
         if getattr(base_loss, "reduction", "none") != "none":
             raise ValueError("base_loss must return per-sample losses: build it with reduction='none'")
         self.base_loss = base_loss
@@ -293,34 +232,14 @@ class ClassWeighting(nn.Module):
         if self.weights is not None:
             if self.weights.numel() != logits.shape[1]:
                 raise ValueError(f"{self.weights.numel()} class weights for logits with {logits.shape[1]} classes")
-            losses = losses * self.weights.to(device=losses.device, dtype=losses.dtype)[targets]
-        return losses.mean() if self.reduction == "mean" else losses
+            sample_weights = self.weights.to(device=losses.device, dtype=losses.dtype)[targets]
+            losses = losses * sample_weights
+            if self.reduction == "weighted-mean":
+                return losses.sum() / sample_weights.sum()
+        return losses if self.reduction == "none" else losses.mean()
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, weighted={self.weights is not None}"
-
-
-class SemanticScaleWeighting(ClassWeighting):
-    """The paper's DSB loss (Eq. 4): ``a_y · L(z, y)`` with ``a_i ∝ 1/S_i`` from the current semantic scales.
-
-    Unweighted until the first :meth:`update_from_scales` (stages 1–2 of the dynamic re-weighting, SPEC §5).
-    ``normalize`` is the default for :func:`dsb_class_weights` (``"sum1"``, the paper's text).
-    """
-
-    def __init__(self, base_loss: nn.Module, normalize: str = "sum1", reduction: str = "mean"):
-        super().__init__(base_loss, None, reduction)
-        if normalize not in ("sum1", "mean1", "none"):
-            raise ValueError(f"normalize must be 'sum1', 'mean1' or 'none', got {normalize!r}")
-        self.normalize = normalize
-
-    def update_from_scales(self, imbalance_scales, normalize: str | None = None) -> torch.Tensor:
-        """Set the weights from semantic scales ``S`` ``(C,)``; returns the new weights ``(C,)`` (float32)."""
-        a = dsb_class_weights(imbalance_scales, normalize or self.normalize)
-        self.set_weights(a)
-        return self.weights
-
-    def extra_repr(self) -> str:
-        return f"normalize={self.normalize!r}, " + super().extra_repr()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -342,7 +261,7 @@ def build_loss(name: str, class_counts: Sequence[float] | None = None, **kw) -> 
     ``"logit-adjusted"`` and ignored by ``"ce"`` / ``"focal"``. ``kw`` are the loss's own options (``gamma``;
     ``max_margin``, ``scale``; ``tau``). Unknown ``name`` -> :class:`ValueError` listing the valid names; an
     option the loss does not take -> :class:`TypeError` listing the accepted ones. Wrap the result in
-    :class:`ClassWeighting` / :class:`SemanticScaleWeighting` for class weights.
+    :class:`ClassWeighting` for class weights.
     """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")

@@ -1,18 +1,18 @@
-"""Evaluation metrics: per-class and shot-group accuracy, seed summaries and bootstrap intervals.
+"""Evaluation metrics: per-class and shot-group accuracy and seed summaries.
 
 Accuracies are fractions in ``[0, 1]`` (multiply by 100 for the paper's top-1 %). Shot groups follow the paper's
-head / middle / tail split (SPEC §6): "many" > 100, "medium" 20–100 (inclusive), "few" < 20 training images.
+head / middle / tail split (Table 2; docs/paper-notes.md §10): "many" > 100, "medium" 20–100 (inclusive), "few" < 20
+training images.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
-__all__ = ["per_class_accuracy", "shot_groups", "group_accuracy", "mean_sd_table", "bootstrap_ci"]
+__all__ = ["per_class_accuracy", "shot_groups", "group_accuracy", "mean_sd_table"]
 
 SHOT_GROUPS = ("many", "medium", "few")
 
@@ -117,23 +117,3 @@ def mean_sd_table(df: pd.DataFrame, group_cols: Sequence[str], value_cols: Seque
             row[col] = _fmt_mean_sd(sub[col].astype(float), decimals)
         rows.append(row)
     return pd.DataFrame(rows, columns=group_cols + ["n"] + value_cols)
-
-
-def bootstrap_ci(values, *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
-                 statistic: Callable = np.mean, method: str = "BCa") -> tuple[float, float]:
-    """Bootstrap confidence interval ``(low, high)`` of ``statistic`` over 1-D ``values`` (scipy.stats.bootstrap).
-
-    ``statistic`` must accept ``axis`` (numpy reductions do). Needs at least two values; identical values give
-    the degenerate interval ``(v, v)``. ``seed`` makes the resampling reproducible.
-    """
-    vals = _to_numpy(values).astype(np.float64).ravel()
-    if vals.size < 2:
-        raise ValueError("bootstrap_ci needs at least two values")
-    if not np.all(np.isfinite(vals)):
-        raise ValueError("values must be finite")
-    if np.all(vals == vals[0]):
-        point = float(statistic(vals))
-        return point, point
-    res = stats.bootstrap((vals,), statistic, n_resamples=n_resamples, confidence_level=confidence,
-                          method=method, rng=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)

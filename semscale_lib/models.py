@@ -3,7 +3,7 @@
 Every model is an :class:`EmbeddingClassifier`: ``embed(x)`` maps images ``(B, C_in, H, W)`` to globally pooled
 features ``(B, D)`` with ``D = model.embedding_dim``, and ``model.classifier`` maps them to logits ``(B, C)``.
 ``model(x, return_features=True)`` returns ``(logits, features)`` from one forward pass, which is what the
-dynamic re-weighting pool (SPEC §5) stores.
+dynamic re-weighting pool (Sec. 4.2, Algorithm 2) stores.
 
 Registered names (:data:`MODELS`, built with :func:`build_model`):
 

@@ -371,10 +371,11 @@ VOLATILE_CELL_METADATA = ("execution", "papermill", "collapsed", "scrolled")
 
 def clean_notebook(nb):
     """Strip volatile metadata from an executed notebook (in place; returns it): papermill's notebook and cell
-    metadata, per-cell execution timings, widget state; the kernelspec becomes the generic ``python3`` and
-    ``language_info`` keeps only the language. Outputs and execution counts stay (nbval compares outputs)."""
-    nb.metadata.pop("papermill", None)
-    nb.metadata.pop("widgets", None)
+    metadata, per-cell execution timings, widget state, jupytext's filters (JupyterLab copies them from
+    ``notebooks/jupytext.toml``); the kernelspec becomes the generic ``python3`` and ``language_info`` keeps only the
+    language. Outputs and execution counts stay (nbval compares outputs)."""
+    for key in ("papermill", "widgets", "jupytext"):
+        nb.metadata.pop(key, None)
     nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
     nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
     for cell in nb.cells:
@@ -387,7 +388,7 @@ def clean_notebook(nb):
 
 def volatile_metadata(nb) -> list[str]:
     """What :func:`clean_notebook` would remove (empty list for a clean notebook)."""
-    found = [f"metadata.{k}" for k in ("papermill", "widgets") if k in nb.metadata]
+    found = [f"metadata.{k}" for k in ("papermill", "widgets", "jupytext") if k in nb.metadata]
     if nb.metadata.get("kernelspec", {}).get("name") != "python3":
         found.append("metadata.kernelspec (not python3)")
     if set(nb.metadata.get("language_info", {})) - {"name", "pygments_lexer"}:

@@ -4,7 +4,7 @@ For one class with m vectors z_1..z_m in R^d (rows of ``features``), centred by 
 
     S' = ½ · log_base det( I_d + d / (m ε²) · Xᵀ X ),      X = Z − mean(Z)   (m × d)
 
-(SPEC §2; the paper prints ε = 1 and base 2.) We never form ``det`` itself — it overflows float64 once
+(Eq. 3 prints ε = 1 and base 2; docs/paper-notes.md §1.) We never form ``det`` itself — it overflows float64 once
 log₂det > 1024 — but take 2·Σ log diag(L) of the Cholesky factor L, in float64. When m < d we use
 Sylvester's identity det(I_d + c XᵀX) = det(I_m + c XXᵀ): same value, smaller matrix.
 
@@ -123,10 +123,11 @@ def _single_class_gram(features, *, center: bool, caller: str) -> tuple[torch.Te
 
 
 def semantic_scale(features, *, eps: float = 1.0, base: float = 2.0, center: bool = True) -> float:
-    """S' of one class (SPEC §2, Eq. 3) — a float in units of log_base (bits for base 2).
+    """S' of one class (Eq. 3; docs/paper-notes.md §1) — a float in units of log_base (bits for base 2).
 
     features: (m, d), one row per sample. ``eps`` is the sphere-packing radius ε (Eq. 3 is ε = 1; the paper's
-    text also mentions 1000 — see SPEC §2). ``center=False`` skips the per-class centring (not the paper).
+    text also mentions 1000 — ours: ε = 1; see docs/paper-notes.md §1). ``center=False`` skips the per-class
+    centring (not the paper).
     m = 1 (centred) gives 0.0; m = 0 is a ValueError.
     """
     _check_positive(eps, "eps")
@@ -258,7 +259,8 @@ def effective_number(counts, beta: float) -> np.ndarray:
 
 
 def pool_features(features, dim: int = 64):
-    """1-D average pooling of each feature vector to ``dim`` values (SPEC §2: e.g. 2048 → 64, windows of 32).
+    """1-D average pooling of each feature vector to ``dim`` values (Sec. 4.2 / Appendix F.2: e.g. 2048 → 64,
+    windows of 32; docs/paper-notes.md §3).
 
     features (N, D) → (N, dim), same type (numpy or torch) and device. D divisible by dim gives the paper's
     non-overlapping windows; otherwise adaptive average pooling (windows of ⌈D/dim⌉ or ⌊D/dim⌋) [ours].
@@ -282,7 +284,8 @@ def pool_features(features, dim: int = 64):
 
 
 def resize_images(images, size: int = 16, *, chunk: int = 4096) -> np.ndarray:
-    """Images → float32 (N, size·size·C) in [0, 1], resized bilinearly with antialiasing [ours: SPEC §2].
+    """Images → float32 (N, size·size·C) in [0, 1], resized bilinearly with antialiasing (Algorithm 1's resize;
+    range and interpolation are ours, see docs/paper-notes.md §2).
 
     images: (N, H, W) or (N, H, W, C), uint8 (0..255) or float in [0, 1]. Processed in chunks of ``chunk``.
     """

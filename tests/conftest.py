@@ -79,3 +79,16 @@ def cifar_fixture_root(tmp_path):
     _dump(c100 / "meta", {"fine_label_names": [f"fine_{i:03d}" for i in range(100)],
                           "coarse_label_names": [f"coarse_{i:02d}" for i in range(20)]})
     return tmp_path
+
+
+@pytest.fixture
+def isolated_splits(tmp_path, monkeypatch):
+    """Splits and runs under ``tmp_path`` (never the repository's data/), one torch thread, and torch's
+    deterministic-algorithms flag (the CPU trainer switches it on) restored afterwards. Returns ``tmp_path``."""
+    monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
+    monkeypatch.setenv("SEMSCALE_RUNS", str(tmp_path / "runs"))
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    yield tmp_path
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)

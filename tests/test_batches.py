@@ -1,11 +1,11 @@
-"""TensorBatches: uint8 data on the device, batched random crop / flip, normalisation (semscale_lib.batches)."""
+"""TensorBatches: uint8 data on the device, batched random crop / flip, normalisation (semscale_lib.data.batches)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from semscale_lib.batches import TensorBatches
+from semscale_lib.data.batches import TensorBatches
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

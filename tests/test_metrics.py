@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from semscale_lib.metrics import bootstrap_ci, group_accuracy, mean_sd_table, per_class_accuracy, shot_groups
+from semscale_lib.metrics import group_accuracy, mean_sd_table, per_class_accuracy, shot_groups
 
 
 def test_per_class_accuracy_hand():
@@ -57,14 +57,3 @@ def test_mean_sd_table():
     assert table.set_index("method").loc["dsb", "acc"] == "4.00 ± n/a"
     whole = mean_sd_table(df, [], ["acc"], decimals=1)
     assert whole.loc[0, "n"] == 4 and whole.loc[0, "acc"] == f"2.5 ± {np.std([1, 2, 3, 4], ddof=1):.1f}"
-
-
-def test_bootstrap_ci():
-    values = np.arange(1.0, 11.0)
-    low, high = bootstrap_ci(values, n_resamples=500)
-    assert low < 5.5 < high
-    assert 1.0 <= low and high <= 10.0
-    assert (low, high) == bootstrap_ci(values, n_resamples=500)  # seeded
-    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
-    with pytest.raises(ValueError):
-        bootstrap_ci([1.0])

@@ -6,7 +6,6 @@ dataset (scikit-learn's digits instead of Fashion-MNIST), epochs, losses and met
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,18 +14,11 @@ import pandas as pd
 import pytest
 
 from semscale_lib import runner
-from semscale_lib.experiments import CLAIMS_FILE, VERDICTS
+from semscale_lib.studies.claims import CLAIMS_FILE, VERDICTS
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 KEYS = ["00", "01", "02", "03", "04", "05"]
 TRAINING = ["01", "02", "03", "04"]
-
-
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("build_notebooks", NOTEBOOKS / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _notebooks() -> dict[str, Path]:
@@ -64,23 +56,6 @@ def test_notebook_structure(key):
         assert {"dataset", "model", "epochs", "seeds", "device", "threads"} <= set(names)
     # papermill must be able to read every parameter (a comment with '=' would hide it from the runner)
     assert set(runner.notebook_parameters(_notebooks()[key])) == set(names)
-
-
-def test_committed_notebooks_are_clean_and_match_their_sources():
-    builder = _load_builder()
-    for source in sorted((NOTEBOOKS / "_source").glob("*.py")):
-        committed = nbformat.read(NOTEBOOKS / f"{source.stem}.ipynb", as_version=4)
-        assert builder.differences(committed, builder.build(source)) == [], source.name
-        code = [c for c in committed.cells if c.cell_type == "code"]
-        assert all(c.execution_count is not None for c in code), f"{source.stem} is not executed"
-
-
-def test_percent_format_parser():
-    cells = _load_builder().parse_source(
-        'ignored\n# %% [markdown]\n# # Title\n#\n# text\n# %% tags=["parameters"]\nx = 1\n\n# %%\ny = x\n')
-    assert [c["cell_type"] for c in cells] == ["markdown", "code", "code"]
-    assert cells[0]["source"] == "# Title\n\ntext"
-    assert cells[1] == {"cell_type": "code", "source": "x = 1", "tags": ["parameters"]}
 
 
 # ------------------------------------------------------------------------------------- execution with parameters

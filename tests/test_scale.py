@@ -1,4 +1,4 @@
-"""Semantic scale (SPEC §2) against closed forms, the authors' plain-det formula and invariances."""
+"""Semantic scale (Eq. 3) against closed forms, the authors' plain-det formula and invariances."""
 import math
 
 import numpy as np

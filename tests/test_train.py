@@ -1,4 +1,4 @@
-"""The trainer (semscale_lib.train): files of a run, determinism, exact resume, errors, schedules, weights.
+"""The trainer (semscale_lib.training): files of a run, determinism, exact resume, errors, schedules, weights.
 
 Every run here is scikit-learn's digits made long-tailed (8×8 grey, IF 10: 531 training images), resnet-tiny,
 batch 64, 1–3 epochs, one CPU thread: a few seconds each.
@@ -13,8 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-import semscale_lib.train as T
-from semscale_lib import cli
+import semscale_lib.training as T
+import semscale_lib.training.data as training_data
+from semscale_lib import cli, paths
+from semscale_lib.losses import ClassWeighting
+from semscale_lib.weights import WEIGHTINGS, SemanticScaleBalanced, build_weighting
 from semscale_lib.data import load_dataset
 from semscale_lib.losses import LOSSES
 from semscale_lib.models import MODELS
@@ -73,7 +76,7 @@ def test_short_run_writes_every_file(short_run):
     assert {"python", "torchvision", "numpy", "platform", "threads"} <= set(env)
     counts = np.asarray(saved["train_counts"])
     assert counts[0] == counts.max() and counts[-1] == counts[0] // 10 and len(counts) == 10
-    assert Path(saved["split_file"]).parent == Path(T.paths.splits_root())   # not the repo's data/splits
+    assert Path(saved["split_file"]).parent == Path(paths.splits_root())   # not the repo's data/splits
 
     metrics = pd.read_csv(short_run / "metrics.csv")
     assert list(metrics.columns) == METRIC_COLUMNS
@@ -118,7 +121,7 @@ RESUME_CASES = {
     "none": (dict(reweight="none", epochs=3), 1),
     "cb": (dict(reweight="cb", epochs=3), 1),
     # stage 3 starts in epoch 2; interrupted before it
-    "dsb": (dict(reweight="dsb", epochs=3, dsb_stage_epochs=1, weights_log_every=1), 1),
+    "dsb": (dict(reweight="dsb", epochs=3, dsb_stage_epochs=1, dsb_log_every=1), 1),
     # interrupted inside stage 3, refreshing every 4th iteration: epoch 3 starts with epoch 2's last weights
     "dsb-stage3-every4": (dict(reweight="dsb", epochs=3, dsb_stage_epochs=1, dsb_refresh_every=4,
                                dsb_pool="per-sample"), 2),
@@ -157,7 +160,7 @@ def test_resume_through_the_cli(tmp_path, capsys):
     ("dataset", "imagenet-lt", "cifar10, cifar100, digits, fashion-mnist, mnist"),
     ("loss", "hinge", ", ".join(LOSSES)),
     ("model", "vgg", ", ".join(MODELS)),
-    ("reweight", "ipw", ", ".join(T.REWEIGHTS)),
+    ("reweight", "ipw", ", ".join(WEIGHTINGS)),
 ])
 def test_unknown_names_list_the_valid_ones(field, value, valid):
     with pytest.raises(ValueError, match=f"unknown {field} '{value}'") as error:
@@ -196,22 +199,27 @@ def test_resume_with_a_different_config_is_refused(short_run):
     assert ((short_run / "metrics.csv").read_bytes(), (short_run / "checkpoint.pt").read_bytes()) == before
 
 
-def test_resume_needs_a_checkpoint(short_run, tmp_path):
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_scratch(short_run, tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
     (bare / "config.json").write_text((short_run / "config.json").read_text())
-    with pytest.raises(ValueError, match="checkpoint"):
-        T.train(resume=bare, progress=False)
+    assert T.train(resume=bare, progress=False) == bare
+    _assert_same_run(short_run, bare)
+
+
+def test_resume_of_a_folder_that_is_not_a_run_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="not a run folder"):
+        T.train(resume=tmp_path / "nothing-here", progress=False)
 
 
 def test_a_class_missing_from_the_training_set_is_an_error(monkeypatch, tmp_path):
-    real = T.load_dataset
+    real = training_data.load_dataset
 
     def without_class_9(name, *, train=True, root=None):
         data = real(name, train=train, root=root)
         return data.subset(np.flatnonzero(data.labels != 9)) if train else data
 
-    monkeypatch.setattr(T, "load_dataset", without_class_9)
+    monkeypatch.setattr(training_data, "load_dataset", without_class_9)
     with pytest.raises(ValueError, match=r"classes \[9\] are missing from the training set"):
         T.load_run_data(tiny(dataset="digits"))
     out = tmp_path / "never"
@@ -226,26 +234,100 @@ def _class_balanced(counts, beta):
     return w * len(counts) / w.sum()
 
 
+def _epoch_weights(config, counts, epoch):
+    return build_weighting(config, counts, dataset_size=int(np.sum(counts))).epoch_weights(epoch)
+
+
 def test_cb_and_drw_weights_per_epoch():
     counts = np.array([100, 40, 10, 3])
     drw = tiny(reweight="drw", epochs=10, drw_start=0.8, cb_beta=0.99)
     for epoch in range(1, 9):
-        assert T.class_weights_for_epoch(drw, counts, epoch) is None, epoch
+        assert _epoch_weights(drw, counts, epoch) is None, epoch
     for epoch in (9, 10):
-        np.testing.assert_allclose(T.class_weights_for_epoch(drw, counts, epoch).numpy(),
-                                   _class_balanced(counts, 0.99), rtol=1e-6)
+        np.testing.assert_allclose(_epoch_weights(drw, counts, epoch).numpy(), _class_balanced(counts, 0.99),
+                                   rtol=1e-6)
     cb = tiny(reweight="cb", epochs=10, cb_beta=0.999)
     for epoch in (1, 5, 10):
-        weights = T.class_weights_for_epoch(cb, counts, epoch)
+        weights = _epoch_weights(cb, counts, epoch)
         np.testing.assert_allclose(weights.numpy(), _class_balanced(counts, 0.999), rtol=1e-6)
         assert float(weights.sum()) == pytest.approx(4.0, rel=1e-6)
     for reweight in ("none", "dsb"):
-        assert T.class_weights_for_epoch(tiny(reweight=reweight), counts, 1) is None
+        assert _epoch_weights(tiny(reweight=reweight), counts, 1) is None
+
+
+def test_each_rule_has_its_reduction_and_drw_uses_the_weighted_mean():
+    assert tiny(reweight="drw").reduction == "weighted-mean"            # as F.cross_entropy(weight=w) in LDAM-DRW
+    assert {tiny(reweight=r).reduction for r in ("none", "cb", "dsb")} == {"mean"}
+    assert tiny(reweight="drw", weight_reduction="mean").reduction == "mean"
+    with pytest.raises(ValueError, match="weight_reduction"):
+        tiny(weight_reduction="sum")
+
+
+@pytest.fixture
+def loss_weights_seen(monkeypatch):
+    """Every weights vector the loss used, one entry per forward call (None when unweighted)."""
+    seen = []
+    forward = ClassWeighting.forward
+
+    def spy(self, logits, targets):
+        seen.append(None if self.weights is None else self.weights.clone())
+        return forward(self, logits, targets)
+
+    monkeypatch.setattr(ClassWeighting, "forward", spy)
+    return seen
+
+
+def test_training_on_a_per_class_subset_applies_the_class_weights(tmp_path, loss_weights_seen):
+    weights = [1.0, 2.0, 0.5, 1.0, 3.0, 1.0, 1.0, 0.25, 1.0, 1.0]
+    config = tiny(dataset="digits", subset_per_class=12, reweight="static", class_weights=weights, epochs=1)
+    out = T.train(config, out_dir=tmp_path / "subset", progress=False)
+    counts = json.loads((out / "config.json").read_text())["train_counts"]
+    assert counts == [12] * 10
+    assert len(loss_weights_seen) == 2                                   # 120 images, batch 64
+    for used in loss_weights_seen:
+        np.testing.assert_allclose(used.numpy(), weights)
+    images = T.training_images(T.load_run(out))                          # the nested subset, drawn again
+    np.testing.assert_array_equal(np.bincount(images.labels), counts)
+
+
+def test_stage_3_loss_uses_the_refreshed_dsb_weights(tmp_path, loss_weights_seen, monkeypatch):
+    refreshed = []
+    step = SemanticScaleBalanced.step
+
+    def record(self, epoch, features, labels, indices=None):
+        new = step(self, epoch, features, labels, indices)
+        refreshed.append(None if new is None else new.clone())
+        return new
+
+    monkeypatch.setattr(SemanticScaleBalanced, "step", record)
+    config = tiny(reweight="dsb", epochs=3, dsb_stage_epochs=1, dsb_refresh_every=3, dsb_normalize="mean1")
+    T.train(config, out_dir=tmp_path / "dsb", progress=False)
+    per_epoch = len(refreshed) // 3
+    assert all(w is None for w in refreshed[:per_epoch]) and all(w is None for w in loss_weights_seen[:per_epoch])
+    latest = None
+    for new, used in zip(refreshed[per_epoch:], loss_weights_seen[per_epoch:]):
+        latest = new if new is not None else latest
+        assert used is not None and torch.equal(used, latest)
+    assert sum(w is not None for w in refreshed) == len(range(0, 2 * per_epoch, 3))
+
+
+def test_eval_every_skips_evaluations_but_always_evaluates_the_last_epoch(tmp_path):
+    out = T.train(tiny(epochs=3, eval_every=0), out_dir=tmp_path / "last", progress=False)
+    top1 = pd.read_csv(out / "metrics.csv")["top1"]
+    assert top1.isna().tolist() == [True, True, False]
+    out = T.train(tiny(epochs=3, eval_every=2), out_dir=tmp_path / "two", progress=False)
+    assert pd.read_csv(out / "metrics.csv")["top1"].isna().tolist() == [True, False, False]
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path):
+    with pytest.raises(FloatingPointError, match=r"epoch 1, iteration \d+ at learning rate 1e\+30"):
+        T.train(tiny(lr=1e30, epochs=2, warmup_epochs=0), out_dir=tmp_path / "nan", progress=False)
+    assert not (tmp_path / "nan" / "per_class.csv").exists()
 
 
 # -------------------------------------------------------------------------------------------------- DSB run
 def test_dsb_run_logs_scales_and_weights(tmp_path):
-    config = tiny(reweight="dsb", epochs=2, dsb_stage_epochs=1, weights_log_every=1)
+    config = tiny(reweight="dsb", epochs=2, dsb_stage_epochs=1, dsb_log_every=1)
     out = T.train(config, out_dir=tmp_path / "dsb", progress=False)
     weights = T.load_run(out)["weights"]
     train_size = sum(json.loads((out / "config.json").read_text())["train_counts"])
@@ -262,7 +344,7 @@ def test_dsb_run_logs_scales_and_weights(tmp_path):
 
 
 def test_dsb_weights_log_is_subsampled(tmp_path):
-    config = tiny(reweight="dsb", epochs=2, dsb_stage_epochs=1, weights_log_every=3)
+    config = tiny(reweight="dsb", epochs=2, dsb_stage_epochs=1, dsb_log_every=3)
     weights = T.load_run(T.train(config, out_dir=tmp_path / "dsb3", progress=False))["weights"]
     first = int(weights["iteration"].iloc[0])
     assert weights["iteration"].tolist() == list(range(first, first + 3 * len(weights), 3))

@@ -5,7 +5,7 @@
 # S′ = ½ log₂ det(I + (d/m) Z Zᵀ) of the class's m centred vectors of dimension d (Eq. 3). Applied to raw images
 # resized to 16×16(×C) with pixels in [0, 1], S′ is the **sample volume** (Algorithm 1). With the class centres it
 # also gives W = log₂(α + W′), the normalised mean distance to the other classes, and the imbalance scale
-# S = S′/max S′ ⊙ W (SPEC §4).
+# S = S′/max S′ ⊙ W (Sec. 3.4.1).
 #
 # This notebook only measures: the per-class table of a real training set and a bar chart of it. No training,
 # under a minute on a CPU.
@@ -20,11 +20,13 @@ import pandas as pd
 from IPython.display import display
 
 import semscale_lib
-from semscale_lib import experiments as ex, imbalance_summary, plotting, quantify_imbalance
+from semscale_lib import imbalance_summary, plotting, quantify_imbalance
+from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
+from semscale_lib.studies.claims import write_claims
 from semscale_lib.data import load_dataset, long_tailed_subset
 from semscale_lib.scale import resize_images
 
-versions = ex.require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
+versions = require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
                                 "matplotlib": "3.7"})
 
 # %% tags=["parameters"]
@@ -40,9 +42,8 @@ out_dir = "outputs/00_quickstart"
 # The training images as uint8 arrays (N, H, W, C). With `imbalance_factor` set, the long-tailed subset drawn
 # with `split_seed` (class 0 keeps all its images, the last class 1/IF of them).
 
-# %%
-# NBVAL_CHECK_OUTPUT
-out = ex.prepare_out_dir(out_dir)
+# %% tags=["nbval-check-output"]
+out = prepare_out_dir(out_dir)
 data = load_dataset(dataset, train=True)
 if imbalance_factor is not None:
     data, _ = long_tailed_subset(data, imbalance_factor=imbalance_factor, seed=split_seed)
@@ -54,8 +55,7 @@ print("images per class:", data.counts.tolist())
 # `semantic_scale` is S′ in bits (d = 256 for grey 16×16 images), `normalized_scale` S′/max S′,
 # `normalized_distance` W′, `interclass` W = log₂(α + W′) and `imbalance_scale` S. Sorted by S, largest first.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 started = time.perf_counter()
 vectors = resize_images(data.images, image_size)
 table = quantify_imbalance(vectors, data.labels, alpha=alpha, class_names=data.classes)
@@ -63,8 +63,7 @@ seconds = time.perf_counter() - started
 table.to_csv(out / "semantic_scales.csv", index=False)
 table.sort_values("imbalance_scale", ascending=False).round(3).reset_index(drop=True)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"measured {len(data)} images of dimension {vectors.shape[1]} in {seconds:.1f} s")
 
 # %% [markdown]
@@ -72,8 +71,7 @@ print(f"measured {len(data)} images of dimension {vectors.shape[1]} in {seconds:
 # On a sample-balanced dataset the count ratio is 1 while S′ and S still differ across classes, which is the
 # paper's point: equal counts do not mean equal scales.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 summary = imbalance_summary(table)
 summary.to_csv(out / "imbalance_summary.csv", index=False)
 summary.round(3)
@@ -82,16 +80,15 @@ summary.round(3)
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 plotting.plot_class_scales(table, "semantic_scale", ax=axes[0], title=f"sample volume S′ per class ({dataset})")
 plotting.plot_class_scales(table, "imbalance_scale", ax=axes[1], title=f"imbalance scale S (α = {alpha:g})")
-ex.save_and_show(fig, out / "semantic_scales.png")
+save_and_show(fig, out / "semantic_scales.png")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 largest, smallest = table.loc[table["semantic_scale"].idxmax()], table.loc[table["semantic_scale"].idxmin()]
 print(f"Largest sample volume: {largest['name']} (S′ = {largest['semantic_scale']:.1f} bits); smallest: "
       f"{smallest['name']} (S′ = {smallest['semantic_scale']:.1f} bits), a ratio of "
       f"{largest['semantic_scale'] / smallest['semantic_scale']:.2f} with "
       f"{'equal' if data.counts.min() == data.counts.max() else 'unequal'} counts per class.")
-claims_file = ex.write_claims(
+claims_file = write_claims(
     out, "00_quickstart", [], figures=["semantic_scales.png"],
     parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "image_size": image_size, "alpha": alpha},
     tables=[{"title": "Sample volume and imbalance scale per class", "file": "semantic_scales.csv"}])

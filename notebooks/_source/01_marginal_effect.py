@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 01 · The marginal effect of semantic scale (SPEC §3)
+# # 01 · The marginal effect of semantic scale (Sec. 3.3)
 #
 # **Claim (paper, Sec. 3.3).** Add samples to every class of a sample-balanced dataset, nested (new samples join
 # the old ones): the per-class sample volume S′(m) rises quickly and then saturates, and accuracy follows Σ S′ —
@@ -11,7 +11,7 @@
 # which m has Σ S′ reached 95 % of its final value, does accuracy keep rising after that, and how well do Σ S′, m
 # and E_m (several β) track accuracy (Pearson r, R²)? The feature volume of each sub-dataset's own model is shown too.
 #
-# **Falsified if** (TRANSCRIPTION §5.1) S′(m) is not concave and saturating (its increments do not shrink), or
+# **Falsified if** (our rule for Sec. 3.3) S′(m) is not concave and saturating (its increments do not shrink), or
 # accuracy keeps rising after Σ S′ has saturated.
 
 # %%
@@ -26,12 +26,16 @@ import torch
 from IPython.display import Markdown, display
 
 import semscale_lib
-from semscale_lib import experiments as ex, plotting
-from semscale_lib.data import load_dataset, nested_balanced_indices
-from semscale_lib.scale import class_semantic_scales, effective_number
-from semscale_lib.train import make_config
+from semscale_lib import plotting
+from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
+from semscale_lib.studies.claims import claim_record, write_claims
+from semscale_lib.studies.marginal_effect import (
+    marginal_effect_correlations, marginal_effect_verdict, nested_sample_volumes, train_subsets, volume_totals,
+)
+from semscale_lib.data import load_dataset
+from semscale_lib.scale import effective_number
 
-versions = ex.require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
+versions = require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
                                 "matplotlib": "3.7", "scipy": "1.10"})
 
 # %% tags=["parameters"]
@@ -40,7 +44,7 @@ sizes = [10, 20, 50, 100, 200, 500, 1000, 2000, 4000, 6000]  # samples per class
 train_sizes = [20, 100, 500, 1000, 4000]                     # sub-datasets a model is trained on (each in sizes)
 subset_seed = 0                 # the nested draw
 model = "resnet-tiny"
-preset = "cpu-quick"            # training recipe in semscale_lib.train.PRESETS; paper-table1: the paper's
+preset = "cpu-quick"            # training recipe in semscale_lib.training.PRESETS; paper-table1: the paper's
 epochs = 3                      # at least this many epochs per model ...
 min_steps = 150                 # ... and at least this many optimizer steps (small subsets get more epochs) [ours]
 seeds = [0]                     # one model per trained m and seed; top-1 is averaged over seeds
@@ -54,20 +58,19 @@ out_dir = "outputs/01_marginal_effect"
 # %%
 if threads:
     torch.set_num_threads(threads)
-out = ex.prepare_out_dir(out_dir)
+out = prepare_out_dir(out_dir)
 missing = sorted(set(train_sizes) - set(sizes))
 assert not missing, f"train_sizes {missing} are not in sizes"
-train_data, test_data = load_dataset(dataset, train=True), load_dataset(dataset, train=False)
+train_data = load_dataset(dataset, train=True)
 
 # %% [markdown]
 # ## S′(m) per class: the sample volume of nested sub-datasets
 # `total` is Σ over classes of S′ (bits), `mean`/`sd` over classes, `increment` the gain of Σ S′ per added sample
 # per class since the previous m.
 
-# %%
-# NBVAL_CHECK_OUTPUT
-volumes = ex.nested_sample_volumes(train_data, sizes, seed=subset_seed)
-totals = ex.volume_totals(volumes)
+# %% tags=["nbval-check-output"]
+volumes = nested_sample_volumes(train_data, sizes, seed=subset_seed)
+totals = volume_totals(volumes)
 volumes.to_csv(out / "volumes.csv", index=False)
 totals.to_csv(out / "volume_totals.csv", index=False)
 totals.round(3)
@@ -77,33 +80,23 @@ totals.round(3)
 # Same recipe for every m (the `preset`); small sub-datasets get more epochs so that each model takes at least
 # `min_steps` steps. `feature_total` is Σ S′ of the model's own embeddings of its training sub-dataset.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-subsets = nested_balanced_indices(train_data.labels, train_sizes, seed=subset_seed)
-rows = []
-for m in train_sizes:
-    for seed in seeds:
-        config = make_config(preset, dataset=dataset, model=model, epochs=epochs, seed=seed, device=device)
-        result = ex.train_subset(config, train_data, test_data, subsets[m], min_steps=min_steps)
-        feature_scales = class_semantic_scales(result["train_features"], result["train_labels"])
-        rows.append({"m": m, "seed": seed, "top1": result["top1"], "epochs": result["epochs"],
-                     "steps": result["steps"], "feature_total": feature_scales.sum(), "seconds": result["seconds"]})
-        print(f"m = {m:5d}, seed {seed}: top-1 {result['top1']:.4f} after {result['epochs']} epochs "
-              f"({result['steps']} steps, {result['seconds']:.0f} s)")
-training = pd.DataFrame(rows)
-training.to_csv(out / "training.csv", index=False)
+# %% tags=["nbval-ignore-output"]
+training = train_subsets(train_sizes, seeds, out / "runs", preset=preset, min_steps=min_steps, dataset=dataset,
+                         model=model, epochs=epochs, split_seed=subset_seed, device=device)
+for row in training.itertuples():
+    print(f"m = {row.m:5d}, seed {row.seed}: top-1 {row.top1:.4f} after {row.epochs} epochs "
+          f"({row.steps} steps, {row.seconds:.0f} s)")
+training.drop(columns="run_dir").to_csv(out / "training.csv", index=False)
 
-# %%
-# NBVAL_CHECK_OUTPUT
-training.drop(columns="seconds").round(3)
+# %% tags=["nbval-check-output"]
+training.drop(columns=["seconds", "run_dir"]).round(3)
 
 # %% [markdown]
 # ## Quantification (ours: the paper reports shapes only)
 
-# %%
-# NBVAL_CHECK_OUTPUT
-verdict = ex.marginal_effect_verdict(volumes, training, level=saturation_level, rise_tol=rise_tol)
-correlations = ex.marginal_effect_correlations(
+# %% tags=["nbval-check-output"]
+verdict = marginal_effect_verdict(volumes, training, level=saturation_level, rise_tol=rise_tol)
+correlations = marginal_effect_correlations(
     training, totals, betas=betas, feature_totals=training.rename(columns={"feature_total": "total"}))
 correlations.to_csv(out / "correlations.csv", index=False)
 print(f"increments of Σ S′ shrink at {verdict['fraction_shrinking']:.0%} of the steps; "
@@ -140,13 +133,12 @@ for m, x, y in zip(accuracy.index, pixel_totals, accuracy.values):
     axes[1, 1].annotate(f"m={m}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=8)
 r_pixels = correlations.set_index("predictor").loc["Σ S′ (pixels)", "r"]
 axes[1, 1].set(xlabel="Σ S′ (pixels, bits)", ylabel="test top-1", title=f"top-1 against Σ S′: r = {r_pixels:.2f}")
-ex.save_and_show(fig, out / "marginal_effect.png")
+save_and_show(fig, out / "marginal_effect.png")
 
 # %% [markdown]
 # ## Did the claim hold on this data?
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 table = correlations.set_index("predictor")
 best = table["r2"].idxmax() if table["defined"].any() else "none"
 sentence = (f"**Claim {verdict['verdict']}** on {dataset} ({len(train_sizes)} trained sub-datasets, {model}): "
@@ -154,20 +146,20 @@ sentence = (f"**Claim {verdict['verdict']}** on {dataset} ({len(train_sizes)} tr
             f"(R² = {table['r2'].max():.2f}); Σ S′ (pixels) gives R² = {table.loc['Σ S′ (pixels)', 'r2']:.2f} "
             f"and m gives R² = {table.loc['m', 'r2']:.2f}.")
 display(Markdown(sentence))
-claim = ex.claim_record(
-    claim="S′(m) saturates and accuracy stops rising once Σ S′ has saturated (marginal effect)", spec="§3",
+claim = claim_record(
+    claim="S′(m) saturates and accuracy stops rising once Σ S′ has saturated (marginal effect)", section="Sec. 3.3",
     paper="shapes only: S′(m) rises quickly then saturates; accuracy improves little once Σ S′ saturates",
     measured=verdict["sentence"] + f"; R²(top-1, Σ S′) = {table.loc['Σ S′ (pixels)', 'r2']:.2f}, "
              f"R²(top-1, m) = {table.loc['m', 'r2']:.2f}",
     data=f"{dataset}, m = {sizes[0]}…{sizes[-1]} per class, trained at m = {train_sizes}, {model}, "
          f"≥ {epochs} epochs / ≥ {min_steps} steps, seeds {seeds}",
     verdict=verdict["verdict"],
-    rule="§3: falsified if S′(m) is not concave and saturating or accuracy keeps rising after Σ S′ saturated "
+    rule="Sec. 3.3: falsified if S′(m) is not concave and saturating or accuracy keeps rising after Σ S′ saturated "
          f"[ours: saturated = {saturation_level:.0%} of the final Σ S′; keeps rising = top-1 gain > {rise_tol}]",
     numbers={**{k: v for k, v in verdict.items() if k != "sentence"},
              "r2": table["r2"].to_dict(), "r": table["r"].to_dict()},
     figures=["marginal_effect.png"])
-claims_file = ex.write_claims(
+claims_file = write_claims(
     out, "01_marginal_effect", [claim], figures=["marginal_effect.png"],
     parameters={"dataset": dataset, "sizes": sizes, "train_sizes": train_sizes, "model": model, "preset": preset,
                 "epochs": epochs, "min_steps": min_steps, "seeds": seeds},

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 02 · Semantic scale imbalance tracks per-class accuracy, even on balanced data (SPEC §4, Table 1)
+# # 02 · Semantic scale imbalance tracks per-class accuracy, even on balanced data (Sec. 3.4.1, Table 1)
 #
 # **Claim (paper, Sec. 3.4, Table 1).** Over classes, per-class test accuracy correlates with the imbalance scale
 # S = S′/max S′ ⊙ log₂(α + W′) — also on a *sample-balanced* dataset, where the count N (and the effective
@@ -14,7 +14,7 @@
 # the trained model's **embeddings of its training set**, and its **embeddings of the test set**. Each r comes
 # with a bootstrap 95 % CI over classes (10 classes: wide). N and E_n on balanced data are *undefined*, not numbers.
 #
-# **Falsified if** (TRANSCRIPTION §5.2) r(S, acc) on balanced data is near 0 (ours: its 95 % CI includes 0, or
+# **Falsified if** (our rule for Table 1) r(S, acc) on balanced data is near 0 (ours: its 95 % CI includes 0, or
 # r ≤ 0), or r(S, acc) on long-tailed data is not above r(N, acc).
 
 # %%
@@ -28,9 +28,15 @@ import torch
 from IPython.display import Markdown, display
 
 import semscale_lib
-from semscale_lib import experiments as ex, plotting
+from semscale_lib import plotting
+from semscale_lib.studies.notebook import fmt, prepare_out_dir, require_versions, save_and_show
+from semscale_lib.studies.claims import claim_record, write_claims
+from semscale_lib.studies.correlation import (
+    TABLE1_REFERENCE, correlation_sources, correlation_verdicts, describe_r, source_slug, table1_comparison,
+)
+from semscale_lib.studies.reweighting import run_methods
 
-versions = ex.require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
+versions = require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
                                 "matplotlib": "3.7", "scipy": "1.10"})
 
 # %% tags=["parameters"]
@@ -50,7 +56,7 @@ out_dir = "outputs/02_imbalance_on_balanced_data"
 # %%
 if threads:
     torch.set_num_threads(threads)
-out = ex.prepare_out_dir(out_dir)
+out = prepare_out_dir(out_dir)
 settings = {"balanced": {"dataset": dataset, "alpha": alpha_balanced},
             "long-tailed": {"dataset": f"{dataset}-lt", "imbalance_factor": imbalance_factor,
                             "alpha": alpha_long_tailed}}
@@ -58,14 +64,12 @@ settings = {"balanced": {"dataset": dataset, "alpha": alpha_balanced},
 # %% [markdown]
 # ## Training: one model per setting and seed
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-runs = ex.run_methods({name: {k: v for k, v in s.items() if k != "alpha"} for name, s in settings.items()},
+# %% tags=["nbval-ignore-output"]
+runs = run_methods({name: {k: v for k, v in s.items() if k != "alpha"} for name, s in settings.items()},
                       seeds, {"model": model, "epochs": epochs, "device": device}, out / "runs", preset=preset)
 runs[["method", "seed", "top1", "epochs", "seconds"]].round(4)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 runs[["method", "seed", "top1", "epochs"]].round(3)
 
 # %% [markdown]
@@ -75,9 +79,9 @@ runs[["method", "seed", "top1", "epochs"]].round(3)
 studies = {}
 for name, setting in settings.items():
     run_dirs = runs[runs["method"] == name]["run_dir"].tolist()
-    studies[name] = ex.correlation_sources(run_dirs, alpha=setting["alpha"], n_resamples=n_resamples, seed=0)
+    studies[name] = correlation_sources(run_dirs, alpha=setting["alpha"], n_resamples=n_resamples, seed=0)
     for source, table in studies[name]["tables"].items():
-        slug = ex.source_slug(source)
+        slug = source_slug(source)
         table.assign(accuracy=studies[name]["accuracy"]).to_csv(out / f"classes_{name}_{slug}.csv", index=False)
         studies[name]["correlations"][source].assign(setting=name, source=source).to_csv(
             out / f"correlations_{name}_{slug}.csv", index=False)
@@ -85,26 +89,23 @@ for name, setting in settings.items():
 # %% [markdown]
 # ### Balanced training set: our r [95 % CI] beside the paper's CIFAR-10 values
 
-# %%
-# NBVAL_CHECK_OUTPUT
-balanced = ex.table1_comparison(studies["balanced"]["correlations"], balanced=True)
+# %% tags=["nbval-check-output"]
+balanced = table1_comparison(studies["balanced"]["correlations"], balanced=True)
 balanced.to_csv(out / "table1_balanced.csv", index=False)
 balanced
 
 # %% [markdown]
 # ### Long-tailed training set: our r [95 % CI] beside the paper's CIFAR-10-LT values
 
-# %%
-# NBVAL_CHECK_OUTPUT
-long_tailed = ex.table1_comparison(studies["long-tailed"]["correlations"], balanced=False)
+# %% tags=["nbval-check-output"]
+long_tailed = table1_comparison(studies["long-tailed"]["correlations"], balanced=False)
 long_tailed.to_csv(out / "table1_long_tailed.csv", index=False)
 long_tailed
 
 # %% [markdown]
 # ### Per-class accuracy and S (test-set features), balanced setting
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 study = studies["balanced"]
 per_class = pd.DataFrame({"name": study["names"], "count": study["counts"], "accuracy": study["accuracy"]})
 for source, table in study["tables"].items():
@@ -122,46 +123,45 @@ for row, (name, study) in enumerate(studies.items()):
         r = study["correlations"][source].set_index("quantity").loc[f"S (alpha={settings[name]['alpha']:g})"]
         axes[row, col].set_title(f"{name}, {source}\nr(S, α={settings[name]['alpha']:g}) = {r['pearson_r']:.2f}",
                                  fontsize=10)
-ex.save_and_show(fig, out / "scale_vs_accuracy.png")
+save_and_show(fig, out / "scale_vs_accuracy.png")
 
 # %%
 fig, axes = plt.subplots(2, 3, figsize=(16, 8), sharey=True)
 for row, (name, study) in enumerate(studies.items()):
-    reference = ex.TABLE1_REFERENCE[("CIFAR-10" if name == "balanced" else "CIFAR-10-LT", "ResNet-18")]
+    reference = TABLE1_REFERENCE[("CIFAR-10" if name == "balanced" else "CIFAR-10-LT", "ResNet-18")]
     for col, (source, corr) in enumerate(study["correlations"].items()):
         plotting.plot_correlations(corr, reference=reference, ax=axes[row, col], title=f"{name}, {source}")
 for ax in axes.ravel():
     for text in ax.get_legend().get_texts():
         if text.get_text() == "paper":
             text.set_text("paper (CIFAR-10, ResNet-18)")
-ex.save_and_show(fig, out / "correlations.png")
+save_and_show(fig, out / "correlations.png")
 
 # %% [markdown]
 # ## What the numbers say
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 claims, lines = [], []
 for name, study in studies.items():
     alpha = settings[name]["alpha"]
     for source, corr in study["correlations"].items():
-        decision = ex.correlation_verdicts(corr, balanced=name == "balanced", alpha=alpha)
+        decision = correlation_verdicts(corr, balanced=name == "balanced", alpha=alpha)
         rows = corr.set_index("quantity")
-        notes = [ex.describe_r(rows.loc[q].to_dict() | {"quantity": q}) for q in ("N", f"S (alpha={alpha:g})")]
+        notes = [describe_r(rows.loc[q].to_dict() | {"quantity": q}) for q in ("N", f"S (alpha={alpha:g})")]
         lines.append(f"- **{name}, {source}: claim {decision['verdict']}.** " + "; ".join(notes) + ".")
-        reference = ex.TABLE1_REFERENCE[("CIFAR-10" if name == "balanced" else "CIFAR-10-LT", "ResNet-18")]
-        claims.append(ex.claim_record(
+        reference = TABLE1_REFERENCE[("CIFAR-10" if name == "balanced" else "CIFAR-10-LT", "ResNet-18")]
+        claims.append(claim_record(
             claim=("S tracks per-class accuracy on sample-balanced data" if name == "balanced"
                    else "r(S, acc) exceeds r(N, acc) on long-tailed data") + f" — {source}",
-            spec="§4 (Table 1)",
-            paper=(f"CIFAR-10 ResNet-18/34: r(S, α=1) = {ex.fmt(reference['S (alpha=1)'], 4)} / 0.8056"
+            section="Sec. 3.4.1, Table 1",
+            paper=(f"CIFAR-10 ResNet-18/34: r(S, α=1) = {fmt(reference['S (alpha=1)'], 4)} / 0.8056"
                    if name == "balanced" else
-                   f"CIFAR-10-LT ResNet-18/34: r(S, α=2) = {ex.fmt(reference['S (alpha=2)'], 4)} / 0.9884 vs "
-                   f"r(N) = {ex.fmt(reference['N'], 4)} / 0.7938"),
+                   f"CIFAR-10-LT ResNet-18/34: r(S, α=2) = {fmt(reference['S (alpha=2)'], 4)} / 0.9884 vs "
+                   f"r(N) = {fmt(reference['N'], 4)} / 0.7938"),
             measured=decision["sentence"], verdict=decision["verdict"],
             data=(f"{dataset}" + ("" if name == "balanced" else f"-LT IF {imbalance_factor:g}")
                   + f", {model}, {epochs} epochs, seeds {seeds}, {source}"),
-            rule="§4: falsified if r(S, acc) on balanced data is near 0 [ours: its 95% bootstrap CI includes 0 "
+            rule="Sec. 3.4.1: falsified if r(S, acc) on balanced data is near 0 [ours: its 95% bootstrap CI includes 0 "
                  "(p ≥ 0.05 when the CI is undefined) or r ≤ 0], or r(S, acc) on long-tailed data is not above "
                  "r(N, acc)",
             numbers={"r_S": decision["r_S"], "ci_S": decision["ci_S"], "r_N": decision["r_N"]}))
@@ -170,7 +170,7 @@ negative = [f"{name}, {source}: " + ", ".join(q for q, r in zip(corr["quantity"]
             if (corr["pearson_r"] < 0).any()]
 lines.append("- Negative r: " + ("; ".join(negative) if negative else "none") + ".")
 display(Markdown("\n".join(lines)))
-claims_file = ex.write_claims(
+claims_file = write_claims(
     out, "02_imbalance_on_balanced_data", claims, figures=["scale_vs_accuracy.png", "correlations.png"],
     parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "model": model, "preset": preset,
                 "epochs": epochs, "seeds": seeds},

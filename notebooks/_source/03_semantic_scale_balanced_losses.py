@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 03 · Semantic-scale-balanced losses: every base loss with and without 1/S weights (SPEC §5)
+# # 03 · Semantic-scale-balanced losses: every base loss with and without 1/S weights (Sec. 4.1, Eq. 4)
 #
 # **Claim (paper, Sec. 4, Table 2).** Multiplying the per-sample loss of any base loss by a_y ∝ 1/S_y — the
 # inverse imbalance scale of the sample's class — improves it: CE, focal, LDAM, balanced softmax (BS) and more
@@ -11,8 +11,8 @@
 # feature pool: that dynamic version is notebook 04. Weights are normalised to mean 1 (`normalize="mean1"`,
 # **ours**: the paper's Σ a = 1 would also divide the learning rate by C); the batch loss is the plain mean.
 #
-# **Falsified if** (TRANSCRIPTION §5.3) X + 1/S ≤ X on overall top-1 under the same seeds and schedule, averaged
-# over seeds.
+# **Falsified if** (our rule for Tables 2–3) X + 1/S ≤ X on overall top-1 under the same seeds and schedule,
+# averaged over seeds.
 
 # %%
 import warnings
@@ -25,16 +25,20 @@ import torch
 from IPython.display import Markdown, display
 
 import semscale_lib
-from semscale_lib import experiments as ex
+from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
+from semscale_lib.studies.claims import write_claims
+from semscale_lib.studies.reweighting import (
+    PAPER_DSB_GAINS, compare_pairs, group_table, pair_claims, static_weighting_grid, summary_table,
+)
 
-versions = ex.require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
+versions = require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
                                 "matplotlib": "3.7"})
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
 imbalance_factor = 100          # long-tailed training set (exponential profile); None: the balanced one
 model = "resnet-tiny"
-preset = "cpu-quick"            # training recipe (semscale_lib.train.PRESETS)
+preset = "cpu-quick"            # training recipe (semscale_lib.training.PRESETS)
 epochs = 3
 seeds = [0]
 losses = ["ce", "focal", "ldam", "balanced-softmax"]
@@ -51,7 +55,7 @@ out_dir = "outputs/03_semantic_scale_balanced_losses"
 # %%
 if threads:
     torch.set_num_threads(threads)
-out = ex.prepare_out_dir(out_dir)
+out = prepare_out_dir(out_dir)
 base = {"dataset": f"{dataset}-lt" if imbalance_factor else dataset, "model": model, "epochs": epochs,
         "device": device}
 if imbalance_factor:
@@ -61,9 +65,8 @@ data_label = f"{dataset}" + (f"-LT IF {imbalance_factor:g}" if imbalance_factor 
 # %% [markdown]
 # ## Training: a plain CE model first (for S), then every loss without and with the 1/S weights
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-results, weights = ex.static_weighting_grid(losses, seeds, base, out / "runs", preset=preset, alpha=alpha,
+# %% tags=["nbval-ignore-output"]
+results, weights = static_weighting_grid(losses, seeds, base, out / "runs", preset=preset, alpha=alpha,
                                             normalize=normalize, source=weights_source, pool_dim=pool_dim)
 results.to_csv(out / "runs.csv", index=False)
 weights.to_csv(out / "weights.csv", index=False)
@@ -72,28 +75,25 @@ results[["method", "seed", "top1", "seconds"]].round(4)
 # %% [markdown]
 # ## The static weights (first seed): S from the CE model's features, a ∝ 1/S
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 first = weights[weights["seed"] == seeds[0]]
 first[["name", "count", "normalized_scale", "interclass", "imbalance_scale", "weight"]].round(3)
 
 # %% [markdown]
 # ## Results: top-1 and many / medium / few (mean ± sd over seeds, %)
 
-# %%
-# NBVAL_CHECK_OUTPUT
-groups = ex.group_table(results, many=many_threshold, few=few_threshold)
+# %% tags=["nbval-check-output"]
+groups = group_table(results, many=many_threshold, few=few_threshold)
 groups.to_csv(out / "groups.csv", index=False)
 order = [name for loss in losses for name in (loss, f"{loss} + S-weights")]
-summary = ex.summary_table(groups, order=order)
+summary = summary_table(groups, order=order)
 summary.to_csv(out / "summary.csv", index=False)
 print(f"classes per group: many {groups['n_many'].iloc[0]}, medium {groups['n_medium'].iloc[0]}, "
       f"few {groups['n_few'].iloc[0]} (many > {many_threshold}, few < {few_threshold} training images)")
 summary
 
-# %%
-# NBVAL_CHECK_OUTPUT
-pairs = ex.compare_pairs(results, {f"{loss} + S-weights": loss for loss in losses})
+# %% tags=["nbval-check-output"]
+pairs = compare_pairs(results, {f"{loss} + S-weights": loss for loss in losses})
 pairs.to_csv(out / "pairs.csv", index=False)
 pairs.round(4)
 
@@ -111,22 +111,21 @@ for ax, title in zip(axes, ("overall top-1 (%)", f"few-shot accuracy (%), < {few
     ax.set_xticks(x, losses)
     ax.set_title(title)
     ax.legend(fontsize=8)
-ex.save_and_show(fig, out / "losses_with_and_without.png")
+save_and_show(fig, out / "losses_with_and_without.png")
 
 # %% [markdown]
 # ## Did the claim hold on this data?
 
-# %%
-# NBVAL_CHECK_OUTPUT
-claims, lines = ex.pair_claims(
-    pairs, claim="static 1/S class weights improve {baseline}", spec="§5 (general scheme, static S)",
-    paper={f"{loss} + S-weights": ex.PAPER_DSB_GAINS[loss] + " (dynamic DSB)"
-           for loss in losses if loss in ex.PAPER_DSB_GAINS},
+# %% tags=["nbval-check-output"]
+claims, lines = pair_claims(
+    pairs, claim="static 1/S class weights improve {baseline}", section="Sec. 4.1 (static S)",
+    paper={f"{loss} + S-weights": PAPER_DSB_GAINS[loss] + " (dynamic DSB)"
+           for loss in losses if loss in PAPER_DSB_GAINS},
     data=f"{data_label}, {model}, {epochs} epochs, seeds {seeds}, S from CE {weights_source}-set features")
 held = int((pairs["verdict"] == "held").sum())
 lines.append(f"- Improved by the weights: {held} of {len(pairs)} base losses.")
 display(Markdown("\n".join(lines)))
-claims_file = ex.write_claims(
+claims_file = write_claims(
     out, "03_semantic_scale_balanced_losses", claims, figures=["losses_with_and_without.png"],
     parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "model": model, "preset": preset,
                 "epochs": epochs, "seeds": seeds, "losses": losses, "normalize": normalize, "alpha": alpha},

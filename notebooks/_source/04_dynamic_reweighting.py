@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 04 · Dynamic semantic-scale-balanced re-weighting (DSB) against the baselines (SPEC §5)
+# # 04 · Dynamic semantic-scale-balanced re-weighting (DSB) against the baselines (Sec. 4.2, Algorithm 2)
 #
 # **Claim (paper, Sec. 4.2, Tables 2–3).** Re-weighting the loss by a ∝ 1/S, with S recomputed every iteration
 # from a storage pool of recent features (stage 1: fill the pool; stage 2, epochs ≤ n: keep it fresh; stage 3,
@@ -12,7 +12,7 @@
 # The weights are normalised to mean 1 (`dsb_normalize="mean1"`, **ours**: the paper's Σ a = 1 would divide the
 # learning rate by C); the short CPU default uses n = 1 instead of the paper's 5 (the `cpu` profile: n = 5).
 #
-# **Falsified if** (TRANSCRIPTION §5.3) DSB-X ≤ X on overall top-1 under the same seed and schedule, averaged
+# **Falsified if** (our rule for Tables 2–3) DSB-X ≤ X on overall top-1 under the same seed and schedule, averaged
 # over seeds.
 
 # %%
@@ -25,16 +25,21 @@ import torch
 from IPython.display import Markdown, display
 
 import semscale_lib
-from semscale_lib import experiments as ex, plotting
+from semscale_lib import plotting
+from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
+from semscale_lib.studies.claims import write_claims
+from semscale_lib.studies.reweighting import (
+    PAPER_DSB_GAINS, compare_pairs, group_table, learning_curves, pair_claims, run_methods, summary_table, weights_history,
+)
 
-versions = ex.require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
+versions = require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
                                 "matplotlib": "3.7", "seaborn": "0.12"})
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
 imbalance_factor = 100          # long-tailed training set (exponential profile); None: the balanced one
 model = "resnet-tiny"
-preset = "cpu-quick"            # training recipe (semscale_lib.train.PRESETS); cifar-lt is the community protocol
+preset = "cpu-quick"            # training recipe (semscale_lib.training.PRESETS); cifar-lt is the community protocol
 epochs = 3
 seeds = [0, 1]
 methods = {"CE": {"loss": "ce", "reweight": "none"}, "CB-CE": {"loss": "ce", "reweight": "cb"},
@@ -56,10 +61,10 @@ out_dir = "outputs/04_dynamic_reweighting"
 # %%
 if threads:
     torch.set_num_threads(threads)
-out = ex.prepare_out_dir(out_dir)
+out = prepare_out_dir(out_dir)
 base = {"dataset": f"{dataset}-lt" if imbalance_factor else dataset, "model": model, "epochs": epochs,
         "device": device, "dsb_stage_epochs": dsb_stage_epochs, "dsb_alpha": dsb_alpha,
-        "dsb_normalize": dsb_normalize, "weights_log_every": weights_log_every}
+        "dsb_normalize": dsb_normalize, "dsb_log_every": weights_log_every}
 if imbalance_factor:
     base["imbalance_factor"] = imbalance_factor
 data_label = f"{dataset}" + (f"-LT IF {imbalance_factor:g}" if imbalance_factor else " (balanced)")
@@ -67,28 +72,25 @@ data_label = f"{dataset}" + (f"-LT IF {imbalance_factor:g}" if imbalance_factor 
 # %% [markdown]
 # ## Training: every method × seed
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-results = ex.run_methods(methods, seeds, base, out / "runs", preset=preset)
+# %% tags=["nbval-ignore-output"]
+results = run_methods(methods, seeds, base, out / "runs", preset=preset)
 results.to_csv(out / "runs.csv", index=False)
 results[["method", "seed", "top1", "seconds"]].round(4)
 
 # %% [markdown]
 # ## Final top-1 and many / medium / few (mean ± sd over seeds, %)
 
-# %%
-# NBVAL_CHECK_OUTPUT
-groups = ex.group_table(results, many=many_threshold, few=few_threshold)
+# %% tags=["nbval-check-output"]
+groups = group_table(results, many=many_threshold, few=few_threshold)
 groups.to_csv(out / "groups.csv", index=False)
-summary = ex.summary_table(groups, order=list(methods))
+summary = summary_table(groups, order=list(methods))
 summary.to_csv(out / "summary.csv", index=False)
 print(f"classes per group: many {groups['n_many'].iloc[0]}, medium {groups['n_medium'].iloc[0]}, "
       f"few {groups['n_few'].iloc[0]} (many > {many_threshold}, few < {few_threshold} training images)")
 summary
 
-# %%
-# NBVAL_CHECK_OUTPUT
-comparison = ex.compare_pairs(results, pairs)
+# %% tags=["nbval-check-output"]
+comparison = compare_pairs(results, pairs)
 comparison.to_csv(out / "pairs.csv", index=False)
 comparison.round(4)
 
@@ -96,7 +98,7 @@ comparison.round(4)
 # ## Learning curves (mean ± sd over seeds); the dotted line is the end of stage 2 (epoch n)
 
 # %%
-curves = ex.learning_curves(results)
+curves = learning_curves(results)
 curves.to_csv(out / "curves.csv", index=False)
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 plotting.plot_curves(curves, "epoch", "top1", hue="method", ax=axes[0], title="test top-1 per epoch")
@@ -106,7 +108,7 @@ plotting.plot_curves(curves, "epoch", tail, hue="method", ax=axes[1],
                            f"({'< 20' if tail == 'few' else '20–100'} training images)")
 for ax in axes:
     ax.axvline(dsb_stage_epochs, color="grey", linestyle=":")
-ex.save_and_show(fig, out / "learning_curves.png")
+save_and_show(fig, out / "learning_curves.png")
 
 # %% [markdown]
 # ## How S and the weights evolve across the refreshes (first DSB run, first seed)
@@ -117,7 +119,7 @@ history = pd.DataFrame()
 if dsb_method is not None:
     run_dir = results[(results["method"] == dsb_method) & (results["seed"] == seeds[0])]["run_dir"].iloc[0]
     names = pd.read_csv(f"{run_dir}/per_class.csv")["name"].tolist()
-    history = ex.weights_history(run_dir, names)
+    history = weights_history(run_dir, names)
     history.to_csv(out / "weights_history.csv", index=False)
 if len(history):
     fig, axes = plt.subplots(1, 2, figsize=(13, 4))
@@ -126,12 +128,11 @@ if len(history):
             ax.plot(part["iteration"], part[column], "o-", markersize=3, label=name)
         ax.set(xlabel="iteration", ylabel=label, title=f"{dsb_method}: {label} at each logged refresh")
     axes[1].legend(fontsize=7, ncol=2)
-    ex.save_and_show(fig, out / "weights_evolution.png")
+    save_and_show(fig, out / "weights_evolution.png")
 else:
     print("no DSB refresh was logged: every epoch was ≤ n (stage 3 never started)")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 if len(history):
     first, last = history["iteration"].min(), history["iteration"].max()
     evolution = history[history["iteration"].isin([first, last])].pivot(index="name", columns="iteration",
@@ -142,15 +143,13 @@ if len(history):
 # %% [markdown]
 # ## The stage length n (the paper's Fig. 5): final top-1 of the stage method for each n (first seed)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 extra = {f"{stage_method} n={n}": {**methods[stage_method], "dsb_stage_epochs": n}
          for n in stage_sweep if n != dsb_stage_epochs}
-sweep = ex.run_methods(extra, seeds[:1], base, out / "stage_sweep", preset=preset) if extra else pd.DataFrame()
+sweep = run_methods(extra, seeds[:1], base, out / "stage_sweep", preset=preset) if extra else pd.DataFrame()
 sweep[["method", "top1", "seconds"]].round(4) if len(sweep) else None
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 main = results[(results["method"] == stage_method) & (results["seed"] == seeds[0])]
 stage = pd.DataFrame({"n": [dsb_stage_epochs] + [int(m.split("n=")[1]) for m in sweep.get("method", [])],
                       "top1": [main["top1"].iloc[0]] + list(sweep.get("top1", []))}).sort_values("n")
@@ -168,23 +167,22 @@ if baseline in set(results["method"]):
 ax.set(xlabel="stage length n (epochs before re-weighting)", ylabel="final top-1 (%)",
        title=f"{stage_method}: effect of n (seed {seeds[0]})")
 ax.legend(fontsize=8)
-ex.save_and_show(fig, out / "stage_length.png")
+save_and_show(fig, out / "stage_length.png")
 
 # %% [markdown]
 # ## Did the claim hold on this data?
 
-# %%
-# NBVAL_CHECK_OUTPUT
-claims, lines = ex.pair_claims(
-    comparison, claim="{method} beats {baseline}", spec="§5 (DSB, Tables 2–3)",
-    paper={m: ex.PAPER_DSB_GAINS[methods[m]["loss"]] for m in comparison["method"]
-           if methods[m]["loss"] in ex.PAPER_DSB_GAINS},
+# %% tags=["nbval-check-output"]
+claims, lines = pair_claims(
+    comparison, claim="{method} beats {baseline}", section="Sec. 4.2, Tables 2–3",
+    paper={m: PAPER_DSB_GAINS[methods[m]["loss"]] for m in comparison["method"]
+           if methods[m]["loss"] in PAPER_DSB_GAINS},
     data=f"{data_label}, {model}, {epochs} epochs, n = {dsb_stage_epochs}, seeds {seeds}")
 best = stage.loc[stage["top1"].idxmax()]
 lines.append(f"- Stage length: the best n among {stage['n'].tolist()} is n = {int(best['n'])} "
              f"(top-1 {100 * best['top1']:.2f} %, seed {seeds[0]}).")
 display(Markdown("\n".join(lines)))
-claims_file = ex.write_claims(
+claims_file = write_claims(
     out, "04_dynamic_reweighting", claims,
     figures=["learning_curves.png", "weights_evolution.png", "stage_length.png"],
     parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "model": model, "preset": preset,

@@ -116,7 +116,7 @@ def make_long_tailed_indices(
 def nested_balanced_indices(
     labels, sizes: Iterable[int], *, seed: int, num_classes: int | None = None
 ) -> dict[int, np.ndarray]:
-    """Nested sample-balanced subsets for the marginal-effect study (SPEC §3).
+    """Nested sample-balanced subsets for the marginal-effect study (Sec. 3.3; docs/paper-notes.md §4).
 
     One random permutation per class is drawn once (``np.random.default_rng(seed)``, classes in order); the
     subset for size ``m`` takes the first ``m`` of every class's permutation, so ``m1 < m2`` implies

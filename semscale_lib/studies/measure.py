@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import plotting
-from .imbalance import correlate, imbalance_summary, quantify_imbalance
+from .. import plotting
+from ..imbalance import correlate, imbalance_summary, quantify_imbalance
 
 
 def measure_to_folder(features, labels, out_dir, *, counts=None, accuracy=None, alpha: float = 1.0,

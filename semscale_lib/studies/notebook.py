@@ -1,0 +1,117 @@
+"""What every notebook does around its claim: output folders, JSON, figures, tables and version checks."""
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from packaging.version import Version
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _clean_nan(obj):
+    """NaN/inf → None, recursively (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean_nan(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_nan(v) for v in obj]
+    return obj
+
+
+def write_json(path, obj) -> Path:
+    """Write ``obj`` as indented JSON (NaN → null, numpy → python); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_clean_nan(obj), indent=2, default=_json_default, ensure_ascii=False) + "\n")
+    return path
+
+
+def prepare_out_dir(out_dir) -> Path:
+    """Create ``out_dir`` (and parents) and return it as a Path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_and_show(fig, path, *, show: bool = True) -> None:
+    """Save a matplotlib figure as PNG (150 dpi), display it in a notebook (when ``show``), then close it.
+
+    Returns None on purpose: a notebook cell ending with this call shows the figure and nothing else (nbval runs
+    cells without input history, so IPython's trailing-``;`` output suppression does not work there)."""
+    import matplotlib.pyplot as plt
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    if show:
+        try:
+            from IPython.display import display
+            display(fig)
+        except ImportError:  # pragma: no cover - IPython ships with ipykernel
+            pass
+    plt.close(fig)
+
+
+def thumbnail(path, *, width: int = 800, quality: int = 80) -> bytes:
+    """A PNG figure as JPEG bytes at most ``width`` pixels wide — for showing many figures in one notebook
+    without making it megabytes large (display with ``IPython.display.Image(data=..., format="jpeg")``)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
+def fmt(value, decimals: int = 3) -> str:
+    """A number for a table: fixed decimals, ``"undefined"`` for NaN/None."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "undefined"
+    return f"{float(value):.{decimals}f}"
+
+
+def markdown_table(frame: pd.DataFrame, *, decimals: int = 3) -> str:
+    """A DataFrame as a GitHub markdown table (``DataFrame.to_markdown``): floats with ``decimals``, NaN shown as
+    ``undefined``, no index."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = [fmt(v, decimals) for v in shown[column]]
+        elif not pd.api.types.is_numeric_dtype(shown[column]):   # a "|" or a line break inside a cell would break the table
+            shown[column] = [str(v).replace("|", "\\|").replace("\n", " ") for v in shown[column]]
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def require_versions(minimums: Mapping[str, str]) -> dict[str, str]:
+    """Assert that each package (import name → minimum version) is installed at least at that version
+    (``packaging.version``); returns {name: installed version}. Raises AssertionError naming what is too old."""
+    installed = {}
+    for name, minimum in minimums.items():
+        version = getattr(importlib.import_module(name), "__version__", "0")
+        installed[name] = version
+        assert Version(version) >= Version(minimum), f"{name} {version} is older than the required {minimum}"
+    return installed
+
+
+__all__ = ["fmt", "markdown_table", "prepare_out_dir", "require_versions", "save_and_show", "thumbnail", "write_json"]

@@ -1,0 +1,83 @@
+"""A run's data: the training set a config names (long-tailed split or per-class subset, normalisation and
+augmentation rules decided once) as batch sources on a device."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data import ImageArrays, load_dataset, long_tailed_subset, named_counts, nested_balanced_indices
+from ..data.batches import TensorBatches
+from ..data.list_batches import ListBatches
+from .config import IMAGE_LIST, TrainConfig, split_dataset_name
+
+NO_FLIP = {"mnist", "digits"}  # digits are not mirror-symmetric
+
+
+@dataclass
+class RunData:
+    train: object                 # TensorBatches (in-memory datasets) or ListBatches (image lists)
+    test: object
+    counts: np.ndarray            # training samples per class (C,)
+    classes: list[str]            # class names, index = label
+    in_channels: int
+    split_file: str | None
+
+
+def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None]:
+    """The training images a config trains on, and the saved split file when it is a long-tailed subset.
+
+    Long-tailed (dataset ``NAME-lt``): the split of ``profile`` / ``imbalance_factor`` seeded by ``split_seed``
+    (saved under data/splits). ``subset_per_class`` = m: the first m images of every class in a seeded
+    permutation (``nested_balanced_indices``), so that subsets of growing m are nested."""
+    base, long_tailed = split_dataset_name(config.dataset)
+    images = load_dataset(base, train=True, root=config.data_root)
+    split_file = None
+    if long_tailed:
+        named = config.profile not in ("exp", "step")
+        images, split_file = long_tailed_subset(
+            images, imbalance_factor=None if named else config.imbalance_factor,
+            counts=named_counts(config.profile) if named else None, profile=config.profile, seed=config.split_seed)
+        split_file = str(split_file)
+    if config.subset_per_class is not None:
+        m = int(config.subset_per_class)
+        images = images.subset(nested_balanced_indices(images.labels, [m], seed=config.split_seed,
+                                                       num_classes=images.num_classes)[m])
+    return images, split_file
+
+
+def tensor_batches(images: ImageArrays, *, device, dataset: str, reference: TensorBatches | None = None
+                   ) -> TensorBatches:
+    """Batches of in-memory images on ``device``. Training sets (``reference`` None) get random crops (padding 4,
+    or 1 below 28 px) and flips (none for digits) and their own mean/sd; other sets are normalised with the
+    ``reference`` training batches' statistics."""
+    if reference is None:
+        base, _ = split_dataset_name(dataset)
+        return TensorBatches(images.images, images.labels, device=device, pad=4 if images.images.shape[1] >= 28
+                             else 1, flip=base not in NO_FLIP)
+    return TensorBatches(images.images, images.labels, device=device, mean=reference.mean.flatten().cpu().numpy(),
+                         std=reference.std.flatten().cpu().numpy())
+
+
+def load_run_data(config: TrainConfig, device="cpu") -> RunData:
+    """Training set (:func:`training_arrays`) and test set as batch sources on ``device``. ``imagelist``: the
+    ``path label`` files ``train_list``/``test_list`` under ``image_root`` (ImageNet-LT, iNaturalist), read by a
+    DataLoader with ``num_workers`` workers."""
+    if config.dataset == IMAGE_LIST:
+        train = ListBatches(config.image_root, config.train_list, image_size=config.image_size,
+                            num_workers=config.num_workers, device=device)
+        test = ListBatches(config.image_root, config.test_list, image_size=config.image_size,
+                           num_workers=config.num_workers, device=device)
+        counts = np.bincount(train.labels.numpy(), minlength=int(max(train.labels.max(), test.labels.max())) + 1)
+        classes, in_channels, split_file = [str(c) for c in range(len(counts))], 3, None
+    else:
+        base, _ = split_dataset_name(config.dataset)
+        train_images, split_file = training_arrays(config)
+        test_images = load_dataset(base, train=False, root=config.data_root)
+        counts = np.bincount(train_images.labels, minlength=len(train_images.classes))
+        train = tensor_batches(train_images, device=device, dataset=config.dataset)
+        test = tensor_batches(test_images, device=device, dataset=config.dataset, reference=train)
+        classes, in_channels = list(train_images.classes), train_images.images.shape[-1]
+    if np.any(counts == 0):
+        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} are missing from the training set")
+    return RunData(train, test, counts, classes, in_channels, split_file)

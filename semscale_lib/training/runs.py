@@ -1,0 +1,116 @@
+"""A run folder: what the trainer writes into it and how to read it back (metrics, per-class table, the final
+model's embeddings of any images).
+
+Files: ``config.json`` (every setting, versions, device, training counts, split file), ``metrics.csv`` (per
+epoch), ``per_class.csv`` (final per-class accuracy, counts, semantic scales of the test embeddings),
+``weights.csv`` (logged weight refreshes, DSB only), ``test_features.npz`` and ``checkpoint.pt``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import paths
+from ..data import ImageArrays
+from ..imbalance import quantify_imbalance
+from ..models import build_model
+from ..scale import pool_features
+from .config import TrainConfig, make_config
+from .data import RunData, tensor_batches, training_arrays
+
+CHECKPOINT = "checkpoint.pt"
+FEATURES_FILE = "test_features.npz"
+MAX_SAVED_DIMS = 512
+
+
+def default_out_dir(config: TrainConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{config.dataset}-{config.model}-{config.loss}-{config.reweight}-seed{config.seed}-{stamp}"
+    return paths.runs_root() / "train" / name
+
+
+def write_tables(out: Path, history: list[dict], weight_rows: list[dict]) -> None:
+    """metrics.csv (one row per epoch) and, when any refresh was logged, weights.csv."""
+    pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
+    if weight_rows:
+        pd.DataFrame(weight_rows).to_csv(out / "weights.csv", index=False)
+
+
+def atomic_save(obj, path: Path) -> None:
+    """torch.save through a temporary file, so a kill never leaves a truncated checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_per_class(out: Path, data: RunData, result: dict, config: TrainConfig) -> None:
+    """per_class.csv: final test accuracy, training count and the semantic scales of the test embeddings;
+    test_features.npz: those embeddings (average-pooled to 512 dims if wider) with their labels."""
+    embeddings = pool_features(result["embeddings"], MAX_SAVED_DIMS)
+    test_labels = data.test.labels.cpu().numpy()
+    np.savez_compressed(out / FEATURES_FILE, features=embeddings, labels=test_labels)
+    table = quantify_imbalance(embeddings, test_labels, alpha=config.dsb.alpha, num_classes=len(data.counts),
+                               class_names=data.classes)
+    table = table.rename(columns={"count": "test_count"})
+    table.insert(2, "train_count", data.counts)
+    table.insert(3, "accuracy", result["per_class"])
+    table.to_csv(out / "per_class.csv", index=False)
+
+
+def load_run(out_dir) -> dict:
+    """config (the saved JSON), metrics, per_class and weights (DataFrames or None) of a run folder, plus
+    test_features / test_labels when saved."""
+    out = Path(out_dir)
+    run = {"config": json.loads((out / "config.json").read_text()),
+           "metrics": pd.read_csv(out / "metrics.csv")}
+    for name in ("per_class", "weights"):
+        path = out / f"{name}.csv"
+        run[name] = pd.read_csv(path) if path.exists() else None
+    if (out / FEATURES_FILE).exists():
+        with np.load(out / FEATURES_FILE) as saved:
+            run["test_features"], run["test_labels"] = saved["features"], saved["labels"]
+    return run
+
+
+def run_config(run: dict) -> TrainConfig:
+    """The TrainConfig a loaded run (:func:`load_run`) was trained with."""
+    return make_config(**run["config"]["config"])
+
+
+def training_images(run: dict, data_root=None) -> ImageArrays:
+    """The training images of a finished run (``load_run`` dict), exactly the set the model saw: the whole
+    training set, its long-tailed split or its per-class subset (:func:`~.data.training_arrays`)."""
+    config = run_config(run)
+    if data_root is not None:
+        config.data_root = str(data_root)
+    images, _ = training_arrays(config)
+    counts = np.bincount(images.labels, minlength=images.num_classes).tolist()
+    if counts != list(run["config"]["train_counts"]):
+        raise ValueError(f"training images give counts {counts}, the run recorded {run['config']['train_counts']}")
+    return images
+
+
+@torch.no_grad()
+def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: str = "cpu") -> np.ndarray:
+    """Embeddings ``(N, D)`` of ``images`` by the final model of a run (its checkpoint), normalised with the run's
+    training statistics (the mean/sd of its training images, as in training)."""
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    config = run_config(run)
+    checkpoint = run_dir / CHECKPOINT
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"{checkpoint} not found: the run's final model is needed for its embeddings")
+    model = build_model(config.model, len(run["config"]["train_counts"]), in_channels=images.images.shape[-1],
+                        normalized_classifier=config.loss == "ldam")
+    model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=False)["model"])
+    model.to(device).eval()
+    reference = tensor_batches(training_images(run), device=device, dataset=config.dataset)
+    batches = tensor_batches(images, device=device, dataset=config.dataset, reference=reference)
+    out = [model(inputs, return_features=True)[1].float().cpu() for inputs, _ in batches.ordered(batch_size)]
+    return torch.cat(out).numpy()

@@ -1,0 +1,259 @@
+"""The one training loop: every loss × every weighting rule, on a whole, long-tailed or subsampled training set.
+
+``train(config)`` (or ``python -m semscale_lib train ...``) writes into its own folder (:mod:`.runs`);
+``resume=<folder>`` continues an interrupted run, and on the CPU ends with exactly the metrics of an
+uninterrupted one. Per epoch the loop asks the run's weighting rule (:mod:`semscale_lib.weights`) for weights,
+and after every forward pass hands it the batch's embeddings: trainer → weights → loss, in that direction.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from ..losses import ClassWeighting, build_loss
+from ..metrics import group_accuracy, per_class_accuracy
+from ..models import build_model
+from ..weights import build_weighting
+from .config import TrainConfig, make_config
+from .data import load_run_data
+from .runs import CHECKPOINT, atomic_save, default_out_dir, write_per_class, write_tables
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer_and_schedule(model, config: TrainConfig):
+    """SGD (momentum, weight decay) or Adam, and a per-epoch LambdaLR: linear warm-up, then step / exp /
+    linear / constant."""
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    milestones = [round(f * config.epochs) for f in config.milestones]
+
+    def factor(epoch: int) -> float:          # epoch counts from 0 here (LambdaLR convention)
+        if epoch < config.warmup_epochs:
+            return (epoch + 1) / config.warmup_epochs
+        if config.schedule == "step":
+            return config.lr_step_factor ** sum(epoch >= m for m in milestones)
+        if config.schedule == "exp":
+            return config.lr_gamma ** epoch
+        if config.schedule == "linear":
+            return max(0.0, 1.0 - epoch / config.epochs)
+        return 1.0
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_loss(config: TrainConfig, counts: np.ndarray) -> ClassWeighting:
+    """The config's base loss (per-sample) inside a :class:`ClassWeighting` with the run's batch reduction;
+    the weights themselves are set by the weighting rule."""
+    options = {"focal": {"gamma": config.focal_gamma},
+               "ldam": {"max_margin": config.ldam_max_margin, "scale": config.ldam_scale},
+               "logit-adjusted": {"tau": config.la_tau}}.get(config.loss, {})
+    return ClassWeighting(build_loss(config.loss, counts, **options), reduction=config.reduction)
+
+
+@torch.no_grad()
+def evaluate(model, batches, counts: np.ndarray, *, batch_size: int, amp: bool = False) -> dict:
+    """Top-1 (over test samples), per-class accuracy (C,), many/medium/few; plus the embeddings (N, D)."""
+    was_training = model.training
+    model.eval()
+    predictions, embeddings = [], []
+    for inputs, _ in batches.ordered(batch_size):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            logits, features = model(inputs, return_features=True)
+        predictions.append(logits.argmax(1).cpu())
+        embeddings.append(features.float().cpu())
+    model.train(was_training)
+    predictions = torch.cat(predictions).numpy()
+    targets = batches.labels.cpu().numpy()
+    per_class = per_class_accuracy(predictions, targets, len(counts))
+    groups = group_accuracy(per_class, counts)
+    return {"top1": float((predictions == targets).mean()), "per_class": per_class,
+            "many": groups["many"], "medium": groups["medium"], "few": groups["few"],
+            "embeddings": torch.cat(embeddings).numpy()}
+
+
+def environment_info(device: torch.device) -> dict:
+    import torchvision
+    info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "device": str(device), "platform": platform.platform(),
+            "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _comparable(config_dict: dict) -> dict:
+    ignored = {"device", "data_root", "eval_batch_size"}
+    return json.loads(json.dumps({k: v for k, v in config_dict.items() if k not in ignored}))
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); under ``torchrun`` (WORLD_SIZE > 1) the process group is initialised here
+    (NCCL on CUDA, gloo on the CPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _resolve_run(config, out_dir, resume) -> tuple[TrainConfig, Path]:
+    """(config, folder) of a new run (folder must be new or empty) or of the run ``resume`` continues (its saved
+    config; a different ``config`` is an error). A run killed before its first checkpoint restarts from scratch
+    in its folder."""
+    if resume is None:
+        config = config or TrainConfig()
+        config.validate()
+        out = Path(out_dir) if out_dir is not None else default_out_dir(config)
+        if out.exists() and any(out.iterdir()):
+            raise ValueError(f"output folder {out} is not empty; pick a new one or resume it with resume={out}")
+        return config, out
+    out = Path(resume)
+    if not (out / "config.json").is_file():
+        raise ValueError(f"cannot resume {out}: it is not a run folder (no config.json)")
+    saved = json.loads((out / "config.json").read_text())["config"]
+    if config is not None and _comparable(saved) != _comparable(config.to_dict()):
+        given = _comparable(config.to_dict())
+        diff = {k: (_comparable(saved).get(k), v) for k, v in given.items() if _comparable(saved).get(k) != v}
+        raise ValueError(f"resume folder {out} was trained with a different config: {diff} (saved, given)")
+    return make_config(**saved), out
+
+
+def _evaluate_now(config: TrainConfig, epoch: int) -> bool:
+    return epoch == config.epochs or (config.eval_every > 0 and epoch % config.eval_every == 0)
+
+
+def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progress: bool = True,
+          stop_after_epoch: int | None = None) -> Path:
+    """Train one model; returns its output folder. ``resume``: a folder of an interrupted run. The test set is
+    evaluated every ``config.eval_every`` epochs and after the last. ``stop_after_epoch`` simulates an
+    interruption (for tests). A non-finite loss stops the run at once (FloatingPointError naming epoch,
+    iteration and learning rate); the last finished epoch's checkpoint stays."""
+    config, out = _resolve_run(config, out_dir, resume)
+    resuming = resume is not None and (out / CHECKPOINT).exists()
+    rank, world = _distributed()
+    if world > 1:
+        dist.barrier()  # every rank has checked the output folder before rank 0 writes into it
+    device = resolve_device(config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    amp = device.type == "cuda"
+    data = load_run_data(config, device)
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, len(data.counts), in_channels=data.in_channels,
+                        normalized_classifier=config.loss == "ldam").to(device)
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if amp else None)
+    optimizer, scheduler = make_optimizer_and_schedule(model, config)
+    loss_fn = make_loss(config, data.counts).to(device)
+    weighting = build_weighting(config, data.counts, dataset_size=len(data.train), device=device)
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[dict] = []
+    start_epoch = 1
+    if resuming:
+        state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        weighting.load_state_dict(state["weighting"])
+        generator.set_state(state["generator"])
+        history, start_epoch = state["history"], state["epoch"] + 1
+    elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(
+            {"config": config.to_dict(), "environment": environment_info(device), "split_file": data.split_file,
+             "train_counts": data.counts.tolist(), "world_size": world, "reduction": config.reduction},
+            indent=2))
+
+    result = None
+    for epoch in range(start_epoch, config.epochs + 1):
+        started = time.perf_counter()
+        epoch_weights = weighting.epoch_weights(epoch)
+        loss_fn.set_weights(None if epoch_weights is None else epoch_weights.to(device))
+        order = torch.randperm(len(data.train), generator=generator)
+        order = order[:len(order) - len(order) % world][rank::world]  # equal shares: DDP needs equal step counts
+        model.train()
+        total, seen = 0.0, 0
+        lr = optimizer.param_groups[0]["lr"]
+        batches = data.train.epoch(order, config.batch_size, generator=generator, augment=config.augment)
+        for iteration, (indices, inputs, targets) in enumerate(tqdm(
+                batches, total=math.ceil(len(order) / config.batch_size), desc=f"epoch {epoch}/{config.epochs}",
+                disable=not progress or rank != 0, leave=False), start=1):
+            if amp:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                logits, features = net(inputs, return_features=True)
+            if weighting.uses_features:
+                refreshed = weighting.step(epoch, features, targets, indices)
+                if refreshed is not None:
+                    loss_fn.set_weights(refreshed)
+            loss = loss_fn(logits.float(), targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss {float(loss.detach())} in epoch {epoch}, iteration {iteration} "
+                                         f"at learning rate {lr:g}; the last finished epoch's checkpoint is kept")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(targets)
+            seen += len(targets)
+        scheduler.step()
+        weighting.end_epoch()
+        row = {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr, "top1": np.nan, "many": np.nan,
+               "medium": np.nan, "few": np.nan}
+        if _evaluate_now(config, epoch):
+            result = evaluate(model, data.test, data.counts, batch_size=config.eval_batch_size, amp=amp)
+            row.update({k: result[k] for k in ("top1", "many", "medium", "few")})
+        history.append({**row, "seconds": time.perf_counter() - started})
+        if rank == 0:
+            write_tables(out, history, weighting.log_rows())
+            atomic_save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "weighting": weighting.state_dict(),
+                         "generator": generator.get_state(), "history": history}, out / CHECKPOINT)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
+            return out
+    if result is None:  # resumed after the last epoch had been saved: evaluate the final model once
+        result = evaluate(model, data.test, data.counts, batch_size=config.eval_batch_size, amp=amp)
+    if rank == 0:
+        write_per_class(out, data, result, config)
+    return out
+
+
+def train_or_reuse(config: TrainConfig, folder, *, progress: bool = False) -> Path:
+    """Train ``config`` into ``folder`` unless it already holds that run: a finished run with the same settings
+    is reused, an interrupted one is resumed. A folder holding anything else is refused (ValueError), never
+    deleted."""
+    folder = Path(folder)
+    saved_file = folder / "config.json"
+    if not folder.exists() or not any(folder.iterdir()):
+        return train(config, out_dir=folder, progress=progress)
+    same = saved_file.exists() and _comparable(json.loads(saved_file.read_text())["config"]) == \
+        _comparable(config.to_dict())
+    if not same:
+        raise ValueError(f"{folder} holds something other than this run ({config.loss}/{config.reweight}, seed "
+                         f"{config.seed}); delete it or choose another output folder")
+    if (folder / "per_class.csv").exists():
+        return folder
+    return train(resume=folder, progress=progress)

@@ -1,0 +1,252 @@
+"""Tests for semscale_lib.verdicts on known answers: hand-computed intervals and published reference values."""
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from semscale_lib.verdicts import (VERDICTS, correlation_verdict, dependent_correlation_verdict, fisher_ci, format_ci,
+                                   paired_verdict, summarize, verdict_from_ci, williams_t, zou_ci)
+
+BASE = np.array([70.0, 71.0, 72.0, 73.0])
+GAIN = np.array([2.0, 2.1, 1.9, 2.0])
+Z975 = 1.959963985  # standard-normal 97.5 % quantile, written out
+
+
+def exact_pair(r, n, seed=0):
+    """(x, y) of length n whose sample Pearson correlation is exactly r (Gram–Schmidt on centred noise)."""
+    rng = np.random.default_rng(seed)
+    x, e = rng.normal(size=n), rng.normal(size=n)
+    x -= x.mean()
+    x /= np.linalg.norm(x)
+    e -= e.mean()
+    e -= (e @ x) * x
+    e /= np.linalg.norm(e)
+    return x, r * x + math.sqrt(1 - r * r) * e
+
+
+def steiger_eq7(r_ya, r_yb, r_ab, n):
+    """Williams' t as printed in Steiger (1980), eq. 7, written out independently of the module."""
+    det_r = 1 - r_ya**2 - r_yb**2 - r_ab**2 + 2 * r_ya * r_yb * r_ab
+    r_bar = (r_ya + r_yb) / 2
+    denominator = 2 * (n - 1) / (n - 3) * det_r + r_bar**2 * (1 - r_ab) ** 3
+    return (r_ya - r_yb) * math.sqrt((n - 1) * (1 + r_ab) / denominator)
+
+
+# --------------------------------------------------------------------------- the rule
+def test_verdict_from_ci_rule():
+    assert VERDICTS == ("held", "contradicted", "inconclusive", "not testable")
+    assert verdict_from_ci(0.1, 0.5) == "held"
+    assert verdict_from_ci(-0.5, -0.1) == "contradicted"
+    assert verdict_from_ci(-0.1, 0.5) == "inconclusive"
+    assert verdict_from_ci(0.0, 0.5) == "inconclusive"  # touching 0 is not above 0
+    assert verdict_from_ci(float("nan"), 1.0) == "not testable"
+    assert verdict_from_ci(-0.1, 0.2, lower_bound_for_contradiction=0.3) == "contradicted"
+    # a demonstrably positive but demonstrably weak correlation counts as contradicted, not held
+    assert verdict_from_ci(0.05, 0.2, lower_bound_for_contradiction=0.3) == "contradicted"
+    assert verdict_from_ci(0.05, 0.35, lower_bound_for_contradiction=0.3) == "held"
+    with pytest.raises(ValueError):
+        verdict_from_ci(0.5, 0.1)
+
+
+def test_summarize_and_format_ci():
+    recs = [paired_verdict(BASE, BASE + GAIN), paired_verdict(BASE, BASE - GAIN), {"verdict": "held"}, "not testable"]
+    counts = summarize(recs)
+    assert list(counts) == list(VERDICTS)
+    assert counts == {"held": 2, "contradicted": 1, "inconclusive": 0, "not testable": 1}
+    with pytest.raises(ValueError):
+        summarize(["refuted"])
+    assert format_ci(1.87007, 2.12993, 2) == "[+1.87, +2.13]"
+    assert format_ci(-0.0001, 0.5, 2) == "[+0.00, +0.50]"
+    assert format_ci(float("nan"), float("nan"), 3) == "[n/a, n/a]"
+
+
+# --------------------------------------------------------------------------- paired
+def test_paired_clear_gain_held_with_hand_ci():
+    rec = paired_verdict(BASE, BASE + GAIN)
+    sd = math.sqrt((0.0 + 0.01 + 0.01 + 0.0) / 3)
+    q = 3.182446305284263  # t quantile 0.975 on 3 df
+    assert stats.t.ppf(0.975, 3) == pytest.approx(q)
+    assert rec.verdict == "held" and rec.n == 4
+    assert rec.estimate == pytest.approx(2.0)
+    assert rec.ci_low == pytest.approx(2.0 - q * sd / 2)
+    assert rec.ci_high == pytest.approx(2.0 + q * sd / 2)
+    assert rec.sd_diff == pytest.approx(sd)
+    assert "+2.00" in rec.sentence and "[+1.87, +2.13]" in rec.sentence and "held" in rec.sentence
+    assert "paired-t" in rec.rule and "95 %" in rec.rule
+
+
+def test_paired_loss_contradicted_and_mixed_inconclusive():
+    assert paired_verdict(BASE, BASE - GAIN).verdict == "contradicted"
+    mixed = paired_verdict(BASE, BASE + np.array([1.0, -1.5, 0.5, -0.2]))
+    assert mixed.verdict == "inconclusive"
+    assert mixed.ci_low < 0 < mixed.ci_high
+
+
+def test_paired_too_few_pairs_not_testable():
+    rec = paired_verdict([70.0, 71.0], [72.0, 73.5], min_n=3)
+    assert rec.verdict == "not testable"
+    assert rec.estimate == pytest.approx(2.25)
+    assert math.isfinite(rec.ci_low)  # reported, but does not decide
+    one = paired_verdict([70.0], [72.0], min_n=1)
+    assert one.verdict == "not testable" and one.estimate == 2.0
+    assert math.isnan(one.ci_low) and math.isnan(one.ci_high)
+
+
+def test_paired_constant_difference_collapses_ci():
+    rec = paired_verdict(BASE, BASE + 2.0)
+    assert rec.ci_low == rec.ci_high == rec.estimate == 2.0
+    assert rec.verdict == "held"
+    assert "collapses" in rec.sentence
+
+
+def test_paired_paper_delta_comparison():
+    inside = paired_verdict(BASE, BASE + GAIN, paper_delta=2.05)
+    assert inside.paper_comparison == "inside the CI" and inside.paper_delta == 2.05
+    above = paired_verdict(BASE, BASE + GAIN, paper_delta=4.8)
+    assert above.paper_comparison == "above the CI"
+    assert "smaller than the paper's +4.8" in above.sentence
+    below = paired_verdict(BASE, BASE + GAIN, paper_delta=1.0)
+    assert below.paper_comparison == "below the CI" and "larger than" in below.sentence
+    assert paired_verdict(BASE, BASE + GAIN).paper_comparison is None
+
+
+def test_paired_bad_input():
+    with pytest.raises(ValueError, match="same length"):
+        paired_verdict([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="NaN"):
+        paired_verdict([1.0, float("nan"), 3.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="1-D"):
+        paired_verdict(np.ones((2, 2)), np.ones((2, 2)))
+    with pytest.raises(TypeError):
+        paired_verdict(["a", "b", "c"], [1.0, 2.0, 3.0])
+
+
+def test_to_dict_is_json_friendly():
+    d = paired_verdict([70.0], [72.0], min_n=3).to_dict()
+    assert d["ci_low"] is None and d["verdict"] == "not testable"
+    json.dumps(d, allow_nan=False)
+    json.dumps(correlation_verdict([1, 2, 3], [3, 1, 2]).to_dict(), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- correlation
+def test_fisher_ci_r05_n10():
+    x, y = exact_pair(0.5, 10)
+    rec = correlation_verdict(x, y)
+    half = Z975 / math.sqrt(7)
+    assert rec.estimate == pytest.approx(0.5, abs=1e-12)
+    assert rec.ci_low == pytest.approx(math.tanh(math.atanh(0.5) - half), abs=1e-8)
+    assert rec.ci_high == pytest.approx(math.tanh(math.atanh(0.5) + half), abs=1e-8)
+    assert fisher_ci(0.5, 10) == pytest.approx((rec.ci_low, rec.ci_high))
+    assert rec.verdict == "inconclusive"
+
+
+def test_correlation_strong_monotone_held():
+    x = np.arange(1.0, 21.0)
+    rec = correlation_verdict(x, np.log(x))
+    assert rec.verdict == "held" and rec.ci_low > 0
+    assert rec.spearman_rho == pytest.approx(1.0)
+
+
+def test_correlation_near_zero_large_n_contradicted():
+    x, y = exact_pair(0.0, 500, seed=3)
+    rec = correlation_verdict(x, y, n_permutations=2000)
+    assert rec.verdict == "contradicted"
+    assert rec.ci_low < 0 < rec.ci_high < 0.3
+    assert "at most weak" in rec.sentence and "r_min = 0.3" in rec.sentence and "r_min = 0.3" in rec.rule
+
+
+def test_correlation_weak_but_positive_is_contradicted():
+    x, y = exact_pair(0.15, 1000, seed=4)
+    rec = correlation_verdict(x, y, n_permutations=0)
+    assert 0 < rec.ci_low < rec.ci_high < 0.3
+    assert rec.verdict == "contradicted"
+    assert math.isnan(rec.p_value) and rec.p_method == "none"
+
+
+def test_correlation_r055_n10_inconclusive():
+    x, y = exact_pair(0.55, 10, seed=1)
+    rec = correlation_verdict(x, y)
+    assert rec.estimate == pytest.approx(0.55)
+    assert rec.ci_low < 0 and rec.ci_high > 0.3
+    assert rec.verdict == "inconclusive"
+
+
+def test_correlation_not_testable():
+    const = correlation_verdict([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 2.0, 2.0, 2.0, 2.0])
+    assert const.verdict == "not testable" and math.isnan(const.estimate)
+    assert "y is constant" in const.sentence
+    small = correlation_verdict([1.0, 2.0, 3.0], [1.0, 3.0, 2.0])
+    assert small.verdict == "not testable" and math.isnan(small.estimate)
+
+
+def test_perfect_correlation_no_crash_and_exact_permutation():
+    rec = correlation_verdict([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.0])
+    assert rec.estimate == pytest.approx(1.0)
+    assert math.isfinite(rec.ci_low) and math.isfinite(rec.ci_high)
+    assert rec.verdict == "held"
+    assert rec.p_method == "exact"  # 5! = 120 <= 10000: all orderings; identity and reversal reach |r| = 1
+    assert rec.p_value == pytest.approx(2 / 120)
+
+
+def test_permutation_p_seeded_and_close_to_t_test():
+    x, y = exact_pair(0.15, 200, seed=2)
+    a = correlation_verdict(x, y, seed=7)
+    b = correlation_verdict(x, y, seed=7)
+    assert a.p_value == b.p_value and a.p_method == "Monte Carlo"
+    assert a.p_value == pytest.approx(stats.pearsonr(x, y)[1], abs=0.01)
+
+
+# --------------------------------------------------------------------------- dependent correlations
+def test_williams_t_published_and_hand_values():
+    # depcor (Silver, Hittner & May 2006), as used in the cocor test suite: t = -1.0767, p = 0.2843
+    t, p = williams_t(0.3, 0.4, 0.5, 100)
+    assert round(t, 4) == -1.0767 and round(p, 4) == 0.2843
+    assert t == pytest.approx(steiger_eq7(0.3, 0.4, 0.5, 100))
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=30)
+    a, b = y + rng.normal(size=30), y + 2 * rng.normal(size=30)
+    rec = dependent_correlation_verdict(y, a, b)
+    corr = np.corrcoef([y, a, b])
+    r_ya, r_yb, r_ab = corr[0, 1], corr[0, 2], corr[1, 2]
+    assert (rec.r_ya, rec.r_yb, rec.r_ab) == pytest.approx((r_ya, r_yb, r_ab))
+    assert rec.williams_t == pytest.approx(steiger_eq7(r_ya, r_yb, r_ab, 30))
+    assert rec.p_value == pytest.approx(2 * stats.t.sf(abs(rec.williams_t), 27))
+    assert rec.df == 27 and rec.estimate == pytest.approx(r_ya - r_yb)
+
+
+def test_zou_ci_published_value():
+    # Zou (2007), overlapping dependent correlations example: 95 % CI (-0.093, 0.517)
+    low, high = zou_ci(0.396, 0.179, 0.088, 66)
+    assert (round(low, 3), round(high, 3)) == (-0.093, 0.517)
+
+
+def test_dependent_tight_vs_noise_held_and_swapped_contradicted():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=40)
+    a, b = y + 0.2 * rng.normal(size=40), rng.normal(size=40)
+    held = dependent_correlation_verdict(y, a, b)
+    assert held.verdict == "held" and held.ci_low > 0
+    swapped = dependent_correlation_verdict(y, b, a)
+    assert swapped.verdict == "contradicted" and swapped.ci_high < 0
+    assert swapped.estimate == pytest.approx(-held.estimate)
+    assert "Zou" in held.rule and "Williams' t(37)" in held.sentence
+
+
+def test_dependent_identical_columns_inconclusive():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=20)
+    a = y + rng.normal(size=20)
+    rec = dependent_correlation_verdict(y, a, a.copy())
+    assert rec.verdict == "inconclusive"
+    assert rec.estimate == 0.0 and rec.williams_t == 0.0 and rec.p_value == pytest.approx(1.0)
+    assert rec.ci_low <= 0 <= rec.ci_high
+
+
+def test_dependent_not_testable():
+    assert dependent_correlation_verdict([1.0, 2, 3, 4], [1.0, 2, 3, 5], [3.0, 3, 3, 3]).verdict == "not testable"
+    small = dependent_correlation_verdict([1.0, 2, 3], [1.0, 3, 2], [2.0, 1, 3])
+    assert small.verdict == "not testable" and math.isnan(small.estimate)
+    with pytest.raises(ValueError):
+        dependent_correlation_verdict([1.0, 2, 3, 4], [1.0, 2, 3], [1.0, 2, 3, 4])
