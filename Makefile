@@ -47,3 +47,4 @@ unit: data
 bench: data
 	$(PY) benchmarks/bench_semantic_scale.py
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_cpu_training.py

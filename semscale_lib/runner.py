@@ -10,9 +10,10 @@
       parameters:                        # per notebook; each name must be declared by that notebook
         "01": {epochs: 3}
 
-- A **grid** (YAML) maps parameter names to lists of values; each notebook that declares some of them runs once
-  per point of their cartesian product (in its own subfolder). An optional ``notebooks: ["04"]`` key limits the
-  grid to some notebooks.
+- A **grid** (a YAML file, or a profile's own ``grid:`` key) maps parameter names to lists of values; each notebook
+  that declares some of them runs once per point of their cartesian product (in its own subfolder). An optional
+  ``notebooks: ["04"]`` key limits the grid to some notebooks. A ``--grid`` file replaces the profile's grid; a
+  grid parameter that no notebook it varies declares is an error.
 - Output: ``<runs_root>/<profile>-<YYYYmmdd-HHMMSS>/`` (or ``--out``) with one folder per notebook (and per grid
   point) holding the executed notebook beside what it wrote (its ``out_dir`` parameter points there), then
   ``summary.json`` and ``summary.md`` (what ran, parameters, duration, status, the failing cell and error).
@@ -44,7 +45,7 @@ from . import paths
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[\w.-]+\.ipynb$")
 REPORT_PARAMETER = "run_dir"
 OUT_PARAMETER = "out_dir"
-PROFILE_KEYS = {"description", "notebooks", "common", "parameters"}
+PROFILE_KEYS = {"description", "notebooks", "common", "parameters", "grid"}
 
 
 def default_notebooks_dir() -> Path:
@@ -131,9 +132,23 @@ def load_profile(name_or_path, directory=None) -> dict:
         raise ValueError(f"{path}: 'parameters' must map notebook keys to mappings of parameters")
     if not isinstance(common, dict):
         raise ValueError(f"{path}: 'common' must be a mapping of parameters")
+    grid = raw.get("grid")
+    if grid is not None and not isinstance(grid, dict):
+        raise ValueError(f"{path}: 'grid' must map parameters to lists of values")
     return {"name": path.stem, "path": str(path), "description": raw.get("description", ""),
             "notebooks": None if notebooks is None else [_key(k) for k in notebooks],
-            "common": dict(common), "parameters": {_key(k): dict(v) for k, v in parameters.items()}}
+            "common": dict(common), "parameters": {_key(k): dict(v) for k, v in parameters.items()},
+            "grid": None if grid is None else {**_grid(grid, f"{path} (grid)"), "path": f"{path.name} (grid)"}}
+
+
+def _grid(raw: Mapping, where: str) -> dict:
+    """Validate a grid mapping {parameter → non-empty list, optional notebooks: [keys]}."""
+    raw = dict(raw)
+    notebooks = raw.pop("notebooks", None)
+    for name, values in raw.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{where}: grid values must be non-empty lists, got {name}: {values!r}")
+    return {"values": raw, "notebooks": None if notebooks is None else [_key(k) for k in notebooks]}
 
 
 def load_grid(path) -> dict:
@@ -141,13 +156,7 @@ def load_grid(path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ValueError(f"grid file not found: {path}")
-    raw = _read_yaml(path)
-    notebooks = raw.pop("notebooks", None)
-    for name, values in raw.items():
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"{path}: grid values must be non-empty lists, got {name}: {values!r}")
-    return {"values": raw, "notebooks": None if notebooks is None else [_key(k) for k in notebooks],
-            "path": str(path)}
+    return {**_grid(_read_yaml(path), str(path)), "path": str(path)}
 
 
 def expand_grid(values: Mapping[str, Sequence]) -> list[dict]:
@@ -220,6 +229,14 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
     jobs: list[Job] = []
     grid_values = (grid or {}).get("values", {})
     grid_notebooks = (grid or {}).get("notebooks")
+    unknown = [k for k in grid_notebooks or [] if k not in notebooks]
+    if unknown:
+        raise ValueError(f"grid: unknown notebook keys {unknown}; available: {', '.join(notebooks)}")
+    targets = [k for k in regular if grid_notebooks is None or k in grid_notebooks]
+    undeclared = [name for name in grid_values if not any(name in declared[k] for k in targets)]
+    if undeclared:
+        raise ValueError(f"grid parameters {undeclared} are declared by none of the notebooks they would vary "
+                         f"({', '.join(notebooks[k].stem for k in targets) or 'none'})")
     for key in regular:
         params = declared[key]
         base = _profile_parameters(profile, key, notebooks[key], params)
@@ -332,6 +349,7 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
     stream = stream or sys.stdout
     profile = profile if isinstance(profile, Mapping) else load_profile(profile, profiles_dir)
     grid = grid if (grid is None or isinstance(grid, Mapping)) else load_grid(grid)
+    grid = grid if grid is not None else profile.get("grid")   # a --grid file replaces the profile's own grid
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
     run_dir = new_run_dir(profile["name"], out)
     jobs = plan_jobs(profile, run_dir, notebooks_dir=notebooks_dir, grid=grid, only=only, report=report)

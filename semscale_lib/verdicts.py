@@ -16,6 +16,7 @@ plain sentence with the estimate and its CI, for reports; ``to_dict()`` gives a 
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import asdict, dataclass
 from itertools import permutations
 
@@ -23,7 +24,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["VERDICTS", "VerdictRecord", "PairedVerdict", "CorrelationVerdict", "DependentCorrelationVerdict",
-           "verdict_from_ci", "paired_verdict", "correlation_verdict", "dependent_correlation_verdict",
+           "verdict_from_ci", "paired_verdict", "negligible_gain_verdict", "correlation_verdict", "dependent_correlation_verdict",
            "fisher_ci", "williams_t", "zou_ci", "summarize", "format_ci"]
 
 VERDICTS = ("held", "contradicted", "inconclusive", "not testable")
@@ -271,6 +272,38 @@ def paired_verdict(baseline, treated, *, confidence: float = 0.95, min_n: int = 
                          mean_treated=float(treat.mean()) if n else _NAN,
                          sd_diff=sd, p_value=p, paper_delta=None if paper_delta is None else float(paper_delta),
                          paper_comparison=comparison)
+
+
+def negligible_gain_verdict(before, after, *, margin: float, confidence: float = 0.95, min_n: int = 3,
+                            failed_precondition: str | None = None) -> PairedVerdict:
+    """Is the paired gain ``after − before`` negligible, i.e. below ``margin``? (Sec. 3.3: accuracy stops rising
+    once Σ S′ has saturated.) Inputs ``(n_seeds,)`` paired by position; the CI is :func:`paired_verdict`'s.
+
+    held if the whole CI of the gain lies below ``margin``; contradicted if it lies above ``margin``; inconclusive
+    otherwise; fewer than ``min_n`` pairs → not testable. ``failed_precondition``: a sentence saying why the claim's
+    premise failed on the data (e.g. Σ S′ never saturates) — then the verdict is "contradicted" whatever the gain."""
+    if not math.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a finite number ≥ 0, got {margin}")
+    base = paired_verdict(before, after, confidence=confidence, min_n=min_n)
+    pct = _check_confidence(confidence)
+    if failed_precondition:
+        verdict = "contradicted"
+    elif base.n < min_n:
+        verdict = "not testable"
+    else:
+        verdict = verdict_from_ci(margin - base.ci_high, margin - base.ci_low)
+    rule = (f"held if the {pct} paired-t CI of the gain lies below the margin {margin:g}, contradicted if it lies "
+            f"above it (or if the premise fails), inconclusive otherwise; not testable with fewer than {min_n} "
+            "paired seeds")
+    dec = _decimals(base.estimate, base.ci_low, base.ci_high)
+    est_text = f"{base.estimate:+.{dec}f}" if base.n else "undefined"
+    sentence = (f"Mean paired gain {est_text}, {pct} CI {format_ci(base.ci_low, base.ci_high, dec)}, "
+                f"over n = {base.n} seeds, against a margin of {margin:g}: {verdict}")
+    if failed_precondition:
+        sentence = f"{failed_precondition}: contradicted, whatever the gain after it"
+    elif base.n < min_n:
+        sentence += f" (only {base.n} pairs, fewer than the {min_n} required)"
+    return dataclasses.replace(base, kind="negligible gain", verdict=verdict, rule=rule, sentence=sentence + ".")
 
 
 def _permutation_p(x: np.ndarray, y: np.ndarray, r: float, n_permutations: int, seed: int) -> tuple[float, str]:

@@ -13,6 +13,7 @@ import pytest
 from semscale_lib.studies import claims as cl
 from semscale_lib.studies import notebook as nb
 from semscale_lib.studies.report import build_report
+from semscale_lib.verdicts import paired_verdict
 
 
 def _squeeze(text: str) -> str:
@@ -21,33 +22,119 @@ def _squeeze(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ claims and report
-def test_claims_roundtrip_and_report(tmp_path):
+BASE = [70.0, 71.0, 72.0, 73.0]
+
+
+def _record(gain):
+    """A paired record of 4 seeds whose per-seed gains are ``gain`` (top-1 points)."""
+    return paired_verdict(BASE, [b + g for b, g in zip(BASE, gain)])
+
+
+HELD = _record([2.0, 2.1, 1.9, 2.0])                  # CI [1.87, 2.13]
+CONTRADICTED = _record([-2.0, -2.1, -1.9, -2.0])
+INCONCLUSIVE = _record([1.0, -1.5, 0.5, -0.2])
+NOT_TESTABLE = paired_verdict([70.0, 71.0], [72.0, 73.0])
+
+
+def _claim(claim_id, dataset, record, **extra):
+    return cl.claim_record(claim_id=claim_id, claim=f"claim {claim_id}", section="Sec. 4", paper="the paper's words",
+                           dataset=dataset, data=f"toy {dataset}", record=record, **extra)
+
+
+def test_claim_record_takes_everything_from_the_record():
+    claim = _claim("x", "mnist", HELD, paper_value=2.05, numbers={"r": np.float64(0.9), "x": np.nan},
+                   evidence=[{"source": "pixels", "estimate": 0.5}], figures=["f.png"])
+    assert claim["verdict"] == "held" and claim["measured"] == HELD.sentence and claim["rule"] == HELD.rule
+    assert (claim["estimate"], claim["ci_low"], claim["ci_high"]) == (HELD.estimate, HELD.ci_low, HELD.ci_high)
+    assert claim["numbers"]["kind"] == "paired" and claim["numbers"]["r"] == 0.9
+    assert claim["evidence"] == [{"source": "pixels", "estimate": 0.5}] and claim["figures"] == ["f.png"]
+    assert claim["paper_value"] == 2.05
+    assert set(claim) | {"notebook", "folder"} == set(cl.COLUMNS)
+
+
+@pytest.mark.parametrize("record", ["held", {"verdict": "held"}, None, HELD.to_dict()])
+def test_claim_record_refuses_anything_but_a_verdict_record(record):
+    with pytest.raises(TypeError, match="record"):
+        _claim("x", "mnist", record)
+
+
+def _frame(rows):
+    """A read_claims-like frame: (claim_id, dataset, verdict) rows."""
+    return pd.DataFrame([{"claim_id": c, "claim": f"claim {c}", "section": f"Sec. {c}", "dataset": d, "verdict": v}
+                         for c, d, v in rows])
+
+
+def test_verdict_table_and_counts_two_datasets():
+    claims = _frame([("a", "mnist", "held"), ("a", "fashion-mnist", "inconclusive"),
+                     ("b", "mnist", "contradicted"), ("c", "fashion-mnist", "not testable")])
+    table = cl.verdict_table(claims)
+    assert list(table.columns) == ["claim", "section", "mnist", "fashion-mnist"]
+    assert table.values.tolist() == [["claim a", "Sec. a", "held", "inconclusive"],
+                                     ["claim b", "Sec. b", "contradicted", "—"],
+                                     ["claim c", "Sec. c", "—", "not testable"]]
+    assert cl.verdict_counts(claims) == ("3 claims × 2 datasets = 4 verdicts: 1 held, 1 contradicted, "
+                                         "1 inconclusive, 1 not testable")
+    # zero counts are left out, in VERDICTS order
+    assert cl.verdict_counts(claims.iloc[[1, 0]]) == "1 claim × 2 datasets = 2 verdicts: 1 held, 1 inconclusive"
+    # two records of one claim on one dataset share the cell
+    double = cl.verdict_table(_frame([("a", "mnist", "held"), ("a", "mnist", "contradicted")]))
+    assert double.loc[0, "mnist"] == "held, contradicted"
+
+
+def test_claims_roundtrip(tmp_path):
     a = tmp_path / "01_x"
-    a.mkdir()
-    pd.DataFrame({"m": [1, 2], "total": [0.5, np.nan]}).to_csv(a / "t.csv", index=False)
-    (a / "fig.png").write_bytes(b"png")
-    claim = cl.claim_record(claim="it works", section="Sec. 3.3", paper="yes", measured="r = 0.9", data="toy",
-                            verdict="held", rule="falsified if not", numbers={"r": np.float64(0.9), "x": np.nan})
-    assert claim["section"] == "Sec. 3.3"
-    cl.write_claims(a, "01_x", [claim], parameters={"epochs": 2}, figures=["fig.png"],
-                    tables=[{"title": "T", "file": "t.csv"}])
+    claim = _claim("x", "mnist", HELD, numbers={"r": np.float64(0.9), "x": np.nan})
+    cl.write_claims(a, "01_x", [claim, _claim("y", "mnist", NOT_TESTABLE)], parameters={"epochs": 2})
     saved = json.loads((a / cl.CLAIMS_FILE).read_text())
-    assert saved["claims"][0]["numbers"] == {"r": 0.9, "x": None}
+    assert saved["claims"][0]["numbers"]["r"] == 0.9 and saved["claims"][0]["numbers"]["x"] is None
+    assert saved["claims"][1]["ci_low"] is not None and saved["claims"][1]["verdict"] == "not testable"
     report_dir = tmp_path / "05_report"
-    report_dir.mkdir()
     cl.write_claims(report_dir, "05_report", [claim])
     claims = cl.read_claims(tmp_path, exclude=[report_dir])
-    assert len(claims) == 1 and claims.loc[0, "folder"] == "01_x" and claims.loc[0, "verdict"] == "held"
-    assert claims.loc[0, "section"] == "Sec. 3.3"
-    report = build_report(tmp_path, exclude=[report_dir])
-    assert "1 of 1 checks held" in report
-    assert "| 1 | 0.500 |" in _squeeze(report) and "undefined" in report
-    assert "![fig.png](01_x/fig.png)" in report
-    assert "0.8346" in report   # the paper's Table 1
-    with pytest.raises(ValueError):
-        cl.claim_record(claim="c", section="s", paper="p", measured="m", data="d", verdict="maybe", rule="r")
+    assert list(claims.columns) == cl.COLUMNS
+    assert len(claims) == 2 and (claims["folder"] == "01_x").all() and (claims["notebook"] == "01_x").all()
+    assert claims["verdict"].tolist() == ["held", "not testable"]
+    assert claims.loc[0, "ci_low"] == pytest.approx(HELD.ci_low)
+    assert list(cl.read_claims(tmp_path / "empty").columns) == cl.COLUMNS
     with pytest.raises(ValueError):
         cl.write_claims(a, "01_x", [], tables=[{"file": "t.csv"}])
+
+
+def test_build_report_two_datasets(tmp_path):
+    mnist, fashion = tmp_path / "01_mnist", tmp_path / "01_fashion"
+    cl.write_claims(mnist, "01_marginal_effect", [
+        _claim("gain", "mnist", HELD, paper_value=2.05, evidence=[{"source": "pixels", "estimate": 0.25}]),
+        _claim("scale", "mnist", CONTRADICTED)], figures=["fig.png"], tables=[{"title": "T", "file": "t.csv"}])
+    pd.DataFrame({"m": [1, 2], "total": [0.5, np.nan]}).to_csv(mnist / "t.csv", index=False)
+    (mnist / "fig.png").write_bytes(b"png")
+    cl.write_claims(fashion, "01_marginal_effect", [_claim("gain", "fashion-mnist", INCONCLUSIVE),
+                                                    _claim("scale", "fashion-mnist", NOT_TESTABLE)])
+    report_dir = tmp_path / "05_report"
+    cl.write_claims(report_dir, "05_report", [_claim("gain", "report-only-dataset", HELD)])
+    report = build_report(tmp_path, exclude=[report_dir])
+    squeezed = _squeeze(report)
+    # read in path order: 01_fashion before 01_mnist
+    assert "2 claims × 2 datasets = 4 verdicts: 1 held, 1 contradicted, 1 inconclusive, 1 not testable." in report
+    assert "| claim | section | fashion-mnist | mnist |" in squeezed
+    assert "| claim gain | Sec. 4 | inconclusive | held |" in squeezed
+    assert "| claim scale | Sec. 4 | not testable | contradicted |" in squeezed
+    assert report.index("## Verdicts") < report.index("## Claims") < report.index("## Reference numbers")
+    # each claim's headline, with its verdict on every dataset
+    assert "### claim gain (Sec. 4)" in report and "### claim scale (Sec. 4)" in report
+    assert "Verdict — fashion-mnist: **inconclusive**; mnist: **held**." in report
+    assert "Verdict — fashion-mnist: **not testable**; mnist: **contradicted**." in report
+    assert f"- *mnist*: {HELD.sentence}" in report and HELD.rule in report
+    assert "+2.000 [+1.870, +2.130]" in report and "2.050" in squeezed     # ours beside the paper's figure
+    assert "| pixels | 0.250 |" in squeezed                                  # the evidence rows
+    assert "report-only-dataset" not in report   # the excluded folder
+    assert "| 1 | 0.500 |" in squeezed and "undefined" in report           # the notebook's table
+    assert "![fig.png](01_mnist/fig.png)" in report
+    assert "0.8346" in report                                               # the paper's Table 1
+
+
+def test_build_report_without_claims(tmp_path):
+    report = build_report(tmp_path)
+    assert "No claim was checked" in report and "## Claims" not in report
 
 
 # ---------------------------------------------------------------------------------------- notebook helpers

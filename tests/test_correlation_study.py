@@ -1,5 +1,6 @@
 """Tests of semscale_lib.studies.correlation (Sec. 3.4.1, Table 1; notebook 02): per-class tables, averaging over
-seeds, the Table 1 layout beside the paper's numbers, and the verdicts."""
+seeds, the Table 1 layout beside the paper's numbers, the Table 1 verdicts and claims, and the balanced
+settings."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,7 @@ def test_imbalance_table_uses_training_counts_and_correlate_reports_constant_cou
     features, labels = _clustered_features([30] * 5, spreads=[0.5, 1, 1.5, 2, 2.5])
     accuracy = np.array([0.5, 0.6, 0.7, 0.8, 0.9])
     table = co.imbalance_table(features, labels, counts=[100] * 5, alpha=1.0, class_names=list("abcde"))
-    corr = correlate(accuracy, table, n_resamples=200)
+    corr = correlate(accuracy, table)
     assert (table["count"] == 100).all() and (table["vectors"] == 30).all()
     assert table["name"].tolist() == list("abcde")
     rows = corr.set_index("quantity")
@@ -44,38 +45,149 @@ def test_average_tables_recomputes_s():
         co.average_tables([])
 
 
-def _corr(r_s, ci=(0.2, 0.9), r_n=0.5, n_defined=True, alpha=1.0, p=0.01):
-    return pd.DataFrame([
-        {"quantity": "N", "pearson_r": r_n if n_defined else np.nan, "pearson_p": 0.1, "ci_low": np.nan,
-         "ci_high": np.nan, "defined": n_defined, "note": ""},
-        {"quantity": f"S (alpha={alpha:g})", "pearson_r": r_s, "pearson_p": p, "ci_low": ci[0], "ci_high": ci[1],
-         "defined": True, "note": ""}])
+Z975 = 1.959963985  # standard-normal 97.5 % quantile, written out
 
 
-def test_correlation_verdicts_balanced_and_long_tailed():
-    assert co.correlation_verdicts(_corr(0.7), balanced=True, alpha=1)["verdict"] == "held"
-    assert co.correlation_verdicts(_corr(0.4, ci=(-0.2, 0.8)), balanced=True, alpha=1)["verdict"] == "not held"
-    assert co.correlation_verdicts(_corr(-0.6, ci=(-0.9, -0.2)), balanced=True, alpha=1)["verdict"] == "not held"
-    # an undefined CI falls back to the p-value
-    assert co.correlation_verdicts(_corr(0.7, ci=(np.nan, np.nan), p=0.01), balanced=True,
-                                   alpha=1)["verdict"] == "held"
-    assert co.correlation_verdicts(_corr(0.9, r_n=0.8, alpha=2), balanced=False, alpha=2)["verdict"] == "held"
-    decision = co.correlation_verdicts(_corr(0.7, r_n=0.8, alpha=2), balanced=False, alpha=2)
-    assert decision["verdict"] == "not held" and "not above" in decision["sentence"]
+def _table(scales, distances=None, counts=None):
+    """A per-class table as ``imbalance_table`` returns it, from S'/max (``scales``), W' (``distances``, default 1)
+    and training counts (default 100 each); S at α is then scales · log2(α + W')."""
+    scales = np.asarray(scales, float)
+    distances = np.ones_like(scales) if distances is None else np.asarray(distances, float)
+    counts = np.full(len(scales), 100) if counts is None else np.asarray(counts)
+    return pd.DataFrame({"class": np.arange(len(scales)), "count": counts, "vectors": counts,
+                         "semantic_scale": scales, "normalized_scale": scales, "normalized_distance": distances,
+                         "interclass": np.log2(1 + distances), "imbalance_scale": scales * np.log2(1 + distances)})
 
 
-def test_describe_r_states_sign_and_undefined():
-    rows = _corr(-0.6, ci=(-0.9, -0.2))
-    assert "undefined" in co.describe_r(rows.iloc[0].to_dict() | {"defined": False})
-    text = co.describe_r(rows.iloc[1].to_dict())
-    assert "negative" in text and "excludes 0" in text
-    assert "not significant" in co.describe_r(_corr(0.3, ci=(-0.4, 0.8)).iloc[1].to_dict())
+def _orthogonal(x, seed=0):
+    """A unit vector, centred, orthogonal to centred ``x``: its Pearson r with x is exactly 0."""
+    e = np.random.default_rng(seed).normal(size=len(x))
+    xc = np.asarray(x, float) - np.mean(x)
+    e -= e.mean()
+    e -= (e @ xc) / (xc @ xc) * xc
+    return e / np.linalg.norm(e)
+
+
+ACCURACY = np.linspace(0.5, 0.95, 10)        # 10 classes
+
+
+def test_table1_verdict_balanced_perfectly_increasing_s_is_held():
+    # S = S'·log2(1 + 1) = S' rises linearly with accuracy: r = 1, Fisher CI (r clipped below 1) ≈ [1, 1] > 0
+    table = _table(np.linspace(0.1, 1.0, 10))
+    record = co.table1_verdict(ACCURACY, table, balanced=True, alpha=1.0)
+    assert record.kind == "correlation" and record.n == 10
+    assert record.estimate == pytest.approx(1.0)
+    assert record.ci_low > 0.999 and record.verdict == "held"
+    assert "r_min = 0.3" in record.rule
+
+
+def test_table1_verdict_balanced_uses_s_at_alpha_with_fisher_ci():
+    # W' varies widely and S' little, so S at α = 2 (what accuracy follows here) differs from S' and from S at α = 1;
+    # the verdict is correlation_verdict(S(α), accuracy), its CI tanh(atanh r ± z/√(n − 3)) written out
+    rng = np.random.default_rng(3)
+    scales, distances = rng.uniform(0.8, 1.0, 10), rng.uniform(0.05, 1.0, 10)
+    s = scales * np.log2(2.0 + distances)
+    accuracy = s + 0.02 * rng.normal(size=10)
+    record = co.table1_verdict(accuracy, _table(scales, distances), balanced=True, alpha=2.0)
+    r = np.corrcoef(s, accuracy)[0, 1]
+    half = Z975 / np.sqrt(10 - 3)
+    assert record.estimate == pytest.approx(r) and r > 0.99
+    assert abs(np.corrcoef(scales, accuracy)[0, 1] - r) > 0.2                          # not r(S', accuracy)
+    assert abs(np.corrcoef(scales * np.log2(1 + distances), accuracy)[0, 1] - r) > 0.05   # not S at α = 1
+    assert (record.ci_low, record.ci_high) == pytest.approx((np.tanh(np.arctanh(r) - half),
+                                                             np.tanh(np.arctanh(r) + half)))
+    assert record.verdict == "held"
+
+
+def test_table1_verdict_balanced_constant_s_not_testable_and_falling_s_contradicted():
+    constant = co.table1_verdict(ACCURACY, _table(np.full(10, 0.5)), balanced=True, alpha=1.0)
+    assert constant.verdict == "not testable" and np.isnan(constant.estimate)
+    assert "constant" in constant.sentence
+    # S falling with accuracy, r = -1: the CI lies below r_min = 0.3
+    falling = co.table1_verdict(ACCURACY, _table(np.linspace(1.0, 0.1, 10)), balanced=True, alpha=1.0)
+    assert falling.estimate == pytest.approx(-1.0) and falling.verdict == "contradicted"
+
+
+def test_table1_verdict_long_tailed_s_tracks_accuracy_and_n_does_not():
+    counts = np.array([5000, 2775, 1540, 855, 475, 263, 146, 81, 45, 25])
+    accuracy = 0.6 + 0.1 * _orthogonal(counts)                 # r(accuracy, N) = 0 exactly
+    scales = accuracy - accuracy.min() + 0.1                     # S = S' (W' = 1, α = 1): r(accuracy, S) = 1
+    record = co.table1_verdict(accuracy, _table(scales, counts=counts), balanced=False, alpha=1.0)
+    assert record.kind == "dependent correlation" and record.n == 10
+    assert record.r_ya == pytest.approx(1.0) and record.r_yb == pytest.approx(0.0, abs=1e-12)
+    assert record.estimate == pytest.approx(1.0)
+    assert record.ci_low > 0 and record.verdict == "held"
+    # swap the roles: S unrelated to accuracy, N tracking it → contradicted
+    tracking = 0.4 + 1e-4 * counts                                # r(accuracy, N) = 1
+    swapped = co.table1_verdict(tracking, _table(0.5 + 0.1 * _orthogonal(counts), counts=counts), balanced=False,
+                                alpha=1.0)
+    assert swapped.estimate == pytest.approx(-1.0) and swapped.verdict == "contradicted"
+
+
+def _study(accuracy, primary_table, other_table):
+    return {"accuracy": accuracy, "tables": {co.PRIMARY_SOURCE: primary_table, co.SOURCES[0]: other_table}}
+
+
+def test_table1_claim_decides_on_the_primary_source_with_the_others_as_evidence():
+    rising, constant = _table(np.linspace(0.1, 1.0, 10)), _table(np.full(10, 0.5))
+    assert co.PRIMARY_SOURCE == "features (training set)" and co.PRIMARY_SOURCE in co.SOURCES
+    claim = co.table1_claim(_study(ACCURACY, rising, constant), balanced=True, alpha=1.0, dataset="mnist",
+                            data="MNIST, 5421 per class", figures=["a.png"])
+    assert claim["claim_id"] == "table1-balanced" and claim["dataset"] == "mnist"
+    assert claim["verdict"] == "held" and claim["section"] == "Sec. 3.4.1, Table 1"
+    assert claim["data"] == f"MNIST, 5421 per class; primary source: {co.PRIMARY_SOURCE}"
+    assert claim["paper_value"] == 0.7850 and "0.7850" in claim["paper"]
+    assert claim["measured"] == co.table1_verdict(ACCURACY, rising, balanced=True, alpha=1.0).sentence
+    assert claim["figures"] == ["a.png"]
+    assert [(e["source"], e["verdict"]) for e in claim["evidence"]] == [
+        (co.PRIMARY_SOURCE + " (primary)", "held"), (co.SOURCES[0], "not testable")]
+    # another primary decides differently; a primary that was not computed is refused
+    other = co.table1_claim(_study(ACCURACY, rising, constant), balanced=True, alpha=1.0, dataset="mnist",
+                            data="d", primary=co.SOURCES[0])
+    assert other["verdict"] == "not testable"
+    with pytest.raises(ValueError, match="primary source"):
+        co.table1_claim(_study(ACCURACY, rising, constant), balanced=True, alpha=1.0, dataset="m", data="d",
+                        primary=co.SOURCES[2])
+
+
+def test_table1_claim_long_tailed_paper_value_is_the_difference_of_rs():
+    counts = np.array([5000, 2775, 1540, 855, 475, 263, 146, 81, 45, 25])
+    accuracy = 0.6 + 0.1 * _orthogonal(counts)
+    table = _table(accuracy - accuracy.min() + 0.1, counts=counts)
+    claim = co.table1_claim(_study(accuracy, table, table), balanced=False, alpha=2.0, dataset="cifar10-lt",
+                            data="toy")
+    assert claim["claim_id"] == "table1-lt" and claim["verdict"] == "held"
+    # CIFAR-10-LT, ResNet-18: r(acc, S α=2) = 0.9553, r(acc, N) = 0.8346
+    assert claim["paper_value"] == pytest.approx(0.9553 - 0.8346)
+    assert "+0.1207" in claim["paper"]
+    assert claim["numbers"]["kind"] == "dependent correlation"
+
+
+def test_balanced_overrides_digits_cut_to_the_smallest_class():
+    from semscale_lib.data import load_dataset
+
+    counts = np.bincount(load_dataset("digits", train=True).labels)
+    assert counts.min() < counts.max()                           # digits' classes are unequal
+    assert co.balanced_overrides("digits") == {"dataset": "digits", "subset_per_class": int(counts.min())}
+    assert co.balanced_overrides("digits")["subset_per_class"] == 131
+
+
+def test_balanced_overrides_equal_classes_keep_the_whole_set(monkeypatch):
+    from semscale_lib.data import ImageArrays
+
+    def fake_load(name, *, train=True, root=None, **_):
+        assert train
+        labels = np.repeat(np.arange(3), 4)
+        return ImageArrays(np.zeros((12, 2, 2, 1), np.uint8), labels, ["a", "b", "c"], name)
+
+    monkeypatch.setattr(co, "load_dataset", fake_load)
+    assert co.balanced_overrides("fashion-mnist") == {"dataset": "fashion-mnist"}
 
 
 def test_table1_comparison_layout_and_reference():
     features, labels = _clustered_features([30] * 4, spreads=[0.5, 1, 1.5, 2])
     table = co.imbalance_table(features, labels, counts=[50] * 4, alpha=1.0)
-    corr = correlate([0.2, 0.4, 0.5, 0.9], table, n_resamples=100)
+    corr = correlate([0.2, 0.4, 0.5, 0.9], table)
     layout = co.table1_comparison({"pixels": corr}, balanced=True)
     assert list(layout.columns) == ["quantity", "pixels", "paper CIFAR-10 ResNet-18", "paper CIFAR-10 ResNet-34"]
     rows = layout.set_index("quantity")
@@ -90,7 +202,7 @@ def test_table1_reference_matches_the_paper():
     assert co.TABLE1_REFERENCE[("CIFAR-10", "ResNet-34")]["S'"] == 0.5750
     assert np.isnan(co.TABLE1_REFERENCE[("CIFAR-10", "ResNet-18")]["E_n"])
     names = set(correlate(np.arange(4.0), co.imbalance_table(*_clustered_features([5] * 4), counts=[1, 2, 3, 4],
-                                                             alpha=1.0), n_resamples=50)["quantity"])
+                                                             alpha=1.0))["quantity"])
     assert set(co.TABLE1_REFERENCE[("CIFAR-10", "ResNet-18")]) == names
 
 

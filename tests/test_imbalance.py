@@ -82,7 +82,7 @@ def make_table(counts, scales, distances):
 
 def test_correlate_reports_constant_counts_as_undefined():
     table = make_table([500] * 5, [1, 2, 3, 4, 5], [1, .9, .8, .7, .6])
-    result = correlate([0.5, 0.6, 0.7, 0.8, 0.9], table, n_resamples=200).set_index("quantity")
+    result = correlate([0.5, 0.6, 0.7, 0.8, 0.9], table).set_index("quantity")
     for name in ("N", "E_n"):
         assert not result.loc[name, "defined"]
         assert np.isnan(result.loc[name, "pearson_r"])
@@ -99,7 +99,7 @@ def test_correlate_values_and_ci():
     counts = np.array([5000, 2775, 1540, 855, 475, 263, 146, 81, 45, 25])
     table = make_table(counts, rng.uniform(1, 3, 10), rng.uniform(.5, 1, 10))
     accuracy = np.log(counts) / 10 + rng.normal(scale=.02, size=10)
-    result = correlate(accuracy, table, n_resamples=500).set_index("quantity")
+    result = correlate(accuracy, table).set_index("quantity")
     assert result.loc["N", "pearson_r"] == pytest.approx(np.corrcoef(counts, accuracy)[0, 1])
     from scipy.stats import spearmanr
     assert result.loc["N", "spearman_rho"] == pytest.approx(spearmanr(counts, accuracy).statistic)
@@ -109,6 +109,39 @@ def test_correlate_values_and_ci():
     assert row.ci_low <= row.pearson_r <= row.ci_high
     with pytest.raises(ValueError, match="shape"):
         correlate(accuracy[:5], table)
+
+
+Z975 = 1.959963985  # standard-normal 97.5 % quantile, written out
+
+
+def test_correlate_ci_is_fisher_z_by_hand():
+    # S' = scales / 5 = (.2, .4, .6, .8, 1); accuracy (.1, .3, .2, .5, .4): centred (-2, -1, 0, 1, 2) and
+    # (-2, 0, -1, 2, 1) (× 0.1), Σ dx·dy = 8, Σ dx² = Σ dy² = 10 → r = 0.8 exactly, n = 5
+    table = make_table([10, 20, 30, 40, 50], [1, 2, 3, 4, 5], [1.0] * 5)
+    result = correlate([0.1, 0.3, 0.2, 0.5, 0.4], table).set_index("quantity")
+    row = result.loc["S'"]
+    assert row.pearson_r == pytest.approx(0.8)
+    half = Z975 / math.sqrt(5 - 3)
+    assert row.ci_low == pytest.approx(math.tanh(math.atanh(0.8) - half), abs=1e-8)     # -0.2796
+    assert row.ci_high == pytest.approx(math.tanh(math.atanh(0.8) + half), abs=1e-8)    # +0.9862
+    assert round(row.ci_low, 4) == -0.2796 and round(row.ci_high, 4) == 0.9862
+    assert row.defined and row.note == ""
+    # N = (10, ..., 50) is S' × 50: the same r and the same interval
+    assert (result.loc["N", "ci_low"], result.loc["N", "ci_high"]) == pytest.approx((row.ci_low, row.ci_high))
+    # W is constant (equal distances): undefined, no interval
+    assert not result.loc["W", "defined"] and np.isnan(result.loc["W", "ci_low"])
+
+
+def test_correlate_three_classes_has_no_ci():
+    table = make_table([30, 20, 10], [1, 2, 3], [1.0, 0.8, 0.6])
+    result = correlate([0.9, 0.5, 0.6], table).set_index("quantity")
+    row = result.loc["S'"]
+    assert row.defined and row.n_classes == 3
+    assert row.pearson_r == pytest.approx(np.corrcoef([1, 2, 3], [0.9, 0.5, 0.6])[0, 1])
+    assert np.isnan(row.ci_low) and np.isnan(row.ci_high)
+    assert "3 classes" in row.note
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        correlate([0.1, 0.2], make_table([2, 1], [1, 2], [1.0, 0.5]))
 
 
 def test_imbalance_summary_is_labelled_ours():

@@ -41,7 +41,7 @@ def test_notebook_structure(key):
     nb = nbformat.read(_notebooks()[key], as_version=4)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "import semscale_lib" in code[0].source and "require_versions" in code[0].source
+    assert "from semscale_lib" in code[0].source and "require_versions" in code[0].source
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     params = _parameters_cell(nb)
     assert params is code[1], "the parameters cell comes right after the imports"
@@ -53,7 +53,8 @@ def test_notebook_structure(key):
         names.append(statement.targets[0].id)
     assert "out_dir" in names
     if key in TRAINING:
-        assert {"dataset", "model", "epochs", "seeds", "device", "threads"} <= set(names)
+        assert {"dataset", "model", "seeds", "device", "threads"} <= set(names)
+        assert "epochs" in names or "steps" in names
     # papermill must be able to read every parameter (a comment with '=' would hide it from the runner)
     assert set(runner.notebook_parameters(_notebooks()[key])) == set(names)
 
@@ -61,14 +62,14 @@ def test_notebook_structure(key):
 # ------------------------------------------------------------------------------------- execution with parameters
 SMALL = {
     "00": {"dataset": "digits", "image_size": 8},
-    "01": {"dataset": "digits", "sizes": [5, 10, 20, 50, 100], "train_sizes": [10, 50], "epochs": 1,
-           "min_steps": 4},
-    "02": {"dataset": "digits", "imbalance_factor": 10, "epochs": 1, "n_resamples": 100},
-    "03": {"dataset": "digits", "imbalance_factor": 10, "epochs": 1, "losses": ["ce", "ldam"],
+    "01": {"dataset": "digits", "sizes": [5, 10, 20, 50, 200], "train_sizes": [10, 50, 200], "steps": 4,
+           "seeds": [0, 1]},
+    "02": {"dataset": "digits", "imbalance_factor": 10, "epochs": 1, "seeds": [0]},
+    "03": {"dataset": "digits", "imbalance_factor": 10, "epochs": 1, "seeds": [0], "losses": ["ce", "ldam"],
            "many_threshold": 100, "few_threshold": 20},
     "04": {"dataset": "digits", "imbalance_factor": 10, "epochs": 2, "seeds": [0],
            "methods": {"CE": {"loss": "ce"}, "DSB-CE": {"loss": "ce", "reweight": "dsb"}},
-           "pairs": {"DSB-CE": "CE"}, "dsb_stage_epochs": 1, "stage_sweep": [1, 2], "weights_log_every": 1,
+           "pairs": [["DSB-CE", "CE"]], "dsb_stage_epochs": 1, "stage_sweep": [1, 2], "weights_log_every": 1,
            "many_threshold": 100, "few_threshold": 20},
 }
 
@@ -126,10 +127,12 @@ def test_00_quickstart_measures_the_chosen_dataset(executed):
 def test_01_marginal_effect_trains_the_chosen_subsets(executed):
     out = _out(executed, "01")
     training = pd.read_csv(out / "training.csv")
-    assert training["m"].tolist() == [10, 50] and (training["steps"] >= 4).all()
-    assert sorted(pd.read_csv(out / "volume_totals.csv")["m"]) == [5, 10, 20, 50, 100]
+    # digits' smallest training class has 131 images: 200 is capped to it
+    assert training["m"].tolist() == [10, 10, 50, 50, 131, 131] and (training["steps"] == 4).all()
+    assert sorted(pd.read_csv(out / "volume_totals.csv")["m"]) == [5, 10, 20, 50, 131]
     saved = _claims(out)
     assert saved["parameters"]["dataset"] == "digits" and len(saved["claims"]) == 1
+    assert saved["claims"][0]["verdict"] in ("not testable", "contradicted")   # 2 seeds: not enough to hold
     assert "E_m (β=0.9999)" in set(pd.read_csv(out / "correlations.csv")["predictor"])
 
 
@@ -140,9 +143,12 @@ def test_02_correlations_on_the_chosen_data(executed):
                for p in (out / "runs").glob("*/config.json")}
     assert set(configs) == {"digits", "digits-lt"}
     assert configs["digits-lt"]["imbalance_factor"] == 10 and configs["digits"]["epochs"] == 1
+    assert configs["digits"]["subset_per_class"] == 131   # exactly balanced: every class cut to the smallest
     table = pd.read_csv(out / "table1_balanced.csv")
     assert len(table) == 9 and table.shape[1] == 6   # quantity, 3 sources, 2 paper columns
-    assert len(_claims(out)["claims"]) == 6
+    claims = _claims(out)["claims"]
+    assert [c["claim_id"] for c in claims] == ["table1-balanced", "table1-lt"]
+    assert all(len(c["evidence"]) == 3 for c in claims)   # primary + two sensitivity sources
 
 
 @pytest.mark.slow
@@ -153,7 +159,8 @@ def test_03_losses_with_and_without_weights(executed):
     weighted = json.loads((Path(runs.loc[3, "run_dir"]) / "config.json").read_text())["config"]
     assert weighted["loss"] == "ldam" and weighted["reweight"] == "static" and len(weighted["class_weights"]) == 10
     assert len(pd.read_csv(Path(runs.loc[3, "run_dir"]) / "metrics.csv")) == 1   # epochs: 1
-    assert len(_claims(out)["claims"]) == 2
+    claims = _claims(out)["claims"]
+    assert len(claims) == 2 and all(c["verdict"] == "not testable" for c in claims)   # one seed
 
 
 @pytest.mark.slow
@@ -176,5 +183,5 @@ def test_05_report_collects_the_run(executed):
     for stem in ("01_marginal_effect", "02_imbalance_on_balanced_data", "03_semantic_scale_balanced_losses",
                  "04_dynamic_reweighting"):
         assert stem in report
-    assert "## Claims" in report and "0.8346" in report
-    assert len(pd.read_csv(out / "claims.csv")) == 1 + 6 + 2 + 1
+    assert "## Verdicts" in report and "## Claims" in report and "0.8346" in report
+    assert len(pd.read_csv(out / "claims.csv")) == 1 + 2 + 2 + 1

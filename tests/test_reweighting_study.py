@@ -11,37 +11,94 @@ import pytest
 
 from semscale_lib.studies import reweighting as rw
 
-RESULTS = pd.DataFrame({"method": ["A", "A", "B", "B", "C"], "seed": [0, 1, 0, 1, 0],
-                        "top1": [0.60, 0.70, 0.55, 0.72, 0.9]})
+T975_2DF = 4.302652729911275   # t quantile 0.975 on 2 df
+
+# top-1 as fractions. A − B = +1.9, +2.0, +2.1 points (mean 2, sd 0.1); A − E = +0.9, +1.0, +2.1 points; C has one
+# seed only.
+RESULTS = pd.DataFrame({"method": ["A"] * 3 + ["B"] * 3 + ["E"] * 3 + ["C"],
+                        "seed": [0, 1, 2] * 3 + [0],
+                        "top1": [0.619, 0.670, 0.721, 0.600, 0.650, 0.700, 0.610, 0.660, 0.700, 0.9]})
+PAIR_COLUMNS = ["method", "baseline", "n_seeds", "mean_with", "mean_without", "diff", "ci_low", "ci_high", "verdict",
+                "sentence", "record"]
 
 
 # --------------------------------------------------------------------------------------------- pairs (Sec. 4)
-def test_compare_pairs_is_paired_by_seed():
-    results = RESULTS.copy()
-    table = rw.compare_pairs(results, {"A": "B", "C": "B"}).set_index("method")
-    assert table.loc["A", "diff"] == pytest.approx(((0.60 - 0.55) + (0.70 - 0.72)) / 2)
-    assert table.loc["A", "sd_diff"] == pytest.approx(np.std([0.05, -0.02], ddof=1))
-    assert table.loc["A", "verdict"] == "held" and table.loc["A", "n_seeds"] == 2
-    assert table.loc["C", "n_seeds"] == 1 and np.isnan(table.loc["C", "sd_diff"])
-    worse = rw.compare_pairs(results, {"B": "C"})
-    assert worse["verdict"].iloc[0] == "not held"
+def test_compare_pairs_consistent_two_point_gain_is_held_in_points():
+    table = rw.compare_pairs(RESULTS, {"A": "B"})
+    assert list(table.columns) == PAIR_COLUMNS and len(table) == 1
+    row = table.iloc[0]
+    half = T975_2DF * 0.1 / np.sqrt(3)                  # sd of (1.9, 2.0, 2.1) is 0.1
+    assert row["n_seeds"] == 3 and row["verdict"] == "held"
+    assert row["diff"] == pytest.approx(2.0) and row["record"].estimate == row["diff"]
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.0 - half, 2.0 + half))   # [1.75, 2.25]
+    assert row["mean_with"] == pytest.approx(67.0) and row["mean_without"] == pytest.approx(65.0)
+    assert row["record"].sd_diff == pytest.approx(0.1)
+    assert row["sentence"] == row["record"].sentence == (
+        "Mean paired gain (treated − baseline) +2.00, 95 % CI [+1.75, +2.25], over n = 3 paired seeds: held.")
+    # the reverse pair loses two points: contradicted
+    reverse = rw.compare_pairs(RESULTS, {"B": "A"}).iloc[0]
+    assert reverse["diff"] == pytest.approx(-2.0) and reverse["verdict"] == "contradicted"
+
+
+def test_compare_pairs_single_seed_not_testable_and_min_n():
+    row = rw.compare_pairs(RESULTS, {"C": "B"}).iloc[0]
+    assert row["n_seeds"] == 1 and row["verdict"] == "not testable"
+    assert row["diff"] == pytest.approx(30.0)                     # 90 − 60 points, reported but not decisive
+    assert np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
+    # only the seeds both methods have are paired
+    assert rw.compare_pairs(RESULTS.drop(index=2), {"A": "B"}).iloc[0]["n_seeds"] == 2
+    assert rw.compare_pairs(RESULTS.drop(index=2), {"A": "B"}).iloc[0]["verdict"] == "not testable"
+    assert rw.compare_pairs(RESULTS.drop(index=2), {"A": "B"}, min_n=2).iloc[0]["verdict"] == "held"
     with pytest.raises(ValueError, match="no common seed"):
-        rw.compare_pairs(results.assign(seed=[0, 1, 2, 3, 4]), {"A": "B"})
+        rw.compare_pairs(RESULTS.assign(seed=range(10)), {"A": "B"})
 
 
-def test_pair_claims_state_each_pair_with_its_numbers():
-    pairs = rw.compare_pairs(RESULTS.copy(), {"A": "B", "C": "B"})
-    claims, lines = rw.pair_claims(pairs, claim="{method} beats {baseline}", paper={"A": "A wins by 2"},
-                                   data="toy", section="Sec. 4")
-    assert [c["claim"] for c in claims] == ["A beats B", "C beats B"]
-    assert [c["paper"] for c in claims] == ["A wins by 2", "not reported for this loss"]
-    assert all(c["section"] == "Sec. 4" for c in claims)
-    assert all(c["verdict"] == "held" for c in claims)
-    # A: B 63.50 % → A 65.00 % (+1.50 points, sd of (+5, -2) = 4.95); C: one seed, 55 → 90
-    assert claims[0]["measured"] == "B 63.50 % → A 65.00 % (+1.50 points, sd over seeds 4.95)"
-    assert claims[1]["measured"] == "B 55.00 % → C 90.00 % (+35.00 points, one seed)"
-    assert claims[0]["numbers"]["diff"] == pytest.approx(0.015)
-    assert lines[1] == "- **C vs B: claim held.** B 55.00 % → C 90.00 % (+35.00 points, one seed)."
+def test_compare_pairs_list_one_treated_against_two_baselines():
+    table = rw.compare_pairs(RESULTS, [("A", "B"), ("A", "E")])
+    assert table[["method", "baseline"]].values.tolist() == [["A", "B"], ["A", "E"]]
+    second = table.iloc[1]
+    # A − E = 0.9, 1.0, 2.1: mean 4/3, sd sqrt(0.88667 / 2), CI 1.333 ± 4.3027 · sd / √3 = [-0.32, +2.99]
+    sd = np.sqrt(((0.9 - 4 / 3) ** 2 + (1.0 - 4 / 3) ** 2 + (2.1 - 4 / 3) ** 2) / 2)
+    half = T975_2DF * sd / np.sqrt(3)
+    assert second["diff"] == pytest.approx(4 / 3)
+    assert (second["ci_low"], second["ci_high"]) == pytest.approx((4 / 3 - half, 4 / 3 + half))
+    assert second["ci_low"] < 0 < second["ci_high"] and second["verdict"] == "inconclusive"
+    assert second["mean_without"] == pytest.approx(65.666666667)
+    assert table.iloc[0]["verdict"] == "held"
+
+
+def test_compare_pairs_places_the_papers_delta_against_the_ci():
+    row = rw.compare_pairs(RESULTS, {"A": "B"}, paper_deltas={"A": 2.05, "other": 9.0}).iloc[0]
+    assert row["record"].paper_delta == 2.05 and row["record"].paper_comparison == "inside the CI"
+    assert row["sentence"].endswith("; consistent with the paper's +2.05 (inside the CI).")
+    above = rw.compare_pairs(RESULTS, {"A": "B"}, paper_deltas={"A": 4.8}).iloc[0]
+    assert above["record"].paper_comparison == "above the CI"
+    assert rw.compare_pairs(RESULTS, {"A": "B"}).iloc[0]["record"].paper_delta is None
+
+
+def test_pair_claims_state_each_pair_with_its_record():
+    pairs = rw.compare_pairs(RESULTS, [("A", "B"), ("A", "E")], paper_deltas={"A": 2.05})
+    claims, lines = rw.pair_claims(pairs, claim="{method} beats {baseline}", claim_id="dsb-{method}-vs-{baseline}",
+                                   paper={"A": "A wins by 2"}, dataset="digits-lt", data="toy", section="Sec. 4")
+    assert [c["claim_id"] for c in claims] == ["dsb-A-vs-B", "dsb-A-vs-E"]
+    assert [c["claim"] for c in claims] == ["A beats B", "A beats E"]
+    assert [c["verdict"] for c in claims] == ["held", "inconclusive"]
+    assert all(c["paper"] == "A wins by 2" and c["section"] == "Sec. 4" and c["dataset"] == "digits-lt"
+               for c in claims)
+    first = claims[0]
+    assert first["paper_value"] == 2.05
+    assert first["measured"] == pairs.iloc[0]["sentence"]
+    assert first["estimate"] == pytest.approx(2.0) and first["ci_low"] == pytest.approx(pairs.iloc[0]["ci_low"])
+    assert first["numbers"]["with"] == pytest.approx(67.0) and first["numbers"]["without"] == pytest.approx(65.0)
+    assert first["numbers"]["kind"] == "paired" and first["numbers"]["n"] == 3
+    assert lines[0] == ("- **A vs B: held.** B 65.00 % → A 67.00 %. Mean paired gain (treated − baseline) +2.00, "
+                        "95 % CI [+1.75, +2.25], over n = 3 paired seeds: held; consistent with the paper's +2.05 "
+                        "(inside the CI).")
+    assert lines[1].startswith("- **A vs E: inconclusive.** E 65.67 % → A 67.00 %. ")
+    # a loss the paper does not report
+    other, _ = rw.pair_claims(rw.compare_pairs(RESULTS, {"E": "B"}), claim="{method} beats {baseline}",
+                              claim_id="x-{method}", paper={}, dataset="d", data="toy", section="Sec. 4")
+    assert other[0]["paper"] == "not reported for this loss" and other[0]["paper_value"] is None
 
 
 # ------------------------------------------------------------------------------------------ tables of run folders
@@ -64,8 +121,28 @@ def test_group_table_and_summary(tmp_path):
     groups = rw.group_table(results, many=100, few=20)
     assert groups.loc[0, ["many", "medium", "few"]].tolist() == [0.9, 0.5, 0.1]
     assert groups.loc[0, ["n_many", "n_medium", "n_few"]].tolist() == [1, 1, 1]
+    assert groups.loc[0, "reduction"] == "—"          # a results frame without the column: unweighted
     summary = rw.summary_table(groups)
     assert summary.loc[0, "top1"] == "50.0 ± n/a"
+    # run_methods' reduction column is carried through
+    weighted = rw.group_table(results.assign(reduction=["weighted-mean"]))
+    assert list(weighted.columns[:3]) == ["method", "reduction", "seed"]
+    assert weighted.loc[0, "reduction"] == "weighted-mean"
+
+
+def test_summary_table_groups_by_method_and_reduction_in_the_given_order():
+    groups = pd.DataFrame({"method": ["ce", "ce", "dsb", "dsb"], "reduction": ["—", "—", "mean", "mean"],
+                           "seed": [0, 1, 0, 1], "top1": [0.50, 0.60, 0.55, 0.65], "many": [0.9, 0.9, 0.8, 0.8],
+                           "medium": [0.5, 0.5, 0.5, 0.5], "few": [0.1, 0.2, 0.3, 0.4]})
+    summary = rw.summary_table(groups, order=["dsb", "ce"])
+    assert list(summary.columns) == ["method", "reduction", "n", "top1", "many", "medium", "few"]
+    assert summary["method"].tolist() == ["dsb", "ce"] and summary["reduction"].tolist() == ["mean", "—"]
+    assert summary["n"].tolist() == [2, 2]
+    # percent, mean ± sample sd: (55, 65) → 60.0 ± 7.1; (10, 20) → 15.0 ± 7.1
+    assert summary.loc[0, "top1"] == "60.0 ± 7.1" and summary.loc[1, "few"] == "15.0 ± 7.1"
+    assert summary.loc[1, "many"] == "90.0 ± 0.0"
+    # without a reduction column it groups by method alone
+    assert "reduction" not in rw.summary_table(groups.drop(columns="reduction")).columns
 
 
 # ------------------------------------------------------------------------------------- run_methods refuses, never deletes
@@ -109,6 +186,9 @@ def test_static_weighting_grid_passes_the_weights_to_training(isolated_splits):
     results, weights = rw.static_weighting_grid(["ce"], [0], BASE, isolated_splits / "grid", preset="cpu-quick",
                                                 alpha=2.0, normalize="mean1")
     assert list(results["method"]) == ["ce", "ce + S-weights"]
+    # unweighted runs have no batch reduction; static 1/S weights use the rule's default, the plain mean
+    assert results["reduction"].tolist() == ["—", "mean"]
+    assert rw.group_table(results)["reduction"].tolist() == ["—", "mean"]
     assert weights["weight"].mean() == pytest.approx(1.0)
     weighted = load_run(results.loc[1, "run_dir"])["config"]["config"]
     assert weighted["reweight"] == "static"

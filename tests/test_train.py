@@ -394,3 +394,35 @@ def test_resume_through_the_cli_with_the_preset_given_again(tmp_path, monkeypatc
     assert cli.main(resumed) == 0                                    # same settings: accepted
     with pytest.raises(SystemExit, match="different config"):
         cli.main(resumed + ["--lr", "0.5"])
+
+
+def test_a_step_budget_runs_the_schedule_over_steps():
+    config = T.make_config("cpu-quick", max_steps=10, warmup_epochs=0, lr=0.1, milestones=[0.5, 0.8],
+                           lr_step_factor=0.1)
+    optimizer, scheduler = T.make_optimizer_and_schedule(torch.nn.Linear(2, 2), config)
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == pytest.approx([0.1] * 5 + [0.01] * 3 + [0.001] * 2)
+    linear = T.make_config("cpu-quick", max_steps=4, warmup_epochs=0, lr=0.2, schedule="linear")
+    optimizer, scheduler = T.make_optimizer_and_schedule(torch.nn.Linear(2, 2), linear)
+    seen = []
+    for _ in range(4):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([0.2, 0.15, 0.1, 0.05])
+    with pytest.raises(ValueError, match="schedule runs over steps"):
+        T.make_config("cpu-quick", max_steps=10)                        # the preset's 1-epoch warm-up
+    with pytest.raises(ValueError, match="schedule runs over steps"):
+        T.make_config("cpu-quick", max_steps=10, warmup_epochs=0, schedule="exp")
+
+
+def test_a_step_budget_stops_mid_epoch(tmp_path):
+    out = T.train(tiny(max_steps=12, epochs=2), out_dir=tmp_path / "budget", progress=False)
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    per_epoch = -(-sum(json.loads((out / "config.json").read_text())["train_counts"]) // 64)
+    assert 6 < per_epoch < 12 and len(pd.read_csv(out / "metrics.csv")) == 2
+    assert state["scheduler"]["last_epoch"] == 12                   # one scheduler step per optimizer step

@@ -7,7 +7,8 @@ import pytest
 from scipy import stats
 
 from semscale_lib.verdicts import (VERDICTS, correlation_verdict, dependent_correlation_verdict, fisher_ci, format_ci,
-                                   paired_verdict, summarize, verdict_from_ci, williams_t, zou_ci)
+                                   negligible_gain_verdict, paired_verdict, summarize, verdict_from_ci, williams_t,
+                                   zou_ci)
 
 BASE = np.array([70.0, 71.0, 72.0, 73.0])
 GAIN = np.array([2.0, 2.1, 1.9, 2.0])
@@ -128,6 +129,93 @@ def test_to_dict_is_json_friendly():
     assert d["ci_low"] is None and d["verdict"] == "not testable"
     json.dumps(d, allow_nan=False)
     json.dumps(correlation_verdict([1, 2, 3], [3, 1, 2]).to_dict(), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- negligible gain (Sec. 3.3)
+T975_3DF = 3.182446305284263   # t quantile 0.975 on 3 df
+T975_2DF = 4.302652729911275   # t quantile 0.975 on 2 df
+
+
+def test_negligible_gain_held_when_the_whole_ci_lies_below_the_margin():
+    # gains 0.1, 0.0, 0.2, 0.1: mean 0.1, sd sqrt(0.02 / 3), CI 0.1 ± 3.1824 · sd / 2 = [-0.03, +0.23] < margin 1
+    rec = negligible_gain_verdict(BASE, BASE + np.array([0.1, 0.0, 0.2, 0.1]), margin=1.0)
+    half = T975_3DF * math.sqrt(0.02 / 3) / 2
+    assert rec.kind == "negligible gain" and rec.n == 4
+    assert rec.estimate == pytest.approx(0.1)
+    assert (rec.ci_low, rec.ci_high) == pytest.approx((0.1 - half, 0.1 + half))
+    assert rec.ci_low < 0 < rec.ci_high < 1.0   # straddles 0, but that is not what this verdict asks
+    assert rec.verdict == "held"
+    assert "margin 1" in rec.rule and "paired-t" in rec.rule
+    assert rec.sentence == ("Mean paired gain +0.10, 95 % CI [-0.03, +0.23], over n = 4 seeds, against a margin of "
+                            "1: held.")
+
+
+def test_negligible_gain_contradicted_when_the_whole_ci_lies_above_the_margin():
+    rec = negligible_gain_verdict(BASE, BASE + GAIN, margin=1.0)   # CI [1.87, 2.13], hand-checked above
+    assert rec.verdict == "contradicted"
+    assert rec.ci_low == pytest.approx(2.0 - T975_3DF * math.sqrt(0.02 / 3) / 2) and rec.ci_low > 1.0
+    assert rec.sentence.endswith("against a margin of 1: contradicted.")
+
+
+def test_negligible_gain_inconclusive_when_the_ci_straddles_the_margin():
+    # gains 0.5, 1.5, 0.8, 1.3: mean 1.025, sum of squared deviations 0.6275, sd sqrt(0.6275 / 3)
+    rec = negligible_gain_verdict(BASE, BASE + np.array([0.5, 1.5, 0.8, 1.3]), margin=1.0)
+    half = T975_3DF * math.sqrt(0.6275 / 3) / 2
+    assert rec.estimate == pytest.approx(1.025)
+    assert (rec.ci_low, rec.ci_high) == pytest.approx((1.025 - half, 1.025 + half))
+    assert rec.ci_low < 1.0 < rec.ci_high
+    assert rec.verdict == "inconclusive"
+    # a CI touching the margin is not below it: a constant gain of exactly the margin is inconclusive
+    touching = negligible_gain_verdict(BASE, BASE + 1.0, margin=1.0)
+    assert touching.ci_low == touching.ci_high == 1.0 and touching.verdict == "inconclusive"
+
+
+def test_negligible_gain_two_pairs_not_testable():
+    rec = negligible_gain_verdict([70.0, 71.0], [70.1, 71.0], margin=1.0)
+    assert rec.verdict == "not testable" and rec.n == 2
+    assert rec.estimate == pytest.approx(0.05)
+    assert "n = 2 seeds" in rec.sentence and rec.sentence.endswith("not testable (only 2 pairs, fewer than the 3 required).")
+    # min_n is the caller's: the same two pairs are testable with min_n = 2 (sd of (0.1, 0) = 0.0707, se 0.05,
+    # CI 0.05 ± 12.706 · 0.05 = [-0.59, +0.69], below the margin 1)
+    two = negligible_gain_verdict([70.0, 71.0], [70.1, 71.0], margin=1.0, min_n=2)
+    assert two.ci_high == pytest.approx(0.05 + stats.t.ppf(0.975, 1) * 0.05)
+    assert two.verdict == "held"
+
+
+def test_negligible_gain_failed_precondition_is_contradicted_whatever_the_gain():
+    reason = "Σ S′ does not reach 95% of its final value before the largest m"
+    flat = BASE + np.array([0.1, 0.0, 0.2, 0.1])   # held on its own (first test)
+    rec = negligible_gain_verdict(BASE, flat, margin=1.0, failed_precondition=reason)
+    assert rec.verdict == "contradicted"
+    assert rec.sentence.startswith(reason + ": contradicted")
+    assert "contradicted, whatever the gain after it" in rec.sentence and rec.estimate == pytest.approx(0.1)
+    # the CI is still the paired one
+    plain = negligible_gain_verdict(BASE, flat, margin=1.0)
+    assert (rec.ci_low, rec.ci_high) == (plain.ci_low, plain.ci_high) and plain.verdict == "held"
+    # it wins over "not testable" too
+    few = negligible_gain_verdict([70.0, 71.0], [70.1, 71.0], margin=1.0, failed_precondition=reason)
+    assert few.verdict == "contradicted" and reason in few.sentence
+
+
+def test_negligible_gain_margin_must_be_finite_and_not_negative():
+    with pytest.raises(ValueError, match="margin"):
+        negligible_gain_verdict(BASE, BASE + GAIN, margin=-0.01)
+    with pytest.raises(ValueError, match="margin"):
+        negligible_gain_verdict(BASE, BASE + GAIN, margin=float("nan"))
+    # 0 is a valid margin: a gain wholly below 0 (a loss) is negligible
+    assert negligible_gain_verdict(BASE, BASE - GAIN, margin=0.0).verdict == "held"
+
+
+@pytest.mark.parametrize("gain", [[0.1, 0.0, 0.2, 0.1], [2.0, 2.1, 1.9, 2.0], [0.5, 1.5, 0.8, 1.3]])
+def test_negligible_gain_ci_is_the_paired_ci(gain):
+    after = BASE + np.array(gain)
+    for confidence in (0.9, 0.95):
+        rec = negligible_gain_verdict(BASE, after, margin=1.0, confidence=confidence)
+        paired = paired_verdict(BASE, after, confidence=confidence)
+        assert (rec.estimate, rec.ci_low, rec.ci_high, rec.n) == (paired.estimate, paired.ci_low, paired.ci_high,
+                                                                 paired.n)
+        assert rec.sd_diff == paired.sd_diff and rec.p_value == paired.p_value
+    json.dumps(rec.to_dict(), allow_nan=False)
 
 
 # --------------------------------------------------------------------------- correlation

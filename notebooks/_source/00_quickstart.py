@@ -21,13 +21,13 @@ from IPython.display import display
 
 import semscale_lib
 from semscale_lib import imbalance_summary, plotting, quantify_imbalance
-from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
-from semscale_lib.studies.claims import write_claims
 from semscale_lib.data import load_dataset, long_tailed_subset
 from semscale_lib.scale import resize_images
+from semscale_lib.studies.claims import write_claims
+from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
 
 versions = require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
-                                "matplotlib": "3.7"})
+                             "matplotlib": "3.7"})
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"     # fashion-mnist, mnist, digits, cifar10, cifar100

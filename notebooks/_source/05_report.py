@@ -2,9 +2,9 @@
 # # 05 · Report: each claim of the paper beside what we measured
 #
 # Collects what notebooks 00–04 wrote into a run folder (their `claims.json`, CSV tables and figures) and writes
-# `report.md` there: for each claim, what the paper reports, what we measured and on which data, and whether it
-# held — decided by the falsification rule each notebook states, with our thresholds where the paper
-# gives none. The batch runner (`python -m semscale_lib run`) runs this notebook last with `run_dir` set to its
+# `report.md` there: one verdict per paper claim and dataset — held, contradicted, inconclusive or not testable,
+# decided in `semscale_lib.verdicts` from a confidence interval by the rule each claim states — with our estimate
+# and CI beside the paper's figure and the evidence rows (sensitivity analyses) below it. The batch runner (`python -m semscale_lib run`) runs this notebook last with `run_dir` set to its
 # run folder; run by hand, it reads the default outputs of the other notebooks (`outputs/`).
 
 # %%
@@ -16,10 +16,10 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 import semscale_lib
-from semscale_lib.studies.notebook import markdown_table, prepare_out_dir, require_versions, thumbnail
-from semscale_lib.studies.claims import read_claims, read_outputs, verdict_counts
+from semscale_lib.studies.claims import read_claims, read_outputs, verdict_counts, verdict_table
 from semscale_lib.studies.correlation import TABLE1_REFERENCE
-from semscale_lib.studies.report import PAPER_NUMBERS, build_report
+from semscale_lib.studies.notebook import markdown_table, prepare_out_dir, require_versions, thumbnail
+from semscale_lib.studies.report import PAPER_NUMBERS, build_report, claim_sections
 
 versions = require_versions({"semscale_lib": "0.1", "pandas": "2.0"})
 
@@ -32,18 +32,25 @@ out = prepare_out_dir(out_dir)
 root = Path(run_dir)
 outputs = read_outputs(root, exclude=[out])
 claims = read_claims(root, exclude=[out])
-claims.drop(columns=["numbers", "figures"]).to_csv(out / "claims.csv", index=False)
-print(f"{len(outputs)} notebook outputs, {len(claims)} checked claims under the run folder")
+claims.drop(columns=["numbers", "figures", "evidence"]).to_csv(out / "claims.csv", index=False)
+print(f"{len(outputs)} notebook outputs, {len(claims)} verdicts under the run folder")
 
 # %% [markdown]
-# ## The claims
+# ## Verdicts: claims × datasets
 
 # %% tags=["nbval-check-output"]
 if len(claims):
     display(Markdown(verdict_counts(claims) + "."))
-    display(Markdown(markdown_table(claims[["notebook", "claim", "paper", "measured", "verdict"]])))
+    display(Markdown(markdown_table(verdict_table(claims))))
 else:
     print("No claims.json under the run folder: run notebooks 01-04 first (or the batch runner).")
+
+# %% [markdown]
+# ## Each claim: our estimate and CI beside the paper's figure, the rule, the evidence
+
+# %% tags=["nbval-check-output"]
+if len(claims):
+    display(Markdown("\n".join(claim_sections(claims))))
 
 # %% [markdown]
 # ## The tables and figures the notebooks listed

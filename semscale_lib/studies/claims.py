@@ -11,22 +11,32 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from ..verdicts import VERDICTS, VerdictRecord, summarize
 from .notebook import write_json
 
 CLAIMS_FILE = "claims.json"
+COLUMNS = ["notebook", "folder", "claim_id", "claim", "section", "dataset", "data", "paper", "paper_value",
+           "measured", "verdict", "estimate", "ci_low", "ci_high", "rule", "evidence", "numbers", "figures"]
 
 
-VERDICTS = ("held", "not held", "not testable")
-
-
-def claim_record(*, claim: str, section: str, paper: str, measured: str, data: str, verdict: str, rule: str,
+def claim_record(*, claim_id: str, claim: str, section: str, paper: str, dataset: str, data: str,
+                 record: VerdictRecord, paper_value: float | None = None, evidence: Sequence[Mapping] = (),
                  numbers: Mapping | None = None, figures: Sequence[str] = ()) -> dict:
-    """One checked claim: ``section`` is where the paper makes it (e.g. "Sec. 3.3"); ``verdict`` is one of
-    :data:`VERDICTS`; ``rule`` states the rule that decided it, with its thresholds."""
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
-    return {"claim": claim, "section": section, "paper": paper, "measured": measured, "data": data, "verdict": verdict,
-            "rule": rule, "numbers": dict(numbers or {}), "figures": list(figures)}
+    """One paper claim checked on one dataset. The verdict, estimate, CI, rule and sentence come from ``record``
+    (a :mod:`semscale_lib.verdicts` record), never from the caller.
+
+    ``claim_id``: a stable key shared by every dataset's record of the same claim (the report's rows);
+    ``section``: where the paper makes it ("Sec. 3.3"); ``paper``: what the paper reports, ``paper_value`` the
+    figure to set beside our CI (same units as ``record.estimate``; None when the paper gives none);
+    ``dataset``: the report's column; ``data``: the setting in words; ``evidence``: rows shown under the verdict
+    (sensitivity analyses, other sources), each a flat mapping."""
+    if not isinstance(record, VerdictRecord):
+        raise TypeError(f"record must be a semscale_lib.verdicts record, got {type(record).__name__}")
+    return {"claim_id": claim_id, "claim": claim, "section": section, "dataset": dataset, "data": data,
+            "paper": paper, "paper_value": paper_value, "measured": record.sentence, "verdict": record.verdict,
+            "estimate": record.estimate, "ci_low": record.ci_low, "ci_high": record.ci_high, "rule": record.rule,
+            "evidence": [dict(e) for e in evidence], "numbers": {**record.to_dict(), **dict(numbers or {})},
+            "figures": list(figures)}
 
 
 def write_claims(out_dir, notebook: str, claims: Sequence[dict], *, parameters: Mapping | None = None,
@@ -68,16 +78,33 @@ def read_claims(run_dir, *, exclude: Iterable = ()) -> pd.DataFrame:
         for record in saved.get("claims", []):
             rows.append({"notebook": saved.get("notebook", ""),
                          "folder": str(Path(saved["folder"]).relative_to(root)), **record})
-    columns = ["notebook", "folder", "claim", "section", "paper", "measured", "data", "verdict", "rule", "numbers",
-               "figures"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def verdict_counts(claims: pd.DataFrame) -> str:
-    """"k of n claims held (…)" for a :func:`read_claims` frame."""
-    counts = claims["verdict"].value_counts()
-    parts = [f"{int(counts.get(v, 0))} {v}" for v in VERDICTS if counts.get(v, 0)]
-    return f"{int(counts.get('held', 0))} of {len(claims)} checks held" + (f" ({', '.join(parts)})" if parts else "")
+    """"n claims on k datasets: a held, b contradicted, …" for a :func:`read_claims` frame (one row per claim and
+    dataset; the same claim on two datasets counts once per dataset)."""
+    counts = summarize(claims["verdict"])
+    parts = [f"{counts[v]} {v}" for v in VERDICTS if counts[v]]
+    def count(n: int, noun: str) -> str:
+        return f"{n} {noun}" + ("" if n == 1 else "s")
+    return (f"{count(claims['claim_id'].nunique(), 'claim')} × {count(claims['dataset'].nunique(), 'dataset')} = "
+            f"{count(len(claims), 'verdict')}: " + (", ".join(parts) if parts else "none"))
 
 
-__all__ = ["CLAIMS_FILE", "VERDICTS", "claim_record", "read_claims", "read_outputs", "verdict_counts", "write_claims"]
+def verdict_table(claims: pd.DataFrame) -> pd.DataFrame:
+    """Claims × datasets: one row per claim (in first-seen order) with its section and one column per dataset
+    holding the verdict (``—`` where the claim was not checked on that dataset)."""
+    order = list(dict.fromkeys(claims["claim_id"]))
+    datasets = list(dict.fromkeys(claims["dataset"]))
+    rows = []
+    for claim_id in order:
+        part = claims[claims["claim_id"] == claim_id]
+        row = {"claim": part["claim"].iloc[0], "section": part["section"].iloc[0]}
+        row.update({d: ", ".join(part[part["dataset"] == d]["verdict"]) or "—" for d in datasets})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["claim", "section", *datasets])
+
+
+__all__ = ["CLAIMS_FILE", "VERDICTS", "claim_record", "read_claims", "read_outputs", "verdict_counts",
+           "verdict_table", "write_claims"]

@@ -14,6 +14,7 @@ from ..data import ImageArrays, load_dataset, nested_balanced_indices
 from ..scale import class_semantic_scales, effective_number, resize_images
 from ..training import embed_run, load_run, make_config, split_dataset_name, training_images
 from ..training.trainer import train_or_reuse
+from ..verdicts import negligible_gain_verdict
 from .notebook import prepare_out_dir
 
 def fit_stats(x, y) -> dict:
@@ -29,6 +30,16 @@ def fit_stats(x, y) -> dict:
     result = stats.pearsonr(x, y)
     r = float(result.statistic)
     return {"n": len(x), "r": r, "r2": r * r, "p": float(result.pvalue), "defined": True}
+
+
+def capped_sizes(sizes: Sequence[int], labels, num_classes: int | None = None) -> list[int]:
+    """Samples per class m that every class can give: the sizes below the smallest class's count, plus that count
+    itself (so a dataset with unequal classes, e.g. MNIST, is measured up to its largest balanced subset)."""
+    counts = np.bincount(np.asarray(labels), minlength=num_classes or 0)
+    smallest = int(counts.min())
+    if smallest < 1:
+        raise ValueError("a class has no sample")
+    return sorted({int(m) for m in sizes if 1 <= int(m) < smallest} | {smallest})
 
 
 def nested_sample_volumes(data: ImageArrays, sizes: Sequence[int], *, seed: int, size: int = 16,
@@ -85,45 +96,47 @@ def saturation_point(m, totals, level: float = 0.95):
     return None if first == len(m) - 1 else int(m[first])
 
 
-def marginal_effect_verdict(volumes: pd.DataFrame, accuracy: pd.DataFrame, *, level: float = 0.95,
-                            rise_tol: float = 0.01, concave_fraction: float = 1.0) -> dict:
-    """Decide the marginal-effect claim (Sec. 3.3) from measured numbers.
+def marginal_effect_verdict(volumes: pd.DataFrame, training: pd.DataFrame, *, level: float = 0.95,
+                            margin: float = 0.01, concave_fraction: float = 1.0, confidence: float = 0.95) -> dict:
+    """Decide the marginal-effect claim (Sec. 3.3; our rule, docs/paper-notes.md §4) from measured numbers.
 
-    ``volumes``: :func:`nested_sample_volumes` output; ``accuracy``: columns m, top1 (mean over seeds per m).
-    Falsified if S′(m) is not concave and saturating (its increments do not shrink), or accuracy keeps rising
-    after Σ S′ has saturated. Ours: "concave" = the increments of Σ S′ per added sample shrink at a fraction
-    ≥ ``concave_fraction`` of the steps; "saturated" = :func:`saturation_point` at ``level``; "keeps rising" =
-    top-1 gains more than ``rise_tol`` between the first trained m ≥ the saturation point and the largest
-    trained m. Returns a dict with the pieces and ``verdict`` ∈ :data:`VERDICTS` and a one-sentence ``sentence``.
+    ``volumes``: :func:`nested_sample_volumes` output; ``training``: columns m, seed, top1 (one row per model).
+    The premise: Σ S′ is concave (its increments per added sample shrink at a fraction ≥ ``concave_fraction`` of
+    the steps) and saturates (:func:`saturation_point` at ``level`` lies inside the measured range). The test: the
+    top-1 gained from the first trained m ≥ the saturation point to the largest trained m, paired by seed, by
+    :func:`~semscale_lib.verdicts.negligible_gain_verdict` with ``margin`` (a gain below it is negligible).
+
+    Returns a dict: ``record`` (the verdict record), ``verdict``, ``sentence``, ``saturation_m``, ``level``,
+    ``fraction_shrinking``, ``concave_total``, ``classes_concave``, ``compared`` ((m before, m after) or None).
     """
     totals = volume_totals(volumes)
     shape = concavity(totals["m"], totals["total"])
     per_class = [concavity(g["m"], g["semantic_scale"])["concave"] for _, g in volumes.groupby("class")]
     m_sat = saturation_point(totals["m"], totals["total"], level)
-    acc = accuracy.groupby("m", sort=True)["top1"].mean()
-    concave_ok = shape["fraction_shrinking"] >= concave_fraction
-    after = acc[acc.index >= m_sat] if m_sat is not None else acc.iloc[0:0]
-    gain_after = float(after.iloc[-1] - after.iloc[0]) if len(after) >= 2 else np.nan
-    if not concave_ok or m_sat is None:
-        verdict = "not held"
-        why = ("the increments of Σ S′ do not shrink" if not concave_ok
-               else f"Σ S′ does not reach {level:.0%} of its final value before the largest m")
-    elif not np.isfinite(gain_after):
-        verdict = "not testable"
-        why = (f"Σ S′ saturates at m = {m_sat}, but fewer than two models were trained at m ≥ {m_sat}, so "
-               "whether accuracy keeps rising afterwards is untested")
-    elif gain_after > rise_tol:
-        verdict = "not held"
-        why = (f"Σ S′ saturates at m = {m_sat} ({level:.0%} of its final value) but top-1 still rises by "
-               f"{gain_after:+.3f} from m = {after.index[0]} to m = {after.index[-1]} (tolerance {rise_tol:.3f})")
+    failed = None
+    if shape["fraction_shrinking"] < concave_fraction:
+        failed = f"the increments of Σ S′ shrink at only {shape['fraction_shrinking']:.0%} of the steps"
+    elif m_sat is None:
+        failed = f"Σ S′ does not reach {level:.0%} of its final value before the largest m"
+    after = sorted(m for m in training["m"].unique() if m_sat is not None and m >= m_sat)
+    compared = (int(after[0]), int(after[-1])) if len(after) >= 2 else None
+    before_top1 = after_top1 = []
+    if compared is not None:
+        by_seed = training.pivot_table(index="seed", columns="m", values="top1").dropna(subset=list(compared))
+        before_top1, after_top1 = by_seed[compared[0]].to_numpy(), by_seed[compared[1]].to_numpy()
+    record = negligible_gain_verdict(before_top1, after_top1, margin=margin, confidence=confidence,
+                                     failed_precondition=failed)
+    if failed is None and compared is None:
+        sentence = (f"Σ S′ saturates at m = {m_sat}, but fewer than two sub-dataset sizes were trained at "
+                    f"m ≥ {m_sat}: {record.verdict}")
+    elif failed is None:
+        sentence = (f"Σ S′ saturates at m = {m_sat} ({level:.0%} of its final value); top-1 from m = {compared[0]} to "
+                    f"m = {compared[1]}: " + record.sentence[0].lower() + record.sentence[1:].rstrip("."))
     else:
-        verdict = "held"
-        why = (f"Σ S′ saturates at m = {m_sat} ({level:.0%} of its final value) and top-1 changes by only "
-               f"{gain_after:+.3f} from m = {after.index[0]} to m = {after.index[-1]} (tolerance {rise_tol:.3f})")
-    return {"verdict": verdict, "sentence": why, "saturation_m": m_sat, "level": level,
-            "fraction_shrinking": shape["fraction_shrinking"], "concave_total": shape["concave"],
-            "classes_concave": float(np.mean(per_class)), "gain_after_saturation": gain_after,
-            "rise_tol": rise_tol}
+        sentence = record.sentence.rstrip(".")
+    return {"record": record, "verdict": record.verdict, "sentence": sentence, "saturation_m": m_sat,
+            "level": level, "fraction_shrinking": shape["fraction_shrinking"], "concave_total": shape["concave"],
+            "classes_concave": float(np.mean(per_class)), "compared": compared}
 
 
 def marginal_effect_correlations(accuracy: pd.DataFrame, totals: pd.DataFrame, *,
@@ -150,34 +163,39 @@ def marginal_effect_correlations(accuracy: pd.DataFrame, totals: pd.DataFrame, *
     return pd.DataFrame(rows)
 
 
-def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, preset: str | None = None,
-                  min_steps: int = 0, progress: bool = False, **overrides) -> pd.DataFrame:
-    """Train one model from scratch per nested sub-dataset (m per class) and seed, through the one trainer.
+def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, steps: int,
+                  preset: str | None = None, progress: bool = False, **overrides) -> pd.DataFrame:
+    """Train one model from scratch per nested sub-dataset (m per class) and seed, through the one trainer, each
+    for exactly ``steps`` optimizer steps.
 
     Each run is ``train()`` with ``subset_per_class=m`` (nested draws seeded by ``split_seed``, the same draws
-    as :func:`nested_sample_volumes` with that seed), ``preset`` and ``overrides`` (dataset, model, epochs,
-    reweight, ...), evaluated on the test set once, after training. Ours: small subsets get more epochs so that
-    every model takes at least ``min_steps`` optimizer steps (epochs = max(epochs, ⌈min_steps / batches per
-    epoch⌉)). Runs go to ``<out_dir>/m<m>-seed<s>/`` (a finished run there with the same settings is reused).
+    as :func:`nested_sample_volumes` with that seed), ``preset`` and ``overrides`` (dataset, model, reweight, ...),
+    evaluated on the test set once, after training. The same number of steps for every m, with the learning-rate
+    schedule running over those steps (no warm-up), so every m sees the same learning rate at every step, removes
+    the confound of data and training budget (docs/paper-notes.md §4): epochs = ⌈steps / batches per epoch⌉ and the last epoch
+    stops at ``steps``. Runs go to ``<out_dir>/m<m>-seed<s>/`` (a finished run there with the same settings is
+    reused).
 
     Returns one row per run: m, seed, top1, epochs, steps, feature_total (Σ over classes of S′ of the model's
     embeddings of its own training subset, bits), seconds (training time), run_dir.
     """
+    if steps < 1:
+        raise ValueError(f"steps must be ≥ 1, got {steps}")
     out = prepare_out_dir(out_dir)
     rows = []
     for m in train_sizes:
         for seed in seeds:
-            settings = {**overrides, "subset_per_class": int(m), "seed": int(seed), "eval_every": 0}
+            settings = {**overrides, "subset_per_class": int(m), "seed": int(seed), "eval_every": 0,
+                        "max_steps": int(steps), "warmup_epochs": 0}
             config = make_config(preset, **settings)
             batches_per_epoch = math.ceil(int(m) * _num_classes(config) / config.batch_size)
-            epochs = max(config.epochs, math.ceil(min_steps / batches_per_epoch))
-            config = make_config(preset, **{**settings, "epochs": epochs})
+            config = make_config(preset, **{**settings, "epochs": math.ceil(steps / batches_per_epoch)})
             folder = train_or_reuse(config, out / f"m{m}-seed{seed}", progress=progress)
             run = load_run(folder)
             images = training_images(run)
             features = embed_run(folder, images)
             rows.append({"m": int(m), "seed": int(seed), "top1": float(run["metrics"]["top1"].iloc[-1]),
-                         "epochs": config.epochs, "steps": config.epochs * batches_per_epoch,
+                         "epochs": config.epochs, "steps": int(steps),
                          "feature_total": float(class_semantic_scales(features, images.labels).sum()),
                          "seconds": float(run["metrics"]["seconds"].sum()), "run_dir": str(folder)})
     return pd.DataFrame(rows)
@@ -188,5 +206,5 @@ def _num_classes(config) -> int:
     return load_dataset(split_dataset_name(config.dataset)[0], train=False, root=config.data_root).num_classes
 
 
-__all__ = ["concavity", "fit_stats", "marginal_effect_correlations", "marginal_effect_verdict",
+__all__ = ["capped_sizes", "concavity", "fit_stats", "marginal_effect_correlations", "marginal_effect_verdict",
            "nested_sample_volumes", "saturation_point", "train_subsets", "volume_totals"]

@@ -98,8 +98,9 @@ def markdown_table(frame: pd.DataFrame, *, decimals: int = 3) -> str:
     for column in shown.columns:
         if pd.api.types.is_float_dtype(shown[column]):
             shown[column] = [fmt(v, decimals) for v in shown[column]]
-        elif not pd.api.types.is_numeric_dtype(shown[column]):   # a "|" or a line break inside a cell would break the table
-            shown[column] = [str(v).replace("|", "\\|").replace("\n", " ") for v in shown[column]]
+        elif not pd.api.types.is_numeric_dtype(shown[column]):   # a "|" or a line break would break the table
+            shown[column] = ["undefined" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+                             for v in shown[column]]
     return shown.to_markdown(index=False, disable_numparse=True)
 
 

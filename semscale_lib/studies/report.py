@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
 
-from .claims import read_claims, read_outputs, verdict_counts
+from ..verdicts import format_ci
+from .claims import read_claims, read_outputs, verdict_counts, verdict_table
 from .correlation import TABLE1_REFERENCE
 from .notebook import markdown_table
 
@@ -24,59 +26,83 @@ PAPER_NUMBERS = {
 }
 
 
+def _what_ran(root: Path) -> list[str]:
+    summary_path = root / "summary.json"
+    if not summary_path.exists():
+        return []
+    summary = json.loads(summary_path.read_text())
+    lines = ["## What ran", "", f"Profile `{summary.get('profile')}`"
+             + (f", grid `{summary.get('grid')}`" if summary.get("grid") else "") + ".", ""]
+    ran = pd.DataFrame([{"notebook": e.get("notebook"), "point": e.get("point") or "", "status": e.get("status"),
+                         "seconds": float(e.get("duration_s") or 0), "error": e.get("error") or ""}
+                        for e in summary.get("entries", [])])
+    return lines + ([markdown_table(ran, decimals=0), ""] if len(ran) else [])
+
+
+def _ci_text(row) -> str:
+    if row["ci_low"] is None or not np.isfinite(row["ci_low"]):
+        return "no CI"
+    return f"{row['estimate']:+.3f} {format_ci(row['ci_low'], row['ci_high'], 3)}"
+
+
+def claim_sections(claims: pd.DataFrame) -> list[str]:
+    """Markdown per claim: a headline with its verdict on every dataset, then per dataset the estimate and CI
+    beside the paper's figure, the sentence, the rule and the evidence rows."""
+    lines = []
+    for claim_id in dict.fromkeys(claims["claim_id"]):
+        part = claims[claims["claim_id"] == claim_id]
+        first = part.iloc[0]
+        verdicts = "; ".join(f"{r.dataset}: **{r.verdict}**" for r in part.itertuples())
+        lines += [f"### {first['claim']} ({first['section']})", "", f"Verdict — {verdicts}.", "",
+                  f"The paper: {first['paper']}.", ""]
+        rows = pd.DataFrame([{"dataset": r["dataset"], "verdict": r["verdict"], "ours: estimate [CI]": _ci_text(r),
+                              "the paper's figure": r["paper_value"] if r["paper_value"] is not None else np.nan,
+                              "setting": r["data"]} for _, r in part.iterrows()])
+        lines += [markdown_table(rows), ""]
+        for _, row in part.iterrows():
+            lines += [f"- *{row['dataset']}*: {row['measured']}"]
+            if row["evidence"]:
+                lines += ["", "  Evidence (sensitivity, not separate claims):", "",
+                          *("  " + line for line in markdown_table(pd.DataFrame(row["evidence"])).splitlines())]
+        lines += ["", *(f"Rule: {rule}" for rule in dict.fromkeys(part["rule"])), ""]
+    return lines
+
+
 def build_report(run_dir, *, exclude: Iterable = (), title: str = "semscale report") -> str:
-    """The markdown of ``report.md`` for a run folder: run summary (``summary.json`` when the batch runner wrote
-    one), every checked claim beside what the paper reports and the verdict, the tables and figures the notebooks
-    listed in their ``claims.json`` (linked relative to ``run_dir``), the paper's reference numbers and the rules
-    used."""
+    """The markdown of ``report.md`` for a run folder: what ran (``summary.json`` when the batch runner wrote
+    one); one headline line per paper claim with its verdict on each dataset and a claims × datasets table; per
+    claim, our estimate and CI beside the paper's figure and the evidence rows; then the tables and figures the
+    notebooks listed in their ``claims.json`` (linked relative to ``run_dir``) and the paper's reference numbers."""
     root = Path(run_dir)
-    outputs = read_outputs(root, exclude=exclude)
     claims = read_claims(root, exclude=exclude)
     lines = [f"# {title}", "", f"Run folder: `{root.resolve().name}`. Paper: Ma et al., *Delving into Semantic Scale "
-             "Imbalance*, ICLR 2023. Each verdict states the rule that decided it; thresholds the paper does not "
-             "give are ours and stated with each rule (see the project's docs/paper-notes.md).", ""]
-    summary_path = root / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        lines += ["## What ran", "", f"Profile `{summary.get('profile')}`"
-                  + (f", grid `{summary.get('grid')}`" if summary.get("grid") else "") + ".", ""]
-        ran = pd.DataFrame([{"notebook": e.get("notebook"), "point": e.get("point") or "",
-                             "status": e.get("status"), "seconds": float(e.get("duration_s") or 0),
-                             "error": e.get("error") or ""} for e in summary.get("entries", [])])
-        if len(ran):
-            lines += [markdown_table(ran, decimals=0), ""]
-    lines += ["## Claims", ""]
+             "Imbalance*, ICLR 2023. Every claim gets one verdict per dataset — held, contradicted, inconclusive or "
+             "not testable — decided by the rule stated under it from a confidence interval; inconclusive is never a "
+             "refutation. Our choices where the paper is silent: the project's docs/paper-notes.md.", ""]
+    lines += _what_ran(root)
+    lines += ["## Verdicts", ""]
     if len(claims):
-        table = claims[["notebook", "claim", "data", "paper", "measured", "verdict"]].rename(
-            columns={"paper": "the paper reports", "measured": "we measured"})
-        lines += [verdict_counts(claims) + ".", "", markdown_table(table), ""]
+        lines += [verdict_counts(claims) + ".", "", markdown_table(verdict_table(claims)), "", "## Claims", "",
+                  *claim_sections(claims)]
     else:
         lines += ["No claim was checked: no `claims.json` found under the run folder.", ""]
-    for saved in outputs:
+    for saved in read_outputs(root, exclude=exclude):
         folder = Path(saved["folder"])
         rel = folder.relative_to(root)
         pieces = []
         for entry in saved.get("tables", []):
-            path = folder / entry["file"]
-            if path.exists():
+            if (folder / entry["file"]).exists():
                 pieces += [f"**{entry['title']}** (`{rel / entry['file']}`)", "",
-                           markdown_table(pd.read_csv(path)), ""]
-        for name in saved.get("figures", []):
-            if (folder / name).exists():
-                pieces += [f"![{name}]({(rel / name).as_posix()})", ""]
+                           markdown_table(pd.read_csv(folder / entry["file"])), ""]
+        pieces += [f"![{name}]({(rel / name).as_posix()})\n" for name in saved.get("figures", [])
+                   if (folder / name).exists()]
         if pieces:
             lines += [f"## {saved.get('notebook', rel.name)} (`{rel}`)", "", *pieces]
     reference = pd.DataFrame([{"data": d, "model": m, **values} for (d, m), values in TABLE1_REFERENCE.items()])
     lines += ["## Reference numbers (the paper's)", "",
               "Table 1, Pearson r(per-class accuracy, ·); N and E_n on balanced CIFAR-10 are undefined (constant).",
               "", markdown_table(reference, decimals=4), ""]
-    lines += [f"- {text}" for text in PAPER_NUMBERS.values()] + [""]
-    if len(claims):
-        lines += ["## Rules used", ""]
-        for rule in dict.fromkeys(claims["rule"]):
-            lines.append(f"- {rule}")
-        lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + [f"- {text}" for text in PAPER_NUMBERS.values()] + [""])
 
 
-__all__ = ["PAPER_NUMBERS", "build_report"]
+__all__ = ["PAPER_NUMBERS", "build_report", "claim_sections"]

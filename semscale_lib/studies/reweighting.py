@@ -17,7 +17,11 @@ from ..training import embed_run, load_run, make_config, training_images
 from ..training.trainer import train_or_reuse
 from ..weights import dsb_class_weights
 from .claims import claim_record
+from ..verdicts import paired_verdict
 from .notebook import prepare_out_dir
+
+#: The paper's X → DSB-X gain in top-1 points on ImageNet-LT (Table 2), by our loss names.
+PAPER_DSB_DELTAS = {"ce": 49.2 - 44.4, "focal": 50.6 - 47.2, "ldam": 52.3 - 51.1, "balanced-softmax": 52.8 - 51.2}
 
 #: The paper's X → DSB-X top-1 (Table 2: ImageNet-LT; iNaturalist 2018), by our loss names.
 PAPER_DSB_GAINS = {
@@ -59,7 +63,8 @@ def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapp
             last = run["metrics"].iloc[-1]
             rows.append({"method": name, "seed": int(seed), "run_dir": str(folder), "top1": float(last["top1"]),
                          "many": float(last["many"]), "medium": float(last["medium"]), "few": float(last["few"]),
-                         "epochs": int(last["epoch"]), "seconds": float(run["metrics"]["seconds"].sum())})
+                         "epochs": int(last["epoch"]), "seconds": float(run["metrics"]["seconds"].sum()),
+                         "reduction": config.reduction if config.reweight != "none" else "—"})
     return pd.DataFrame(rows)
 
 
@@ -84,67 +89,72 @@ def group_table(results: pd.DataFrame, *, many: int = 100, few: int = 20) -> pd.
         per_class = pd.read_csv(Path(row.run_dir) / "per_class.csv")
         counts = per_class["train_count"].to_numpy()
         groups = group_accuracy(per_class["accuracy"].to_numpy(), counts, many=many, few=few)
-        rows.append({"method": row.method, "seed": row.seed, "top1": row.top1, **groups,
+        rows.append({"method": row.method, "reduction": getattr(row, "reduction", "—"), "seed": row.seed,
+                     "top1": row.top1, **groups,
                      "n_many": int((counts > many).sum()), "n_medium": int(((counts >= few) & (counts <= many)).sum()),
                      "n_few": int((counts < few).sum())})
     return pd.DataFrame(rows)
 
 
 def summary_table(groups: pd.DataFrame, *, order: Sequence[str] | None = None, decimals: int = 1) -> pd.DataFrame:
-    """Mean ± sd over seeds, in percent, of top-1 and many/medium/few per method (``order`` keeps the methods'
-    order, default as first seen)."""
+    """Mean ± sd over seeds, in percent, of top-1 and many/medium/few per method, with the batch reduction of its
+    weighted loss (``order`` keeps the methods' order, default as first seen)."""
     percent = groups.copy()
     for column in ("top1", "many", "medium", "few"):
         percent[column] = 100 * percent[column]
-    table = mean_sd_table(percent, ["method"], ["top1", "many", "medium", "few"], decimals=decimals)
+    keys = ["method", "reduction"] if "reduction" in percent else ["method"]
+    table = mean_sd_table(percent, keys, ["top1", "many", "medium", "few"], decimals=decimals)
     order = list(order) if order is not None else list(dict.fromkeys(groups["method"]))
     return table.set_index("method").loc[order].reset_index()
 
 
-def compare_pairs(results: pd.DataFrame, pairs: Mapping[str, str], *, metric: str = "top1") -> pd.DataFrame:
-    """Paired comparison (same seeds) of each ``with → without`` method pair on ``metric``.
+def compare_pairs(results: pd.DataFrame, pairs, *, metric: str = "top1",
+                  paper_deltas: Mapping[str, float] | None = None, min_n: int = 3) -> pd.DataFrame:
+    """Paired comparison (same seeds) of each (treated, baseline) method pair on ``metric`` (a fraction,
+    compared in percentage points) by :func:`~semscale_lib.verdicts.paired_verdict`. ``pairs``: a mapping
+    treated → baseline, or a sequence of (treated, baseline) pairs (one treated method may face two baselines).
 
-    Returns columns method, baseline, n_seeds, mean_with, mean_without, diff (mean over seeds of the per-seed
-    difference), sd_diff (sample sd, NaN for one seed) and verdict: Sec. 4 claims DSB-X > X; falsified if DSB-X ≤ X
-    averaged over seeds → "held" when diff > 0, else "not held".
+    ``paper_deltas``: the paper's gain in points, keyed by (treated, baseline) or by treated method, placed
+    against our CI. Returns one row per
+    pair: method, baseline, n_seeds, mean_with, mean_without (%), diff, ci_low, ci_high (points), verdict,
+    sentence, and record (the verdict record itself).
     """
     rows = []
-    for method, baseline in pairs.items():
+    for method, baseline in (pairs.items() if isinstance(pairs, Mapping) else pairs):
         a = results[results["method"] == method].set_index("seed")[metric]
         b = results[results["method"] == baseline].set_index("seed")[metric]
         seeds = sorted(set(a.index) & set(b.index))
         if not seeds:
             raise ValueError(f"no common seed between {method!r} and {baseline!r}")
-        diff = a.loc[seeds].to_numpy() - b.loc[seeds].to_numpy()
+        deltas = paper_deltas or {}
+        record = paired_verdict(100 * b.loc[seeds].to_numpy(), 100 * a.loc[seeds].to_numpy(), min_n=min_n,
+                                paper_delta=deltas.get((method, baseline), deltas.get(method)))
         rows.append({"method": method, "baseline": baseline, "n_seeds": len(seeds),
-                     "mean_with": float(a.loc[seeds].mean()), "mean_without": float(b.loc[seeds].mean()),
-                     "diff": float(diff.mean()), "sd_diff": float(diff.std(ddof=1)) if len(seeds) > 1 else np.nan,
-                     "verdict": "held" if diff.mean() > 0 else "not held"})
+                     "mean_with": record.mean_treated, "mean_without": record.mean_baseline,
+                     "diff": record.estimate, "ci_low": record.ci_low, "ci_high": record.ci_high,
+                     "verdict": record.verdict, "sentence": record.sentence, "record": record})
     return pd.DataFrame(rows)
 
 
-def pair_claims(pairs: pd.DataFrame, *, claim: str, paper: Mapping[str, str], data: str, section: str
-                ) -> tuple[list[dict], list[str]]:
+def pair_claims(pairs: pd.DataFrame, *, claim: str, claim_id: str, paper: Mapping[str, str], dataset: str,
+                data: str, section: str) -> tuple[list[dict], list[str]]:
     """Claim records and markdown lines for the rows of :func:`compare_pairs` (one each per pair).
 
-    ``claim``: a template with ``{method}`` and ``{baseline}`` (e.g. ``"{method} beats {baseline}"``);
-    ``paper``: what the paper reports, by method (missing → "not reported for this loss"); ``data``: on what
-    the numbers were measured. Top-1 values are shown in %, the difference in points with its sd over seeds.
+    ``claim`` and ``claim_id``: templates with ``{method}`` and ``{baseline}`` (e.g. ``"{method} beats
+    {baseline}"``, ``"table2-{method}"``); ``paper``: what the paper reports, by method (missing → "not reported
+    for this loss"); ``dataset`` / ``data``: on what the numbers were measured.
     """
     claims, lines = [], []
     for row in pairs.itertuples(index=False):
-        sd = f", sd over seeds {100 * row.sd_diff:.2f}" if np.isfinite(row.sd_diff) else ", one seed"
-        text = (f"{row.baseline} {100 * row.mean_without:.2f} % → {row.method} {100 * row.mean_with:.2f} % "
-                f"({100 * row.diff:+.2f} points{sd})")
-        lines.append(f"- **{row.method} vs {row.baseline}: claim {row.verdict}.** {text}.")
+        text = (f"{row.baseline} {row.mean_without:.2f} % → {row.method} {row.mean_with:.2f} %. "
+                f"{row.sentence}")
+        lines.append(f"- **{row.method} vs {row.baseline}: {row.verdict}.** {text}")
+        names = {"method": row.method, "baseline": row.baseline}
         claims.append(claim_record(
-            claim=claim.format(method=row.method, baseline=row.baseline), section=section,
-            paper=paper.get(row.method, "not reported for this loss"), measured=text, verdict=row.verdict,
-            data=data,
-            rule="Sec. 4: falsified if DSB-X ≤ X on overall top-1 under the same seed and schedule, averaged over "
-                 "seeds",
-            numbers={"with": row.mean_with, "without": row.mean_without, "diff": row.diff,
-                     "sd_diff": row.sd_diff}))
+            claim_id=claim_id.format(**names), claim=claim.format(**names), section=section,
+            paper=paper.get(row.method, "not reported for this loss"), paper_value=row.record.paper_delta,
+            dataset=dataset, data=data, record=row.record,
+            numbers={"with": row.mean_with, "without": row.mean_without}))
     return claims, lines
 
 
@@ -231,5 +241,5 @@ def weights_history(run_dir, class_names: Sequence[str] | None = None) -> pd.Dat
     return pd.concat(rows, ignore_index=True)[columns].sort_values(["iteration", "class"]).reset_index(drop=True)
 
 
-__all__ = ["PAPER_DSB_GAINS", "compare_pairs", "group_table", "learning_curves", "pair_claims", "run_methods",
+__all__ = ["PAPER_DSB_DELTAS", "PAPER_DSB_GAINS", "compare_pairs", "group_table", "learning_curves", "pair_claims", "run_methods",
            "static_dsb_weights", "static_weighting_grid", "summary_table", "weights_history"]

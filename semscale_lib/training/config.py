@@ -33,6 +33,8 @@ class TrainConfig:
     reweight: str = "none"              # a rule of semscale_lib.weights.WEIGHTINGS
     weight_reduction: str = "auto"      # "mean", "weighted-mean", or "auto": the rule's default
     epochs: int = 10
+    max_steps: int | None = None        # stop after this many optimizer steps (the last epoch ends early);
+                                        # the schedule then runs over steps (milestones: fractions of max_steps)
     batch_size: int = 128
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -81,6 +83,10 @@ class TrainConfig:
                   (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; valid: {SCHEDULES}"),
                   (self.epochs >= 1, "epochs must be ≥ 1"), (self.batch_size >= 1, "batch_size must be ≥ 1"),
                   (self.lr > 0, "lr must be > 0"), (self.eval_every >= 0, "eval_every must be ≥ 0"),
+                  (self.max_steps is None or self.max_steps >= 1, "max_steps must be ≥ 1 or None"),
+                  (self.max_steps is None or (self.warmup_epochs == 0 and self.schedule != "exp"),
+                   "with max_steps the schedule runs over steps: use warmup_epochs=0 and schedule step, linear or "
+                   "constant"),
                   (self.subset_per_class is None or (self.subset_per_class >= 1 and not long_tailed
                                                      and self.dataset != IMAGE_LIST),
                    "subset_per_class must be ≥ 1 and needs a balanced in-memory dataset (no -lt, no imagelist)")]

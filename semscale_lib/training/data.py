@@ -22,10 +22,12 @@ class RunData:
     classes: list[str]            # class names, index = label
     in_channels: int
     split_file: str | None
+    subset_indices: np.ndarray | None = None   # subset_per_class: the drawn indices into the (split) training set
 
 
-def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None]:
-    """The training images a config trains on, and the saved split file when it is a long-tailed subset.
+def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None, np.ndarray | None]:
+    """The training images a config trains on, the saved split file when it is a long-tailed subset, and the
+    drawn indices when it is a per-class subset (the trainer saves them in the run folder).
 
     Long-tailed (dataset ``NAME-lt``): the split of ``profile`` / ``imbalance_factor`` seeded by ``split_seed``
     (saved under data/splits). ``subset_per_class`` = m: the first m images of every class in a seeded
@@ -39,11 +41,12 @@ def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None]:
             images, imbalance_factor=None if named else config.imbalance_factor,
             counts=named_counts(config.profile) if named else None, profile=config.profile, seed=config.split_seed)
         split_file = str(split_file)
+    subset = None
     if config.subset_per_class is not None:
         m = int(config.subset_per_class)
-        images = images.subset(nested_balanced_indices(images.labels, [m], seed=config.split_seed,
-                                                       num_classes=images.num_classes)[m])
-    return images, split_file
+        subset = nested_balanced_indices(images.labels, [m], seed=config.split_seed, num_classes=images.num_classes)[m]
+        images = images.subset(subset)
+    return images, split_file, subset
 
 
 def tensor_batches(images: ImageArrays, *, device, dataset: str, reference: TensorBatches | None = None
@@ -69,10 +72,10 @@ def load_run_data(config: TrainConfig, device="cpu") -> RunData:
         test = ListBatches(config.image_root, config.test_list, image_size=config.image_size,
                            num_workers=config.num_workers, device=device)
         counts = np.bincount(train.labels.numpy(), minlength=int(max(train.labels.max(), test.labels.max())) + 1)
-        classes, in_channels, split_file = [str(c) for c in range(len(counts))], 3, None
+        classes, in_channels, split_file, subset = [str(c) for c in range(len(counts))], 3, None, None
     else:
         base, _ = split_dataset_name(config.dataset)
-        train_images, split_file = training_arrays(config)
+        train_images, split_file, subset = training_arrays(config)
         test_images = load_dataset(base, train=False, root=config.data_root)
         counts = np.bincount(train_images.labels, minlength=len(train_images.classes))
         train = tensor_batches(train_images, device=device, dataset=config.dataset)
@@ -80,4 +83,4 @@ def load_run_data(config: TrainConfig, device="cpu") -> RunData:
         classes, in_channels = list(train_images.classes), train_images.images.shape[-1]
     if np.any(counts == 0):
         raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} are missing from the training set")
-    return RunData(train, test, counts, classes, in_channels, split_file)
+    return RunData(train, test, counts, classes, in_channels, split_file, subset)

@@ -3,7 +3,8 @@ model's embeddings of any images).
 
 Files: ``config.json`` (every setting, versions, device, training counts, split file), ``metrics.csv`` (per
 epoch), ``per_class.csv`` (final per-class accuracy, counts, semantic scales of the test embeddings),
-``weights.csv`` (logged weight refreshes, DSB only), ``test_features.npz`` and ``checkpoint.pt``.
+``weights.csv`` (logged weight refreshes, DSB only), ``test_features.npz``, ``checkpoint.pt`` and, for a per-class
+subset, ``subset_split.txt`` (its indices, a split file of :func:`semscale_lib.data.save_split`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .config import TrainConfig, make_config
 from .data import RunData, tensor_batches, training_arrays
 
 CHECKPOINT = "checkpoint.pt"
+SUBSET_FILE = "subset_split.txt"
 FEATURES_FILE = "test_features.npz"
 MAX_SAVED_DIMS = 512
 
@@ -89,7 +91,7 @@ def training_images(run: dict, data_root=None) -> ImageArrays:
     config = run_config(run)
     if data_root is not None:
         config.data_root = str(data_root)
-    images, _ = training_arrays(config)
+    images, _, _ = training_arrays(config)
     counts = np.bincount(images.labels, minlength=images.num_classes).tolist()
     if counts != list(run["config"]["train_counts"]):
         raise ValueError(f"training images give counts {counts}, the run recorded {run['config']['train_counts']}")

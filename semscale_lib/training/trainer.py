@@ -19,13 +19,14 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from ..data import save_split
 from ..losses import ClassWeighting, build_loss
 from ..metrics import group_accuracy, per_class_accuracy
 from ..models import build_model
 from ..weights import build_weighting
 from .config import TrainConfig, make_config
 from .data import load_run_data
-from .runs import CHECKPOINT, atomic_save, default_out_dir, write_per_class, write_tables
+from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, default_out_dir, write_per_class, write_tables
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,14 +36,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer_and_schedule(model, config: TrainConfig):
-    """SGD (momentum, weight decay) or Adam, and a per-epoch LambdaLR: linear warm-up, then step / exp /
-    linear / constant."""
+    """SGD (momentum, weight decay) or Adam, and a LambdaLR: per epoch, linear warm-up then step / exp / linear /
+    constant; with a step budget (``max_steps``), per step (:func:`_step_budget_factor`)."""
     params = model.parameters()
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                     weight_decay=config.weight_decay)
     else:
         optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.max_steps is not None:
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _step_budget_factor(config))
     milestones = [round(f * config.epochs) for f in config.milestones]
 
     def factor(epoch: int) -> float:          # epoch counts from 0 here (LambdaLR convention)
@@ -57,6 +60,22 @@ def make_optimizer_and_schedule(model, config: TrainConfig):
         return 1.0
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _step_budget_factor(config: TrainConfig):
+    """With a step budget (``max_steps``) the schedule runs over steps, so that runs of different epoch lengths
+    with the same budget see the same learning rate at every step: "step" multiplies by ``lr_step_factor`` at
+    each milestone (a fraction of ``max_steps``), "linear" decays to 0, "constant" keeps it."""
+    milestones = [round(f * config.max_steps) for f in config.milestones]
+
+    def factor(step: int) -> float:           # optimizer steps taken so far
+        if config.schedule == "step":
+            return config.lr_step_factor ** sum(step >= m for m in milestones)
+        if config.schedule == "linear":
+            return max(0.0, 1.0 - step / config.max_steps)
+        return 1.0
+
+    return factor
 
 
 def make_loss(config: TrainConfig, counts: np.ndarray) -> ClassWeighting:
@@ -75,6 +94,7 @@ def evaluate(model, batches, counts: np.ndarray, *, batch_size: int, amp: bool =
     model.eval()
     predictions, embeddings = [], []
     for inputs, _ in batches.ordered(batch_size):
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
             logits, features = model(inputs, return_features=True)
         predictions.append(logits.argmax(1).cpu())
@@ -162,8 +182,7 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
     torch.manual_seed(config.seed)
     model = build_model(config.model, len(data.counts), in_channels=data.in_channels,
                         normalized_classifier=config.loss == "ldam").to(device)
-    if amp:
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)   # faster convolutions on CPU and GPU alike
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if amp else None)
@@ -187,6 +206,10 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
             {"config": config.to_dict(), "environment": environment_info(device), "split_file": data.split_file,
              "train_counts": data.counts.tolist(), "world_size": world, "reduction": config.reduction},
             indent=2))
+        if data.subset_indices is not None:
+            save_split(out / SUBSET_FILE, data.subset_indices,
+                       meta={"dataset": config.dataset, "subset_per_class": config.subset_per_class,
+                             "seed": config.split_seed, "counts": data.counts.tolist()})
 
     result = None
     for epoch in range(start_epoch, config.epochs + 1):
@@ -199,11 +222,15 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
         total, seen = 0.0, 0
         lr = optimizer.param_groups[0]["lr"]
         batches = data.train.epoch(order, config.batch_size, generator=generator, augment=config.augment)
+        per_epoch = math.ceil(len(order) / config.batch_size)
+        steps_left = per_epoch if config.max_steps is None else min(per_epoch,
+                                                                      config.max_steps - (epoch - 1) * per_epoch)
         for iteration, (indices, inputs, targets) in enumerate(tqdm(
-                batches, total=math.ceil(len(order) / config.batch_size), desc=f"epoch {epoch}/{config.epochs}",
+                batches, total=steps_left, desc=f"epoch {epoch}/{config.epochs}",
                 disable=not progress or rank != 0, leave=False), start=1):
-            if amp:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            if iteration > steps_left:
+                break
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 logits, features = net(inputs, return_features=True)
             if weighting.uses_features:
@@ -217,9 +244,12 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if config.max_steps is not None:
+                scheduler.step()
             total += float(loss.detach()) * len(targets)
             seen += len(targets)
-        scheduler.step()
+        if config.max_steps is None:
+            scheduler.step()
         weighting.end_epoch()
         row = {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr, "top1": np.nan, "many": np.nan,
                "medium": np.nan, "few": np.nan}
