@@ -78,6 +78,9 @@ def _train(args) -> int:
             out = train(make_config(args.preset, **overrides), out_dir=args.out, progress=not args.no_progress)
     except ValueError as error:
         raise SystemExit(f"train: {error}")
+    except FloatingPointError as error:
+        raise SystemExit(f"train: the run diverged: {error}. Its folder keeps the last finished epoch (or only its "
+                         "settings); start a new run with a smaller --lr (see the README, 'When a run stops').")
     print(f"run folder: {out}")
     return 0
 

@@ -134,3 +134,28 @@ def test_measure_dataset_trains_and_measures(tmp_path, monkeypatch):
     assert correlations["quantity"].tolist()[:4] == ["N", "E_n", "W", "S'"]
     for name in ("semantic_scales.png", "scale_vs_accuracy.png", "measure.json"):
         assert (out / name).exists()
+
+
+def test_train_that_diverges_exits_with_one_line_and_a_resumable_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
+    out = tmp_path / "diverged"
+    args = ["train", "--dataset", "digits-lt", "--imbalance-factor", "10", "--model", "cnn-small", "--epochs", "2",
+            "--warmup-epochs", "0", "--lr", "1e30", "--out", str(out), "--no-progress"]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(args)
+    message = str(stopped.value.code)
+    assert message.startswith("train: the run diverged: non-finite loss") and "in epoch 1, iteration " in message
+    assert "\n" not in message and "smaller --lr" in message
+    assert (out / "config.json").exists() and not (out / "per_class.csv").exists()
+
+
+def test_train_prints_a_line_per_epoch_and_a_summary(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
+    args = ["train", "--dataset", "digits-lt", "--imbalance-factor", "10", "--model", "cnn-small", "--epochs", "2",
+            "--warmup-epochs", "0", "--eval-every", "2", "--out", str(tmp_path / "run")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and "top-1" not in lines[0] and "top-1" in lines[1]
+    assert all("images/s" in line and "s left" in line and ", lr " in line for line in lines)
+    assert "done: 2 epochs, top-1" in out and "run folder:" in out

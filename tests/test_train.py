@@ -320,7 +320,7 @@ def test_eval_every_skips_evaluations_but_always_evaluates_the_last_epoch(tmp_pa
 
 
 def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path):
-    with pytest.raises(FloatingPointError, match=r"epoch 1, iteration \d+ at learning rate 1e\+30"):
+    with pytest.raises(FloatingPointError, match=r"epoch 1, iteration \d+, at learning rate 1e\+30"):
         T.train(tiny(lr=1e30, epochs=2, warmup_epochs=0), out_dir=tmp_path / "nan", progress=False)
     assert not (tmp_path / "nan" / "per_class.csv").exists()
 

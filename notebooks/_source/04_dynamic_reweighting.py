@@ -97,7 +97,7 @@ summary
 # %% tags=["nbval-check-output"]
 comparison = compare_pairs(results, pairs, paper_deltas={   # Table 2's X → DSB-X, beside the X-vs-DSB-X pairs
     (m, b): PAPER_DSB_DELTAS[methods[m]["loss"]] for m, b in pairs
-    if methods[m]["loss"] in PAPER_DSB_DELTAS and methods[b]["reweight"] == "none"})
+    if methods[m]["loss"] in PAPER_DSB_DELTAS and methods[b].get("reweight", "none") == "none"})
 comparison.drop(columns="record").to_csv(out / "pairs.csv", index=False)
 comparison[["method", "baseline", "n_seeds", "mean_without", "mean_with", "diff", "ci_low", "ci_high",
             "verdict"]].round(2)

@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..metrics import group_accuracy, per_class_accuracy
 from ..models import build_model
 from ..weights import build_weighting
 from .config import TrainConfig, make_config
-from .data import load_run_data
+from .data import RunData, load_run_data
 from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, default_out_dir, write_per_class, write_tables
 
 
@@ -160,14 +161,30 @@ def _evaluate_now(config: TrainConfig, epoch: int) -> bool:
     return epoch == config.epochs or (config.eval_every > 0 and epoch % config.eval_every == 0)
 
 
-def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progress: bool = True,
-          stop_after_epoch: int | None = None) -> Path:
-    """Train one model; returns its output folder. ``resume``: a folder of an interrupted run. The test set is
-    evaluated every ``config.eval_every`` epochs and after the last. ``stop_after_epoch`` simulates an
-    interruption (for tests). A non-finite loss stops the run at once (FloatingPointError naming epoch,
-    iteration and learning rate); the last finished epoch's checkpoint stays."""
-    config, out = _resolve_run(config, out_dir, resume)
-    resuming = resume is not None and (out / CHECKPOINT).exists()
+@dataclass
+class _Run:
+    """Everything one training run holds while it trains (built by :func:`_start`)."""
+    config: TrainConfig
+    out: Path
+    data: RunData
+    device: torch.device
+    amp: bool
+    rank: int
+    world: int
+    model: torch.nn.Module
+    net: torch.nn.Module                      # the model, wrapped for DDP when world > 1
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: ClassWeighting
+    weighting: object                         # a semscale_lib.weights.WeightRule
+    generator: torch.Generator
+    history: list = field(default_factory=list)
+    start_epoch: int = 1
+
+
+def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
+    """Device, data, model, optimizer, loss and weighting rule of a run; restored from the checkpoint when
+    ``resuming``, else the folder's config.json (and subset split) written."""
     rank, world = _distributed()
     if world > 1:
         dist.barrier()  # every rank has checked the output folder before rank 0 writes into it
@@ -178,28 +195,23 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
         torch.use_deterministic_algorithms(True)
     amp = device.type == "cuda"
     data = load_run_data(config, device)
-
     torch.manual_seed(config.seed)
     model = build_model(config.model, len(data.counts), in_channels=data.in_channels,
                         normalized_classifier=config.loss == "ldam").to(device)
     model = model.to(memory_format=torch.channels_last)   # faster convolutions on CPU and GPU alike
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if amp else None)
+    net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if amp else None)
     optimizer, scheduler = make_optimizer_and_schedule(model, config)
-    loss_fn = make_loss(config, data.counts).to(device)
-    weighting = build_weighting(config, data.counts, dataset_size=len(data.train), device=device)
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict] = []
-    start_epoch = 1
+    run = _Run(config, out, data, device, amp, rank, world, model, net, optimizer, scheduler,
+               make_loss(config, data.counts).to(device),
+               build_weighting(config, data.counts, dataset_size=len(data.train), device=device),
+               torch.Generator().manual_seed(config.seed))
     if resuming:
         state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        weighting.load_state_dict(state["weighting"])
-        generator.set_state(state["generator"])
-        history, start_epoch = state["history"], state["epoch"] + 1
+        for name in ("model", "optimizer", "scheduler", "weighting"):
+            getattr(run, name).load_state_dict(state[name])
+        run.generator.set_state(state["generator"])
+        run.history, run.start_epoch = state["history"], state["epoch"] + 1
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(
@@ -210,65 +222,108 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
             save_split(out / SUBSET_FILE, data.subset_indices,
                        meta={"dataset": config.dataset, "subset_per_class": config.subset_per_class,
                              "seed": config.split_seed, "counts": data.counts.tolist()})
+    return run
 
+
+def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
+    """One epoch (or what is left of the step budget): returns {loss (mean per sample), lr (at its start),
+    images}. Raises FloatingPointError at the first non-finite loss."""
+    config, data = run.config, run.data
+    weights = run.weighting.epoch_weights(epoch)
+    run.loss_fn.set_weights(None if weights is None else weights.to(run.device))
+    order = torch.randperm(len(data.train), generator=run.generator)
+    order = order[:len(order) - len(order) % run.world][run.rank::run.world]  # DDP needs equal step counts
+    run.model.train()
+    total, seen, lr = 0.0, 0, run.optimizer.param_groups[0]["lr"]
+    per_epoch = math.ceil(len(order) / config.batch_size)
+    steps = per_epoch if config.max_steps is None else min(per_epoch, config.max_steps - (epoch - 1) * per_epoch)
+    batches = data.train.epoch(order, config.batch_size, generator=run.generator, augment=config.augment)
+    for iteration, (indices, inputs, targets) in enumerate(tqdm(
+            batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", disable=not progress or run.rank != 0,
+            leave=False), start=1):
+        if iteration > steps:
+            break
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.amp):
+            logits, features = run.net(inputs, return_features=True)
+        if run.weighting.uses_features:
+            refreshed = run.weighting.step(epoch, features, targets, indices)
+            if refreshed is not None:
+                run.loss_fn.set_weights(refreshed)
+        loss = run.loss_fn(logits.float(), targets)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss ({float(loss.detach())}) in epoch {epoch}, iteration "
+                                     f"{iteration}, at learning rate {lr:g}")
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        if config.max_steps is not None:
+            run.scheduler.step()
+        total += float(loss.detach()) * len(targets)
+        seen += len(targets)
+    if config.max_steps is None:
+        run.scheduler.step()
+    run.weighting.end_epoch()
+    return {"loss": total / max(seen, 1), "lr": lr, "images": seen}
+
+
+def _save_epoch(run: _Run, epoch: int) -> None:
+    """metrics.csv, weights.csv and the checkpoint after ``epoch`` (rank 0; the checkpoint written atomically)."""
+    if run.rank != 0:
+        return
+    write_tables(run.out, run.history, run.weighting.log_rows())
+    atomic_save({"epoch": epoch, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                 "scheduler": run.scheduler.state_dict(), "weighting": run.weighting.state_dict(),
+                 "generator": run.generator.get_state(), "history": run.history}, run.out / CHECKPOINT)
+
+
+def _epoch_line(run: _Run, row: dict, images_per_second: float) -> str:
+    """One line per epoch for the console: loss, top-1 when evaluated, lr, images/s and the time left."""
+    done = row["epoch"] - run.start_epoch + 1
+    left = (run.config.epochs - row["epoch"]) * sum(h["seconds"] for h in run.history[-done:]) / done
+    top1 = "" if not np.isfinite(row["top1"]) else f", top-1 {100 * row['top1']:.2f} %"
+    return (f"epoch {row['epoch']}/{run.config.epochs}: loss {row['loss']:.4f}{top1}, lr {row['lr']:.3g}, "
+            f"{images_per_second:.0f} images/s, about {left:.0f} s left")
+
+
+def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progress: bool = True,
+          stop_after_epoch: int | None = None) -> Path:
+    """Train one model; returns its output folder. ``resume``: a folder of an interrupted run. The test set is
+    evaluated every ``config.eval_every`` epochs and after the last. ``progress``: a bar per epoch and one line
+    per epoch (loss, top-1, lr, images/s, time left) plus a final summary. ``stop_after_epoch`` simulates an
+    interruption (for tests). A non-finite loss stops the run at once (FloatingPointError naming epoch,
+    iteration and learning rate); the last finished epoch's checkpoint stays, so the folder is resumable."""
+    config, out = _resolve_run(config, out_dir, resume)
+    run = _start(config, out, resuming=resume is not None and (out / CHECKPOINT).exists())
     result = None
-    for epoch in range(start_epoch, config.epochs + 1):
+    for epoch in range(run.start_epoch, config.epochs + 1):
         started = time.perf_counter()
-        epoch_weights = weighting.epoch_weights(epoch)
-        loss_fn.set_weights(None if epoch_weights is None else epoch_weights.to(device))
-        order = torch.randperm(len(data.train), generator=generator)
-        order = order[:len(order) - len(order) % world][rank::world]  # equal shares: DDP needs equal step counts
-        model.train()
-        total, seen = 0.0, 0
-        lr = optimizer.param_groups[0]["lr"]
-        batches = data.train.epoch(order, config.batch_size, generator=generator, augment=config.augment)
-        per_epoch = math.ceil(len(order) / config.batch_size)
-        steps_left = per_epoch if config.max_steps is None else min(per_epoch,
-                                                                      config.max_steps - (epoch - 1) * per_epoch)
-        for iteration, (indices, inputs, targets) in enumerate(tqdm(
-                batches, total=steps_left, desc=f"epoch {epoch}/{config.epochs}",
-                disable=not progress or rank != 0, leave=False), start=1):
-            if iteration > steps_left:
-                break
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                logits, features = net(inputs, return_features=True)
-            if weighting.uses_features:
-                refreshed = weighting.step(epoch, features, targets, indices)
-                if refreshed is not None:
-                    loss_fn.set_weights(refreshed)
-            loss = loss_fn(logits.float(), targets)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {float(loss.detach())} in epoch {epoch}, iteration {iteration} "
-                                         f"at learning rate {lr:g}; the last finished epoch's checkpoint is kept")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if config.max_steps is not None:
-                scheduler.step()
-            total += float(loss.detach()) * len(targets)
-            seen += len(targets)
-        if config.max_steps is None:
-            scheduler.step()
-        weighting.end_epoch()
-        row = {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr, "top1": np.nan, "many": np.nan,
+        row = {"epoch": epoch, **_train_epoch(run, epoch, progress), "top1": np.nan, "many": np.nan,
                "medium": np.nan, "few": np.nan}
+        images = row.pop("images")
         if _evaluate_now(config, epoch):
-            result = evaluate(model, data.test, data.counts, batch_size=config.eval_batch_size, amp=amp)
+            result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.eval_batch_size,
+                              amp=run.amp)
             row.update({k: result[k] for k in ("top1", "many", "medium", "few")})
-        history.append({**row, "seconds": time.perf_counter() - started})
-        if rank == 0:
-            write_tables(out, history, weighting.log_rows())
-            atomic_save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "weighting": weighting.state_dict(),
-                         "generator": generator.get_state(), "history": history}, out / CHECKPOINT)
+        run.history.append({**row, "seconds": time.perf_counter() - started})
+        _save_epoch(run, epoch)
+        if progress and run.rank == 0:
+            tqdm.write(_epoch_line(run, row, images * run.world / run.history[-1]["seconds"]))
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
             return out
     if result is None:  # resumed after the last epoch had been saved: evaluate the final model once
-        result = evaluate(model, data.test, data.counts, batch_size=config.eval_batch_size, amp=amp)
-    if rank == 0:
-        write_per_class(out, data, result, config)
+        result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.eval_batch_size, amp=run.amp)
+    if run.rank == 0:
+        write_per_class(out, run.data, result, config)
+        if progress:
+            tqdm.write(f"done: {config.epochs} epochs, top-1 {100 * result['top1']:.2f} % (many / medium / few "
+                       f"{_percent(result['many'])} / {_percent(result['medium'])} / {_percent(result['few'])}), "
+                       f"{sum(h['seconds'] for h in run.history):.0f} s; run folder {out}")
     return out
+
+
+def _percent(value: float) -> str:
+    return "—" if not np.isfinite(value) else f"{100 * value:.1f} %"
 
 
 def train_or_reuse(config: TrainConfig, folder, *, progress: bool = False) -> Path:
