@@ -122,6 +122,35 @@ def test_plan_jobs_parameters_grid_and_report_last(suite, tmp_path):
         runner.plan_jobs(report_typo, run_dir, notebooks_dir=folder)
 
 
+def test_a_profile_grid_runs_every_notebook_per_point_and_typos_are_refused(suite, tmp_path):
+    folder, profiles = suite
+    (profiles / "gridded.yaml").write_text("grid:\n  notebooks: ['01']\n  value: [1, 2]\n")
+    profile = runner.load_profile("gridded", profiles)
+    assert profile["grid"]["values"] == {"value": [1, 2]} and profile["grid"]["notebooks"] == ["01"]
+    jobs = runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder, grid=profile["grid"])
+    assert [j.label for j in jobs][:2] == ["01_ok [value=1]", "01_ok [value=2]"]
+    assert [j.notebook.stem for j in jobs][2:] == ["02_fails", "03_also_ok", "09_report"]
+    with pytest.raises(ValueError, match=r"grid parameters \['valeu'\] are declared by none"):
+        runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder,
+                         grid={"values": {"valeu": [1]}, "notebooks": None})
+    with pytest.raises(ValueError, match=r"grid: unknown notebook keys \['07'\]"):
+        runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder,
+                         grid={"values": {"value": [1]}, "notebooks": ["07"]})
+    (profiles / "badgrid.yaml").write_text("grid: [1, 2]\n")
+    with pytest.raises(ValueError, match="'grid' must map"):
+        runner.load_profile("badgrid", profiles)
+
+
+def test_the_cpu_profile_runs_claims_on_two_datasets():
+    profile = runner.load_profile("cpu")
+    jobs = runner.plan_jobs(profile, "/tmp/unused", grid=profile["grid"])
+    labels = [j.label for j in jobs]
+    for key in ("01_marginal_effect", "02_imbalance_on_balanced_data", "03_semantic_scale_balanced_losses",
+                "04_dynamic_reweighting"):
+        assert f"{key} [dataset=fashion-mnist]" in labels and f"{key} [dataset=mnist]" in labels
+    assert labels[0] == "00_quickstart" and labels[-1] == "05_report"
+
+
 # --------------------------------------------------------------------------------------------------- a real run
 def test_run_reports_the_failing_cell_and_keeps_going(suite, tmp_path):
     folder, profiles = suite
