@@ -28,7 +28,8 @@ POOL_MODES = ("fifo", "per-sample")
 class StoragePool:
     """Features and labels of recent mini-batches with per-class running moments.
 
-    features pushed: (B, D) → pooled to ``dim`` (1-D average pooling, docs/paper-notes.md §3) unless ``dim`` is None; stored
+    features pushed: (B, D) → pooled to ``dim`` (1-D average pooling, docs/paper-notes.md §3) unless ``dim`` is
+    None; stored
     float32 on ``device``; moments float64 on ``device``.
     """
 

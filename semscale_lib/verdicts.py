@@ -24,7 +24,8 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["VERDICTS", "VerdictRecord", "PairedVerdict", "CorrelationVerdict", "DependentCorrelationVerdict",
-           "verdict_from_ci", "paired_verdict", "negligible_gain_verdict", "correlation_verdict", "dependent_correlation_verdict",
+           "verdict_from_ci", "paired_verdict", "negligible_gain_verdict", "correlation_verdict",
+           "dependent_correlation_verdict",
            "fisher_ci", "williams_t", "zou_ci", "summarize", "format_ci"]
 
 VERDICTS = ("held", "contradicted", "inconclusive", "not testable")
@@ -281,7 +282,8 @@ def negligible_gain_verdict(before, after, *, margin: float, confidence: float =
 
     held if the whole CI of the gain lies below ``margin``; contradicted if it lies above ``margin``; inconclusive
     otherwise; fewer than ``min_n`` pairs → not testable. ``failed_precondition``: a sentence saying why the claim's
-    premise failed on the data (e.g. Σ S′ never saturates) — then the verdict is "contradicted" whatever the gain."""
+    premise failed on the data (e.g. Σ S′ never saturates) — then the verdict is "contradicted" whatever the
+    gain."""
     if not math.isfinite(margin) or margin < 0:
         raise ValueError(f"margin must be a finite number ≥ 0, got {margin}")
     base = paired_verdict(before, after, confidence=confidence, min_n=min_n)

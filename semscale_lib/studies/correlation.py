@@ -28,7 +28,8 @@ _T1_ROWS = {
 }
 
 
-#: The paper's Table 1 (docs/paper-notes.md §11): Pearson r of per-class accuracy with each quantity, keyed by (data, model) and
+#: The paper's Table 1 (docs/paper-notes.md §11): Pearson r of per-class accuracy with each quantity, keyed by
+#: (data, model) and
 #: then by :func:`~semscale_lib.imbalance.correlate`'s quantity names. N and E_n on balanced CIFAR-10 are
 #: undefined (constant columns, docs/paper-notes.md §6) and stored as NaN, not as the paper's 0.0950 / 0.1502.
 TABLE1_REFERENCE: dict[tuple[str, str], dict[str, float]] = {
@@ -193,5 +194,6 @@ def table1_claim(study: Mapping, *, balanced: bool, alpha: float, dataset: str, 
                         record=primary_record, evidence=evidence, figures=figures)
 
 
-__all__ = ["PRIMARY_SOURCE", "SOURCES", "TABLE1_REFERENCE", "average_tables", "balanced_overrides", "correlation_sources", "imbalance_table",
-           "source_slug", "table1_claim", "table1_comparison", "table1_verdict"]
+__all__ = ["PRIMARY_SOURCE", "SOURCES", "TABLE1_REFERENCE", "average_tables", "balanced_overrides",
+           "correlation_sources", "imbalance_table", "source_slug", "table1_claim", "table1_comparison",
+           "table1_verdict"]

@@ -130,8 +130,9 @@ def marginal_effect_verdict(volumes: pd.DataFrame, training: pd.DataFrame, *, le
         sentence = (f"Σ S′ saturates at m = {m_sat}, but fewer than two sub-dataset sizes were trained at "
                     f"m ≥ {m_sat}: {record.verdict}")
     elif failed is None:
-        sentence = (f"Σ S′ saturates at m = {m_sat} ({level:.0%} of its final value); top-1 from m = {compared[0]} to "
-                    f"m = {compared[1]}: " + record.sentence[0].lower() + record.sentence[1:].rstrip("."))
+        sentence = (f"Σ S′ saturates at m = {m_sat} ({level:.0%} of its final value); top-1 from "
+                    f"m = {compared[0]} to m = {compared[1]}: "
+                    + record.sentence[0].lower() + record.sentence[1:].rstrip("."))
     else:
         sentence = record.sentence.rstrip(".")
     return {"record": record, "verdict": record.verdict, "sentence": sentence, "saturation_m": m_sat,
@@ -172,9 +173,9 @@ def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, 
     as :func:`nested_sample_volumes` with that seed), ``preset`` and ``overrides`` (dataset, model, reweight, ...),
     evaluated on the test set once, after training. The same number of steps for every m, with the learning-rate
     schedule running over those steps (no warm-up), so every m sees the same learning rate at every step, removes
-    the confound of data and training budget (docs/paper-notes.md §4): epochs = ⌈steps / batches per epoch⌉ and the last epoch
-    stops at ``steps``. Runs go to ``<out_dir>/m<m>-seed<s>/`` (a finished run there with the same settings is
-    reused).
+    the confound of data and training budget (docs/paper-notes.md §4): epochs = ⌈steps / batches per epoch⌉ and
+    the last epoch stops at ``steps``. Runs go to ``<out_dir>/m<m>-seed<s>/`` (a finished run there with the same
+    settings is reused).
 
     Returns one row per run: m, seed, top1, epochs, steps, feature_total (Σ over classes of S′ of the model's
     embeddings of its own training subset, bits), seconds (training time), run_dir.

@@ -241,5 +241,6 @@ def weights_history(run_dir, class_names: Sequence[str] | None = None) -> pd.Dat
     return pd.concat(rows, ignore_index=True)[columns].sort_values(["iteration", "class"]).reset_index(drop=True)
 
 
-__all__ = ["PAPER_DSB_DELTAS", "PAPER_DSB_GAINS", "compare_pairs", "group_table", "learning_curves", "pair_claims", "run_methods",
+__all__ = ["PAPER_DSB_DELTAS", "PAPER_DSB_GAINS", "compare_pairs", "group_table", "learning_curves", "pair_claims",
+           "run_methods",
            "static_dsb_weights", "static_weighting_grid", "summary_table", "weights_history"]
