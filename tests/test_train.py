@@ -371,15 +371,20 @@ def test_presets_and_overrides():
     assert T.make_config("cpu-quick", milestones=[0.5]).milestones == (0.5,)
 
 
-def test_cifar_lt_preset_steps_lr_by_a_hundredth():
-    """The community CIFAR-LT protocol: 5-epoch linear warm-up, lr × 0.01 at 160 and again at 180."""
-    config = T.make_config("cifar-lt")
+def _learning_rates(config, steps: int) -> list[float]:
+    """The learning rate before each of ``steps`` scheduler steps of ``config``'s optimizer and schedule."""
     optimizer, scheduler = T.make_optimizer_and_schedule(torch.nn.Linear(2, 2), config)
-    lrs = []
-    for _ in range(200):
-        lrs.append(optimizer.param_groups[0]["lr"])
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
+    return rates
+
+
+def test_cifar_lt_preset_steps_lr_by_a_hundredth():
+    """The community CIFAR-LT protocol: 5-epoch linear warm-up, lr × 0.01 at 160 and again at 180."""
+    lrs = _learning_rates(T.make_config("cifar-lt"), 200)
     assert lrs[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
     assert lrs[159] == pytest.approx(0.1) and lrs[160] == pytest.approx(1e-3) and lrs[180] == pytest.approx(1e-5)
 
@@ -399,21 +404,9 @@ def test_resume_through_the_cli_with_the_preset_given_again(tmp_path, monkeypatc
 def test_a_step_budget_runs_the_schedule_over_steps():
     config = T.make_config("cpu-quick", max_steps=10, warmup_epochs=0, lr=0.1, milestones=[0.5, 0.8],
                            lr_step_factor=0.1)
-    optimizer, scheduler = T.make_optimizer_and_schedule(torch.nn.Linear(2, 2), config)
-    lrs = []
-    for _ in range(10):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert lrs == pytest.approx([0.1] * 5 + [0.01] * 3 + [0.001] * 2)
+    assert _learning_rates(config, 10) == pytest.approx([0.1] * 5 + [0.01] * 3 + [0.001] * 2)
     linear = T.make_config("cpu-quick", max_steps=4, warmup_epochs=0, lr=0.2, schedule="linear")
-    optimizer, scheduler = T.make_optimizer_and_schedule(torch.nn.Linear(2, 2), linear)
-    seen = []
-    for _ in range(4):
-        seen.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert seen == pytest.approx([0.2, 0.15, 0.1, 0.05])
+    assert _learning_rates(linear, 4) == pytest.approx([0.2, 0.15, 0.1, 0.05])
     with pytest.raises(ValueError, match="schedule runs over steps"):
         T.make_config("cpu-quick", max_steps=10)                        # the preset's 1-epoch warm-up
     with pytest.raises(ValueError, match="schedule runs over steps"):
