@@ -184,12 +184,14 @@ def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, 
         raise ValueError(f"steps must be ≥ 1, got {steps}")
     out = prepare_out_dir(out_dir)
     rows = []
+    num_classes = None
     for m in train_sizes:
         for seed in seeds:
             settings = {**overrides, "subset_per_class": int(m), "seed": int(seed), "eval_every": 0,
                         "max_steps": int(steps), "warmup_epochs": 0}
             config = make_config(preset, **settings)
-            batches_per_epoch = math.ceil(int(m) * _num_classes(config) / config.batch_size)
+            num_classes = num_classes or _num_classes(config)
+            batches_per_epoch = math.ceil(int(m) * num_classes / config.batch_size)
             config = make_config(preset, **{**settings, "epochs": math.ceil(steps / batches_per_epoch)})
             folder = train_or_reuse(config, out / f"m{m}-seed{seed}", progress=progress)
             run = load_run(folder)
