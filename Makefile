@@ -4,6 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= quick
+# pytest-xdist processes for the unit tests (this project's CI machine has 2 cores)
+TEST_WORKERS ?= 2
+# nbval runs the notebooks in order, the report last (it reads every other notebook's outputs)
+NOTEBOOKS_IN_ORDER = $(filter-out %_report.ipynb,$(sort $(wildcard notebooks/[0-9]*.ipynb))) \
+                     $(wildcard notebooks/[0-9]*_report.ipynb)
 
 .PHONY: reproduce test unit bench venv data notebooks-check
 
@@ -35,13 +40,13 @@ reproduce: data
 notebooks-check: venv
 	$(PY) notebooks/build_notebooks.py --check
 
-## test: the notebooks-check, unit tests, then the notebooks under nbval
+## test: the notebooks-check, unit tests (on TEST_WORKERS processes), then the notebooks under nbval
 test: data notebooks-check
-	$(PY) -m pytest tests
-	$(PY) -m pytest --nbval-lax -p no:cacheprovider notebooks/[0-9]*.ipynb
+	$(PY) -m pytest tests -n $(TEST_WORKERS)
+	$(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS_IN_ORDER)
 
 unit: data
-	$(PY) -m pytest tests -m "not slow"
+	$(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow"
 
 ## bench: ratios measured side by side in one run
 bench: data

@@ -1,13 +1,24 @@
-"""Command line: ``python -m semscale_lib {fetch,measure,train,run} ...`` (also installed as ``semscale``)."""
+"""Command line: ``python -m semscale_lib {fetch,measure,train,run} ...`` (also installed as ``semscale``).
+
+A mistake in what was given (a missing or malformed file, an output folder that holds other work, an unknown
+name, a device this machine lacks, a diverged run) ends with one line ``semscale <command>: error: <message>`` on
+stderr and exit status 1, never a traceback; ``SEMSCALE_DEBUG=1`` re-raises it for the traceback.
+"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+DEBUG_VARIABLE = "SEMSCALE_DEBUG"
+NPY_MAGIC = b"\x93NUMPY"
+EPILOG = (f"A mistake in the input ends with one line 'semscale <command>: error: <message>' and exit status 1; set "
+          f"{DEBUG_VARIABLE}=1 for the full traceback instead.")
 
 
 def _fetch(args) -> int:
@@ -15,31 +26,92 @@ def _fetch(args) -> int:
     return main_fetch(args.name)
 
 
+def _check_out(args) -> None:
+    """``--out ""`` would write into the current folder: refused here, with the flag's name."""
+    if getattr(args, "out", None) is not None and not args.out.strip():
+        raise ValueError(f"--out must name a folder, got {args.out!r}")
+
+
 def _load_array(path: str, what: str) -> np.ndarray:
+    """A .npy file as an array, refusing (one line, naming the file and what is expected) anything else: a missing
+    file, a folder, text or pickles renamed .npy, .npz archives, object arrays (never unpickled), truncated files."""
+    if not str(path).strip():
+        raise ValueError(f"--{what} must name a .npy file, got {path!r}")
     file = Path(path)
     if not file.exists():
-        raise SystemExit(f"{what} file not found: {file}")
-    return np.load(file, allow_pickle=False)
+        raise FileNotFoundError(f"{what} file not found: {file}")
+    if file.is_dir():
+        raise IsADirectoryError(f"{what} file {file}: expected a .npy file, got a folder")
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(len(NPY_MAGIC))
+    except OSError as error:
+        raise OSError(f"{what} file {file}: cannot read it ({error.strerror or error})") from None
+    if head.startswith(b"PK"):
+        raise ValueError(f"{what} file {file}: expected one array written by numpy.save (.npy), got a .npz/zip "
+                         "archive; save the array itself with numpy.save")
+    if head != NPY_MAGIC:
+        raise ValueError(f"{what} file {file}: expected a .npy file written by numpy.save, got another format "
+                         f"(it starts with {head!r}: text, a pickle or another file renamed .npy?)")
+    try:
+        return np.load(file, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise ValueError(f"{what} file {file}: expected an array of numbers, got an object (pickled) array, "
+                             "which is never loaded (unpickling can run code)") from None
+        raise ValueError(f"{what} file {file}: expected a complete .npy file, could not read it ({error})") from None
+    except (EOFError, OSError) as error:
+        raise ValueError(f"{what} file {file}: expected a complete .npy file, could not read it "
+                         f"({type(error).__name__}: {error})") from None
+
+
+def _measure_inputs(args):
+    """features, labels, counts, accuracy from the .npy files, each checked against what measure expects."""
+    from .imbalance import check_features, check_labels, check_per_class
+    features_name, labels_name = f"features file {args.features}", f"labels file {args.labels}"
+    features = _load_array(args.features, "features")
+    check_features(features, features_name)
+    labels = _load_array(args.labels, "labels")
+    check_labels(labels, len(features), labels_name, rows=features_name)
+    labels = labels.astype(np.int64)
+    present = np.bincount(labels)
+    if len(present) < 2 or np.any(present == 0):
+        raise ValueError(f"{labels_name}: expected class indices 0 … C−1 (C ≥ 2) each with at least one sample, "
+                         + (f"classes {np.flatnonzero(present == 0).tolist()} have none" if len(present) >= 2
+                            else "got a single class"))
+    classes = len(present)
+    counts = accuracy = None
+    if args.counts is not None:
+        counts = check_per_class(_load_array(args.counts, "counts"), classes, f"counts file {args.counts}",
+                                 f"one training count per class 0 … {classes - 1}")
+        if np.any(counts < 0):
+            raise ValueError(f"counts file {args.counts}: expected counts ≥ 0, found {counts.min():g}")
+    if args.accuracy is not None:
+        accuracy = check_per_class(_load_array(args.accuracy, "accuracy"), classes, f"accuracy file {args.accuracy}",
+                                   f"one accuracy per class 0 … {classes - 1}")
+    return features, labels, counts, accuracy
 
 
 def _measure(args) -> int:
     from . import plotting
     from .studies.measure import measure_to_folder
+    _check_out(args)
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be ≥ 1, got {args.epochs}")
     plotting.use_headless_backend()
-    if args.dataset:
+    if args.dataset is not None:
+        if args.features or args.labels or args.counts or args.accuracy:
+            raise ValueError("give either --dataset NAME or --features/--labels files, not both")
         features, labels, counts, accuracy, names, extra = _features_from_training(args)
+        force = True   # the folder was claimed before training into it
     else:
         if not (args.features and args.labels):
-            raise SystemExit("measure needs --features and --labels (or --dataset NAME)")
-        features, labels = _load_array(args.features, "features"), _load_array(args.labels, "labels")
-        counts = None if args.counts is None else _load_array(args.counts, "counts")
-        accuracy = None if args.accuracy is None else _load_array(args.accuracy, "accuracy")
-        names, extra = None, {"features_file": args.features}
-    try:
-        written = measure_to_folder(features, labels, args.out, counts=counts, accuracy=accuracy, alpha=args.alpha,
-                                    class_names=names, source="dataset" if args.dataset else "files", extra=extra)
-    except ValueError as error:
-        raise SystemExit(f"measure: {error}")
+            raise ValueError("measure needs --features and --labels (or --dataset NAME)")
+        features, labels, counts, accuracy = _measure_inputs(args)
+        names, extra, force = None, {"features_file": args.features}, args.force
+    written = measure_to_folder(features, labels, args.out, counts=counts, accuracy=accuracy, alpha=args.alpha,
+                                class_names=names, source="dataset" if args.dataset else "files", extra=extra,
+                                force=force)
     print(f"wrote {len(written)} files to {Path(args.out)}:")
     for path in written.values():
         print(f"  {path}")
@@ -48,10 +120,16 @@ def _measure(args) -> int:
 
 def _features_from_training(args):
     """Train a small model briefly on --dataset, then measure its test-set embeddings against its accuracy."""
+    from .imbalance import _check_alpha
+    from .paths import claim_output_dir
     from .training import load_run, make_config, train
+    from .training.trainer import check_device
     config = make_config("cpu-quick", dataset=args.dataset, epochs=args.epochs, device=args.device,
                          imbalance_factor=args.imbalance_factor)
-    run_dir = train(config, out_dir=Path(args.out) / "training")
+    _check_alpha(args.alpha)
+    check_device(config.device)
+    out = claim_output_dir(args.out, force=args.force)      # before minutes of training, not after
+    run_dir = train(config, out_dir=out / "training", force=args.force)
     run = load_run(run_dir)
     data_counts = np.asarray(run["config"]["train_counts"])
     per_class = run["per_class"]
@@ -63,24 +141,27 @@ def _features_from_training(args):
 
 def _train(args) -> int:
     from .training import make_config, train
+    _check_out(args)
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in {"command", "func", "preset", "out", "resume", "no_progress"} and v is not None}
-    try:
-        if args.resume:
-            config = None
-            if overrides or args.preset:  # only what was given is compared with the saved run's settings
+                 if k not in {"command", "func", "preset", "out", "resume", "no_progress", "force"} and v is not None}
+    if args.resume is not None:
+        if args.out is not None:
+            raise ValueError("give --out for a new run or --resume FOLDER to continue one, not both")
+        config = None
+        if overrides or args.preset:  # only what was given is compared with the saved run's settings
+            try:
                 saved = json.loads((Path(args.resume) / "config.json").read_text())["config"]
+                saved = dict(saved)
+            except (OSError, ValueError, KeyError, TypeError):
+                saved = None          # train() below says what is wrong with the folder
+            if saved is not None:
                 preset = args.preset or saved.pop("preset", None)
                 saved.pop("preset", None)
                 config = make_config(preset, **{**saved, **overrides})
-            out = train(config, resume=args.resume, progress=not args.no_progress)
-        else:
-            out = train(make_config(args.preset, **overrides), out_dir=args.out, progress=not args.no_progress)
-    except ValueError as error:
-        raise SystemExit(f"train: {error}")
-    except FloatingPointError as error:
-        raise SystemExit(f"train: the run diverged: {error}. Its folder keeps the last finished epoch (or only its "
-                         "settings); start a new run with a smaller --lr (see the README, 'When a run stops').")
+        out = train(config, resume=args.resume, progress=not args.no_progress)
+    else:
+        out = train(make_config(args.preset, **overrides), out_dir=args.out, progress=not args.no_progress,
+                    force=args.force)
     print(f"run folder: {out}")
     return 0
 
@@ -91,6 +172,8 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from .training.config import DSB_PREFIX
     parser.add_argument("--preset", choices=sorted(PRESETS), help="named protocol; explicit options override it")
     parser.add_argument("--out", help="output folder (must be new or empty); default runs/train/<name>-<time>")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty --out: same-named files are replaced, nothing is deleted")
     parser.add_argument("--resume", help="folder of an interrupted run to continue")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     fields = [(f.name, f.default) for f in dataclasses.fields(TrainConfig) if f.name not in ("preset", "dsb")]
@@ -117,6 +200,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(args) -> int:
     from .runner import main_run
+    _check_out(args)
     return main_run(args)
 
 
@@ -124,27 +208,31 @@ def _add_run_parser(sub) -> None:
     """``run``: the batch runner (semscale_lib.runner) — the notebook suite under a profile, optionally a grid."""
     from .runner import add_arguments
     run = sub.add_parser("run", help="execute the notebooks with papermill under a profile (and a grid); "
-                                     "writes runs/<profile>-<time>/ with summary and report.md")
+                                     "writes runs/<profile>-<time>/ with summary and report.md", epilog=EPILOG)
     add_arguments(run)
     run.set_defaults(func=_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m semscale_lib",
-                                     description="Measure, see and fix semantic scale imbalance.")
+                                     description="Measure, see and fix semantic scale imbalance.", epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    fetch = sub.add_parser("fetch", help="make a dataset available locally (says what it tried on failure)")
+    fetch = sub.add_parser("fetch", help="make a dataset available locally (says what it tried on failure)",
+                           epilog=EPILOG)
     fetch.add_argument("name", help="cifar10, cifar100, mnist, fashion-mnist or digits")
     fetch.set_defaults(func=_fetch)
 
-    measure = sub.add_parser("measure", help="per-class semantic scales (+ correlation with accuracy) to a folder")
+    measure = sub.add_parser("measure", help="per-class semantic scales (+ correlation with accuracy) to a folder",
+                             epilog=EPILOG)
     measure.add_argument("--features", help=".npy of shape (N, d)")
     measure.add_argument("--labels", help=".npy of shape (N,)")
     measure.add_argument("--counts", help=".npy of shape (C,): training counts (for N and E_n)")
     measure.add_argument("--accuracy", help=".npy of shape (C,): per-class accuracy → correlation table")
     measure.add_argument("--alpha", type=float, default=1.0, help="α of W = log2(α + W'); 2 for long-tailed data")
-    measure.add_argument("--out", required=True, help="output folder")
+    measure.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    measure.add_argument("--force", action="store_true",
+                         help="write into a non-empty --out: same-named files are replaced, nothing is deleted")
     measure.add_argument("--dataset", help="instead of files: train a small model briefly on this dataset "
                                            "(e.g. fashion-mnist, fashion-mnist-lt) and measure its embeddings")
     measure.add_argument("--epochs", type=int, default=3, help="with --dataset: training epochs")
@@ -152,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--device", default="auto")
     measure.set_defaults(func=_measure)
 
-    train = sub.add_parser("train", help="train one model (CE/focal/LDAM/BS/LA × none/cb/drw/dsb)")
+    train = sub.add_parser("train", help="train one model (CE/focal/LDAM/BS/LA × none/cb/drw/dsb)", epilog=EPILOG)
     _add_train_arguments(train)
     train.set_defaults(func=_train)
 
@@ -160,10 +248,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_user_error(error: BaseException) -> bool:
+    """A mistake in what was given, not a bug: bad values and types, files and folders, a diverged run, and
+    CUDA that was asked for but is missing or out of memory."""
+    if isinstance(error, (ValueError, TypeError, OSError, FloatingPointError)):
+        return True
+    return isinstance(error, RuntimeError) and "cuda" in str(error).lower()
+
+
+def error_line(command: str, error: BaseException) -> str:
+    """``semscale <command>: error: <message>`` on one line."""
+    message = " ".join(part.strip() for part in str(error).splitlines() if part.strip()) or type(error).__name__
+    if isinstance(error, FloatingPointError):
+        message = (f"the run diverged: {message}; the folder keeps the last finished epoch (or only its settings), "
+                   "so resuming would diverge again: start a new run with a smaller --lr (README, 'When a run "
+                   "stops')")
+    return f"semscale {command}: error: {message}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user error ends with :func:`error_line` (SystemExit, status 1) unless SEMSCALE_DEBUG."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as error:
+        if not _is_user_error(error) or os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0"):
+            raise
+        raise SystemExit(error_line(args.command, error)) from None
 
 
 if __name__ == "__main__":

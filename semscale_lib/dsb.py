@@ -19,10 +19,20 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .imbalance import imbalance_scale
+from .imbalance import imbalance_scale, interclass_term
 from .scale import pool_features, semantic_scales_from_moments
 
 POOL_MODES = ("fifo", "per-sample")
+#: What DSB's weights a ∝ 1/q are made from: S (the paper, Sec. 4.2), S′ or W alone (ours), or any per-class
+#: measure of :data:`semscale_lib.difficulty.DIFFICULTY_MEASURES` computed on the pooled features (ours,
+#: notebook 06) — all oriented so that a larger value is expected to mean an easier class.
+GEOMETRY_TARGETS = ("S", "S'", "W")
+
+
+def dsb_targets() -> tuple[str, ...]:
+    """Every valid ``DSBSettings.target``: :data:`GEOMETRY_TARGETS`, then the difficulty measures' names."""
+    from .difficulty import DIFFICULTY_MEASURES
+    return GEOMETRY_TARGETS + tuple(DIFFICULTY_MEASURES)
 
 
 class StoragePool:
@@ -118,6 +128,15 @@ class StoragePool:
             raise ValueError("the storage pool is empty")
         return semantic_scales_from_moments(self.counts, self.sums, self.outer, eps=eps)
 
+    def stored(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every stored feature and its label: (M, d) float32 and (M,) int64, on the pool's device."""
+        if self.counts is None:
+            raise ValueError("the storage pool is empty")
+        if self.mode == "fifo":
+            return (torch.cat([f for f, _ in self.batches]), torch.cat([l for _, l in self.batches]))
+        filled = self.table_labels >= 0
+        return self.table[filled], self.table_labels[filled]
+
     def centres(self) -> torch.Tensor:
         """Class means of the stored features, (C, d) float64 (zeros for absent classes)."""
         return self.sums / self.counts.clamp_min(1.0)[:, None]
@@ -177,6 +196,8 @@ class DSBSettings:
     ``pool``: "fifo" (the paper) or "per-sample" (ours). ``pool_dim``: stored features average-pooled to
     this many dimensions (None: full). ``refresh_every``: recompute S every k-th iteration of stage 3.
     ``normalize``: of the weights a ∝ 1/S ("sum1", "mean1", "none"). ``log_every``: log every k-th refresh.
+    ``target``: the per-class quantity q the weights a ∝ 1/q are made from — "S" (the paper), or one of
+    :func:`dsb_targets` (ours: "S'", "W", or a difficulty measure such as "knn_accuracy").
     """
     stage_epochs: int = 5
     alpha: float = 2.0
@@ -186,6 +207,7 @@ class DSBSettings:
     refresh_every: int = 1
     normalize: str = "sum1"
     log_every: int = 20
+    target: str = "S"
 
     def __post_init__(self):
         checks = [(self.stage_epochs >= 1, f"stage_epochs (n) must be ≥ 1, got {self.stage_epochs}"),
@@ -196,7 +218,9 @@ class DSBSettings:
                   (self.pool in POOL_MODES, f"unknown pool {self.pool!r}; valid: {POOL_MODES}"),
                   (self.pool_dim is None or self.pool_dim >= 1, f"pool_dim must be ≥ 1 or None, got {self.pool_dim}"),
                   (self.normalize in ("sum1", "mean1", "none"),
-                   f"normalize must be 'sum1', 'mean1' or 'none', got {self.normalize!r}")]
+                   f"normalize must be 'sum1', 'mean1' or 'none', got {self.normalize!r}"),
+                  (self.target in dsb_targets(),
+                   f"unknown DSB target {self.target!r}; valid: {', '.join(dsb_targets())}")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -226,15 +250,27 @@ class DynamicReweighting:
         return self.current_scales()
 
     def current_scales(self) -> torch.Tensor:
-        """S (C,) from the pool now: S = S′_norm ⊙ log₂(α + W′) (Sec. 3.4.1)."""
-        raw = self.pool.semantic_scales(eps=self.settings.eps)
-        scales = imbalance_scale(raw, self.pool.centres(), alpha=self.settings.alpha)
-        positive = scales[scales > 0]
-        if positive.numel() == 0:
-            raise ValueError("no class has ≥ 2 samples in the storage pool")
-        # [ours] a class with < 2 stored samples has S = 0; give it the smallest positive S (largest weight)
-        scales = torch.where(scales > 0, scales, positive.min())
-        return scales
+        """The target quantity q (C,) float64 from the pool now; for the paper's target "S",
+        S = S′_norm ⊙ log₂(α + W′) (Sec. 3.4.1)."""
+        target, pool = self.settings.target, self.pool
+        if target in GEOMETRY_TARGETS:
+            raw = pool.semantic_scales(eps=self.settings.eps)
+            if target == "S":
+                scales = imbalance_scale(raw, pool.centres(), alpha=self.settings.alpha)
+            elif target == "S'":
+                scales = raw
+            else:
+                scales = interclass_term(pool.centres(), alpha=self.settings.alpha)[1]
+        else:
+            from .difficulty import DIFFICULTY_MEASURES
+            features, labels = pool.stored()
+            values = DIFFICULTY_MEASURES[target](features, labels, pool.num_classes)
+            scales = torch.as_tensor(values, dtype=torch.float64).to(pool.counts.device)
+        usable = (scales > 0) & torch.isfinite(scales) & (pool.counts >= 2)
+        if not bool(usable.any()):
+            raise ValueError(f"no class has ≥ 2 samples and a positive {target} in the storage pool")
+        # [ours] a class with < 2 stored samples (or q ≤ 0 / undefined) gets the smallest usable q (largest weight)
+        return torch.where(usable, scales, scales[usable].min())
 
     def state_dict(self) -> dict:
         return {"iteration": self.iteration, "pool": self.pool.state_dict()}
@@ -244,5 +280,5 @@ class DynamicReweighting:
         self.pool.load_state_dict(state["pool"])
 
 
-__all__ = ["StoragePool", "DynamicReweighting", "DSBSettings", "gather_across_ranks",
-           "POOL_MODES"]
+__all__ = ["StoragePool", "DynamicReweighting", "DSBSettings", "GEOMETRY_TARGETS", "dsb_targets",
+           "gather_across_ranks", "POOL_MODES"]

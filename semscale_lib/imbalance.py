@@ -9,6 +9,8 @@ Class centres are the class means of the same vectors [ours: the paper does not 
 """
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping, Set
 from typing import Sequence
 
 import numpy as np
@@ -20,11 +22,104 @@ from .verdicts import fisher_ci
 from .scale import _as_float64_tensor, as_label_array, class_counts, class_semantic_scales, effective_number
 
 TABLE1_ALPHAS = (1.0, 1.5, 2.0, 2.5, 3.0)
+MAX_MAGNITUDE = 1e100   # [ours] |values| above this overflow float64 in the (d × d) scatter matrices (≈ d·x²)
+TABLE_COLUMNS = ("count", "normalized_scale", "normalized_distance", "interclass")   # what correlate reads
+
+_KINDS = {"U": "strings", "S": "bytes", "O": "Python objects (mixed or ragged values)", "b": "booleans",
+          "c": "complex numbers", "M": "dates", "m": "time spans", "V": "raw records"}
 
 
 def _check_alpha(alpha: float) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"alpha: expected a number ≥ 1 (Sec. 3.4.1), got {type(alpha).__name__} {alpha!r}")
     if not (np.isfinite(alpha) and alpha >= 1.0):
         raise ValueError(f"alpha must be ≥ 1 (Sec. 3.4.1), got {alpha!r}")
+
+
+def _numeric_array(value, name: str, expected: str) -> np.ndarray:
+    """``value`` as a numpy array of real numbers (int or float); TypeError naming ``name`` and ``expected``
+    otherwise (a string, a mapping, a set, None, strings, objects, booleans, complex numbers)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy() if value.dtype != torch.bfloat16 else value.detach().float().cpu().numpy()
+    if value is None or isinstance(value, (str, bytes, Mapping, Set)):
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:     # ragged nested lists
+        raise ValueError(f"{name}: expected {expected}, got a ragged sequence ({error})") from None
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: expected {expected}, got {_KINDS.get(array.dtype.kind, 'values')} "
+                        f"(dtype {array.dtype})")
+    return array
+
+
+def _check_finite(array: np.ndarray, name: str, where: str) -> None:
+    """NaN/inf and values too large for the computation (> MAX_MAGNITUDE) → ValueError naming the first one.
+    ``where``: "rows" or "classes" (what the first axis counts)."""
+    one = {"rows": "row", "classes": "class"}[where]
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        raise ValueError(f"{name}: expected finite numbers, found NaN or inf in {int(bad.sum())} of {len(array)} "
+                         f"{where} (first: {one} {int(np.flatnonzero(bad)[0])})")
+    top = float(np.abs(array).max()) if array.size else 0.0
+    if top > MAX_MAGNITUDE:
+        row = int(np.flatnonzero((np.abs(array.reshape(len(array), -1)) > MAX_MAGNITUDE).any(axis=1))[0])
+        raise ValueError(f"{name}: expected values of magnitude ≤ {MAX_MAGNITUDE:g} (larger ones overflow float64 "
+                         f"in the computation), found {top:g} ({one} {row})")
+
+
+def check_features(features, name: str = "features") -> None:
+    """(N, d) real numbers, N ≥ 1, d ≥ 1, finite, |x| ≤ MAX_MAGNITUDE; TypeError / ValueError naming ``name``."""
+    if isinstance(features, torch.Tensor) and not (features.is_complex() or features.dtype == torch.bool):
+        array = None
+        shape = tuple(features.shape)
+    else:
+        array = _numeric_array(features, name, "an (N, d) array of numbers (N vectors × d dims)")
+        shape = array.shape
+    if len(shape) != 2:
+        raise ValueError(f"{name}: expected a 2-D array (N vectors × d dims), got shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one vector of at least one dim, got shape {shape} (empty)")
+    if array is None:   # a tensor: check on its device, fetch only the verdict
+        finite = torch.isfinite(features) if features.is_floating_point() else torch.ones_like(features, dtype=bool)
+        too_big = features.abs() > MAX_MAGNITUDE
+        if bool((~finite).any()) or bool(too_big.any()):
+            _check_finite(features.detach().double().cpu().numpy(), name, "rows")
+        return
+    _check_finite(array, name, "rows")
+
+
+def check_labels(labels, n_rows: int, name: str = "labels", rows: str = "features",
+                 num_classes: int | None = None) -> None:
+    """1-D integer class indices ≥ 0, one per row of ``rows``; TypeError / ValueError naming ``name``."""
+    array = _numeric_array(labels, name, "a 1-D array of integer class indices")
+    if array.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array of class indices (one per row of {rows}), got shape "
+                         f"{array.shape}")
+    if len(array) != n_rows:
+        raise ValueError(f"{name}: expected {n_rows} labels (one per row of {rows}), got {len(array)}: features "
+                         "and labels differ in length")
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array) | (array != np.round(array))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name}: expected integer class indices, found {array[i].item()!r} at position {i}")
+    if array.size and array.min() < 0:
+        raise ValueError(f"{name}: expected class indices ≥ 0, found {array.min().item()!r}")
+    limit = num_classes if num_classes is not None else n_rows
+    if array.size and array.max() >= limit:
+        raise ValueError(f"{name}: expected class indices 0 … C−1 with every class present, found "
+                         f"{array.max().item()!r} with {n_rows} samples" if num_classes is None else
+                         f"{name}: expected class indices < num_classes={num_classes}, found {array.max().item()!r}")
+
+
+def check_per_class(values, n_classes: int, name: str, expected: str = "one number per class") -> np.ndarray:
+    """(C,) finite real numbers ({expected}); returns them as float64. TypeError / ValueError naming ``name``."""
+    array = _numeric_array(values, name, f"a 1-D array of {expected}")
+    if array.shape != (n_classes,):
+        raise ValueError(f"{name}: expected shape ({n_classes},) ({expected}), got shape {array.shape}")
+    _check_finite(array, name, "classes")
+    return array.astype(np.float64)
 
 
 def interclass_term(centres, *, alpha: float = 1.0):
@@ -81,6 +176,14 @@ def quantify_imbalance(features, labels, *, alpha: float = 1.0, num_classes: int
     ``class_names`` is given. ``df.attrs`` records alpha and eps. α = 2 on long-tailed, 1 on balanced data (paper).
     """
     _check_alpha(alpha)
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)):
+        raise TypeError(f"num_classes: expected an integer ≥ 2 or None, got {num_classes!r}")
+    if class_names is not None and (isinstance(class_names, (str, bytes, Mapping)) or not hasattr(class_names,
+                                                                                                  "__len__")):
+        raise TypeError(f"class_names: expected a sequence of one name per class, got {type(class_names).__name__}")
+    check_features(features)
+    check_labels(labels, features.shape[0] if isinstance(features, torch.Tensor) else len(np.asarray(features)),
+                 num_classes=num_classes)
     x = _as_float64_tensor(features)
     y = as_label_array(labels, x.shape[0], num_classes)
     counts = class_counts(y, num_classes)
@@ -140,11 +243,13 @@ def correlate(per_class_accuracy, table: pd.DataFrame, *, alphas: Sequence[float
     balanced data) is reported as undefined, never as a number. β for E_n is not given by the paper [ours: 0.9999].
     W is taken at the table's α.
     """
-    accuracy = np.asarray(per_class_accuracy, dtype=np.float64)
-    if accuracy.ndim != 1 or len(accuracy) != len(table):
-        raise ValueError(f"per_class_accuracy must have shape ({len(table)},), got {accuracy.shape}")
-    if not np.all(np.isfinite(accuracy)):
-        raise ValueError("per_class_accuracy contains NaN or inf")
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table: expected the DataFrame returned by quantify_imbalance, got {type(table).__name__}")
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"table: expected the columns of quantify_imbalance, missing {missing}")
+    accuracy = check_per_class(per_class_accuracy, len(table), "per_class_accuracy",
+                               "one accuracy per class, in any unit")
     if len(table) < 3:
         raise ValueError("correlation over classes needs at least 3 classes")
     quantities = {

@@ -28,3 +28,37 @@ def splits_root() -> Path:
 def runs_root() -> Path:
     """Folder under which training runs and batch runs write their outputs."""
     return Path(os.environ.get("SEMSCALE_RUNS", REPO_ROOT / "runs"))
+
+
+def claim_output_dir(path, *, force: bool = False, what: str = "output folder", hint: str = "",
+                     create: bool = True) -> Path:
+    """Make ``path`` the folder an output is written to, refusing anything that would overwrite other work.
+
+    Refused (ValueError, naming ``what`` and the path): an empty path (``""`` would mean the current folder), an
+    existing file, and an existing folder that is not empty unless ``force`` (then the files written replace
+    same-named ones; nothing is ever deleted). ``hint`` is appended to the non-empty message. Otherwise the folder is
+    created (with its parents; only checked when ``create`` is False, for a caller that creates it once its inputs
+    are known to be good) and returned.
+    """
+    if path is None or not str(path).strip():
+        raise ValueError(f"{what} must name a folder, got an empty path {'' if path is None else str(path)!r}")
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {folder} is an existing file, not a folder; choose a folder name")
+    if folder.is_dir() and not force:
+        entries = sorted(p.name for p in folder.iterdir())
+        if entries:
+            shown = ", ".join(entries[:3]) + (f", … ({len(entries)} entries)" if len(entries) > 3 else "")
+            raise ValueError(f"{what} {folder} is not empty (holds {shown}); choose a new or empty folder{hint}, or "
+                             "add --force (force=True) to write into it: same-named files are replaced, nothing "
+                             "is deleted")
+    if not create:
+        parent = next((p for p in folder.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise ValueError(f"{what} {folder} cannot be created: a part of the path is a file, not a folder")
+        return folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a parent is a file
+        raise ValueError(f"{what} {folder} cannot be created: a part of the path is a file, not a folder") from None
+    return folder

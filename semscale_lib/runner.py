@@ -18,8 +18,14 @@
   point) holding the executed notebook beside what it wrote (its ``out_dir`` parameter points there), then
   ``summary.json`` and ``summary.md`` (what ran, parameters, duration, status, the failing cell and error).
 - A notebook that declares a ``run_dir`` parameter is a *report* notebook (``05_report``): it runs last, once,
-  with ``run_dir`` = the run folder, and writes ``report.md`` there. The runner's last line is
-  ``report: <path>``.
+  with ``run_dir`` = the run folder, and writes ``report.md`` there. A notebook that declares ``runs_dir`` gets
+  ``<run folder>/training-runs``: one folder of training runs shared by every notebook of the batch run (a run
+  with the same settings is trained once). ``out_dir``, ``run_dir`` and ``runs_dir`` are the runner's: a profile
+  or grid that sets them is refused, as is any name no notebook declares (a typo would be silently ignored).
+- ``--out`` must be new or empty unless ``--force`` (then files are replaced, never deleted; the shared training
+  runs in it are reused or resumed).
+- Progress: ``[2/6] 02_imbalance_on_balanced_data (dataset=mnist)`` per notebook, a bar over its cells, its
+  status and time, and last one line ``6 notebooks, 0 failed, 12 min 3 s; report: <path>``.
 - A failing notebook does not stop the others; the exit code is 1 when any failed.
 
 ``clean_notebook`` strips the volatile metadata (papermill's, execution timings) from a notebook before it is
@@ -45,6 +51,10 @@ from . import paths
 NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[\w.-]+\.ipynb$")
 REPORT_PARAMETER = "run_dir"
 OUT_PARAMETER = "out_dir"
+RUNS_PARAMETER = "runs_dir"
+RUNS_FOLDER = "training-runs"     # <run folder>/training-runs: the training runs shared by a batch run's notebooks
+RUNNER_PARAMETERS = {OUT_PARAMETER: "each notebook's own folder", REPORT_PARAMETER: "the run folder",
+                     RUNS_PARAMETER: f"<run folder>/{RUNS_FOLDER}"}
 PROFILE_KEYS = {"description", "notebooks", "common", "parameters", "grid"}
 
 
@@ -196,11 +206,27 @@ class Job:
     def label(self) -> str:
         return self.notebook.stem + (f" [{point_label(self.point)}]" if self.point else "")
 
+    @property
+    def title(self) -> str:
+        """For people: ``02_imbalance_on_balanced_data (dataset=mnist, epochs=2)``."""
+        def text(value) -> str:
+            return value if isinstance(value, str) else json.dumps(value, default=str)
+        return self.notebook.stem + (f" ({', '.join(f'{k}={text(v)}' for k, v in self.point.items())})"
+                                     if self.point else "")
+
+
+def _runner_owned(names, where: str) -> None:
+    owned = sorted(set(names) & set(RUNNER_PARAMETERS))
+    if owned:
+        raise ValueError(f"{where} sets {owned}, which the runner sets itself ("
+                         + ", ".join(f"{k}: {v}" for k, v in RUNNER_PARAMETERS.items()) + ")")
+
 
 def _profile_parameters(profile: Mapping, key: str, notebook: Path, declared: Mapping) -> dict:
     """The profile's parameters for one notebook: its ``common`` values that the notebook declares, overridden by
     the notebook's own section; a key in that section that the notebook does not declare is an error."""
     own = dict(profile.get("parameters", {}).get(key, {}))
+    _runner_owned(own, f"profile {profile.get('name')!r} ({notebook.stem})")
     undeclared = set(own) - set(declared)
     if undeclared:
         raise ValueError(f"profile {profile.get('name')!r} sets {sorted(undeclared)} for {notebook.name}, "
@@ -210,45 +236,73 @@ def _profile_parameters(profile: Mapping, key: str, notebook: Path, declared: Ma
 
 def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | None = None,
               only: Sequence[str] | None = None, report: bool = True) -> list[Job]:
-    """The jobs of a run, report notebooks last. Raises ValueError for an unknown notebook key or a profile
-    parameter that its notebook does not declare (a typo would otherwise be silently ignored)."""
+    """The jobs of a run, report notebooks last. Raises ValueError, with the valid names, for an unknown notebook
+    key, a profile parameter (``common`` or a notebook's section) or grid parameter that no notebook it reaches
+    declares, grid ``notebooks`` that the profile does not run, a parameter the runner sets itself, and two grid
+    points whose folder names collide. Names are checked against every notebook the profile runs, whatever
+    ``only`` selects, so that a profile is valid or not independently of ``--only``."""
     notebooks = discover_notebooks(notebooks_dir or default_notebooks_dir())
     if not notebooks:
         raise ValueError(f"no NN_name.ipynb notebooks in {notebooks_dir or default_notebooks_dir()}")
-    wanted = profile.get("notebooks") or list(notebooks)
+    selected = list(profile.get("notebooks") or list(notebooks))   # what the profile runs, before --only
+    wanted = selected
     if only:
         only = [_key(k) for k in only]
         wanted = [k for k in wanted if k in only] + [k for k in only if k not in wanted]
-    unknown = [k for k in list(wanted) + list(profile.get("parameters", {})) if k not in notebooks]
+    unknown = [k for k in selected + wanted + list(profile.get("parameters", {})) if k not in notebooks]
     if unknown:
         raise ValueError(f"unknown notebook keys {sorted(set(unknown))}; available: {', '.join(notebooks)}")
-    run_dir = Path(run_dir)
-    declared = {k: notebook_parameters(notebooks[k]) for k in notebooks if k in wanted or report}
-    reports = [k for k in notebooks if REPORT_PARAMETER in declared.get(k, {})]
+    run_dir = Path(run_dir).resolve()   # notebooks run with their own folder as cwd: relative paths would move
+    declared = {k: notebook_parameters(path) for k, path in notebooks.items()}
+    reports = [k for k in notebooks if REPORT_PARAMETER in declared[k]]
     regular = [k for k in wanted if k not in reports]
+    scope = [k for k in notebooks if k in selected or k in wanted or k in reports]
+    for key in profile.get("parameters", {}):           # every section, also of notebooks --only leaves out
+        _profile_parameters(profile, key, notebooks[key], declared[key])
+    common = dict(profile.get("common") or {})
+    _runner_owned(common, f"profile {profile.get('name')!r} (common)")
+    valid = sorted({name for k in scope for name in declared[k]} - set(RUNNER_PARAMETERS))
+    undeclared = sorted(name for name in common if not any(name in declared[k] for k in scope))
+    if undeclared:
+        raise ValueError(f"profile {profile.get('name')!r}: common sets {undeclared}, which none of its notebooks "
+                         f"({', '.join(notebooks[k].stem for k in scope)}) declares; valid: {valid}")
     jobs: list[Job] = []
     grid_values = (grid or {}).get("values", {})
     grid_notebooks = (grid or {}).get("notebooks")
+    where = f"grid {(grid or {}).get('path') or ''}".strip()
     unknown = [k for k in grid_notebooks or [] if k not in notebooks]
     if unknown:
-        raise ValueError(f"grid: unknown notebook keys {unknown}; available: {', '.join(notebooks)}")
-    targets = [k for k in regular if grid_notebooks is None or k in grid_notebooks]
+        raise ValueError(f"{where}: unknown notebook keys {unknown}; available: {', '.join(notebooks)}")
+    scope_regular = [k for k in scope if k not in reports]
+    outside = [k for k in grid_notebooks or [] if k not in scope_regular]
+    if outside:
+        raise ValueError(f"{where}: notebooks {outside} are not varied by this run (report notebooks run once; the "
+                         f"profile {profile.get('name')!r} runs {', '.join(scope_regular) or 'none'} besides)")
+    _runner_owned(grid_values, where)
+    targets = [k for k in scope_regular if grid_notebooks is None or k in grid_notebooks]
     undeclared = [name for name in grid_values if not any(name in declared[k] for k in targets)]
     if undeclared:
+        valid = sorted({name for k in targets for name in declared[k]} - set(RUNNER_PARAMETERS))
         raise ValueError(f"grid parameters {undeclared} are declared by none of the notebooks they would vary "
-                         f"({', '.join(notebooks[k].stem for k in targets) or 'none'})")
+                         f"({', '.join(notebooks[k].stem for k in targets) or 'none'}); valid: {valid}")
     for key in regular:
         params = declared[key]
         base = _profile_parameters(profile, key, notebooks[key], params)
         relevant = {} if grid_notebooks is not None and key not in grid_notebooks else \
             {k: v for k, v in grid_values.items() if k in params}
+        labels: dict[str, dict] = {}
         for point in expand_grid(relevant):
             folder = run_dir / notebooks[key].stem
             if point:
-                folder = folder / point_label(point)
+                label = point_label(point)
+                if label in labels:
+                    raise ValueError(f"{where}: the points {labels[label]} and {point} of {notebooks[key].stem} "
+                                     f"would share the folder {label!r} (folder names keep [A-Za-z0-9.=_-] and "
+                                     "120 characters); make the values differ there, or drop the repeated value")
+                labels[label] = point
+                folder = folder / label
             parameters = {**base, **point}
-            if OUT_PARAMETER in params:
-                parameters[OUT_PARAMETER] = str(folder)
+            _runner_parameters(parameters, params, run_dir, folder)
             jobs.append(Job(key, notebooks[key], folder, parameters, point))
     for key in reports:
         if not report and key not in (only or []):
@@ -256,19 +310,29 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
         params = declared[key]
         folder = run_dir / notebooks[key].stem
         parameters = _profile_parameters(profile, key, notebooks[key], params)
-        parameters[REPORT_PARAMETER] = str(run_dir)
-        if OUT_PARAMETER in params:
-            parameters[OUT_PARAMETER] = str(folder)
+        _runner_parameters(parameters, params, run_dir, folder)
         jobs.append(Job(key, notebooks[key], folder, parameters, report=True))
     return jobs
+
+
+def _runner_parameters(parameters: dict, declared: Mapping, run_dir: Path, folder: Path) -> None:
+    """The runner's own parameters, for a notebook that declares them: out_dir, run_dir (report notebooks),
+    runs_dir (the batch run's shared training runs)."""
+    if REPORT_PARAMETER in declared:
+        parameters[REPORT_PARAMETER] = str(run_dir)
+    if OUT_PARAMETER in declared:
+        parameters[OUT_PARAMETER] = str(folder)
+    if RUNS_PARAMETER in declared:
+        parameters[RUNS_PARAMETER] = str(run_dir / RUNS_FOLDER)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # execution
 # ----------------------------------------------------------------------------------------------------------------
-def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: float | None = None) -> dict:
+def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: float | None = None,
+                progress: bool = True) -> dict:
     """Run one notebook with papermill into ``job.out_dir``; returns its summary entry (never raises for a
-    failing notebook: the failing cell and the error are recorded)."""
+    failing notebook: the failing cell and the error are recorded). ``progress``: a bar over its cells (stderr)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -281,7 +345,8 @@ def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: fl
     try:
         papermill.execute_notebook(str(job.notebook), str(output), parameters=job.parameters,
                                    kernel_name=kernel_name, cwd=str(cwd or job.notebook.parent),
-                                   progress_bar=False, log_output=False, execution_timeout=timeout)
+                                   progress_bar={"desc": job.notebook.stem, "leave": False} if progress else False,
+                                   log_output=False, execution_timeout=timeout)
     except PapermillExecutionError as error:
         source = (error.source or "").strip().splitlines()
         entry.update(status="failed", cell_index=error.cell_index, exec_count=error.exec_count,
@@ -322,14 +387,21 @@ def write_summary(run_dir, summary: Mapping) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def new_run_dir(profile_name: str, out=None) -> Path:
-    """``out`` if given, else ``<runs_root>/<profile>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``12 min 3 s``, ``2 h 5 min``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def new_run_dir(profile_name: str, out=None, *, force: bool = False) -> Path:
+    """``out`` if given (new or empty unless ``force``: :func:`semscale_lib.paths.claim_output_dir`), else
+    ``<runs_root>/<profile>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
     if out is not None:
-        path = Path(out)
-        if path.exists() and any(path.iterdir()):
-            raise ValueError(f"output folder {path} is not empty")
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return paths.claim_output_dir(out, force=force, what="run folder")
     base = paths.runs_root() / f"{profile_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path, n = base, 1
     while path.exists():
@@ -341,17 +413,21 @@ def new_run_dir(profile_name: str, out=None) -> Path:
 
 def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, notebooks_dir=None,
         profiles_dir=None, report: bool = True, kernel_name: str = "python3", timeout: float | None = None,
-        stream=None) -> tuple[int, Path]:
+        stream=None, force: bool = False, progress: bool = True) -> tuple[int, Path]:
     """Execute a profile (name, path or loaded dict); returns (exit code: 0 all ok / 1 any failed, run folder).
 
-    Prints one line per notebook and, last, ``report: <path>``.
+    The jobs are planned (and every name checked) before the run folder is made. Prints ``[i/n] notebook (grid
+    point)`` before each notebook, a bar over its cells (stderr, unless not ``progress``), its status and time,
+    and last ``<n> notebooks, <k> failed, <time>; report: <path>``.
     """
     stream = stream or sys.stdout
     profile = profile if isinstance(profile, Mapping) else load_profile(profile, profiles_dir)
     grid = grid if (grid is None or isinstance(grid, Mapping)) else load_grid(grid)
     grid = grid if grid is not None else profile.get("grid")   # a --grid file replaces the profile's own grid
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
-    run_dir = new_run_dir(profile["name"], out)
+    # every name is checked before the run folder is made: a typo leaves nothing behind
+    plan_jobs(profile, Path(out or "."), notebooks_dir=notebooks_dir, grid=grid, only=only, report=report)
+    run_dir = new_run_dir(profile["name"], out, force=force).resolve()
     jobs = plan_jobs(profile, run_dir, notebooks_dir=notebooks_dir, grid=grid, only=only, report=report)
     summary = {"profile": profile["name"], "profile_file": profile.get("path"),
                "description": profile.get("description", ""), "grid": (grid or {}).get("path"),
@@ -362,12 +438,12 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
     started = time.perf_counter()
     write_summary(run_dir, summary)
     for number, job in enumerate(jobs, 1):
-        print(f"[{number}/{len(jobs)}] {job.label}", file=stream, flush=True)
-        entry = execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout)
+        print(f"[{number}/{len(jobs)}] {job.title}", file=stream, flush=True)
+        entry = execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout, progress=progress)
         summary["entries"].append(entry)
         summary["duration_s"] = round(time.perf_counter() - started, 1)
         write_summary(run_dir, summary)  # after each notebook, so the report notebook sees what ran
-        print(f"    {entry['status']} ({entry['duration_s']:.0f} s)"
+        print(f"    {entry['status']} in {format_duration(entry['duration_s'])}"
               + (f": {entry['error']}" if entry["error"] else ""), file=stream, flush=True)
     failed = [e for e in summary["entries"] if e["status"] != "ok"]
     summary.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), duration_s=round(time.perf_counter() - started, 1),
@@ -376,7 +452,9 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
     _, md_path = write_summary(run_dir, summary)
     print(f"summary: {md_path}" + (f" ({len(failed)} of {len(jobs)} failed)" if failed else ""), file=stream)
     report_path = run_dir / "report.md"
-    print(f"report: {report_path}" if report_path.exists() else f"report: none written (see {md_path})",
+    print(f"{len(jobs)} notebook{'s' if len(jobs) != 1 else ''}, {len(failed)} failed, "
+          f"{format_duration(summary['duration_s'])}; "
+          + (f"report: {report_path}" if report_path.exists() else f"report: none written (see {md_path})"),
           file=stream, flush=True)
     return (1 if failed else 0), run_dir
 
@@ -425,6 +503,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", help="YAML file: parameter → list of values (cartesian product per notebook)")
     parser.add_argument("--only", help="comma-separated notebook keys, e.g. 01,02 (the report still runs last)")
     parser.add_argument("--out", help="run folder (new or empty); default runs/<profile>-<YYYYmmdd-HHMMSS>")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty --out (files are replaced, nothing is deleted; its shared "
+                             "training runs are reused or resumed)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar over each notebook's cells")
     parser.add_argument("--notebooks", help="folder of NN_name.ipynb notebooks (default: the repo's notebooks/)")
     parser.add_argument("--no-report", action="store_true", help="do not run the report notebook")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per cell (default: no limit)")
@@ -432,24 +514,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main_run(args) -> int:
-    """Entry point of ``python -m semscale_lib run``."""
-    try:
-        profile = load_profile(args.profile)
-        grid = load_grid(args.grid) if args.grid else None
-        only = [k for k in args.only.split(",") if k.strip()] if args.only else None
-        if args.list:
-            jobs = plan_jobs(profile, Path(args.out or paths.runs_root() / f"{profile['name']}-<time>"),
-                             notebooks_dir=args.notebooks, grid=grid, only=only, report=not args.no_report)
-            for job in jobs:
-                print(f"{job.label}: {json.dumps(job.parameters)}")
-            return 0
-        code, _ = run(profile, grid=grid, only=only, out=args.out, notebooks_dir=args.notebooks,
-                      report=not args.no_report, timeout=args.timeout)
-    except ValueError as error:
-        raise SystemExit(f"run: {error}")
+    """Entry point of ``python -m semscale_lib run``; errors in what was given raise (ValueError, OSError) for
+    the command line to report on one line."""
+    profile = load_profile(args.profile)
+    grid = load_grid(args.grid) if args.grid else None
+    only = [k for k in args.only.split(",") if k.strip()] if args.only else None
+    if args.list:
+        jobs = plan_jobs(profile, Path(args.out or paths.runs_root() / f"{profile['name']}-<time>"),
+                         notebooks_dir=args.notebooks, grid=grid, only=only, report=not args.no_report)
+        for job in jobs:
+            print(f"{job.label}: {json.dumps(job.parameters)}")
+        return 0
+    code, _ = run(profile, grid=grid, only=only, out=args.out, notebooks_dir=args.notebooks,
+                  report=not args.no_report, timeout=args.timeout, force=args.force, progress=not args.no_progress)
     return code
 
 
 __all__ = ["Job", "available_profiles", "clean_notebook", "discover_notebooks", "execute_job", "expand_grid",
-           "load_grid", "load_profile", "main_run", "notebook_parameters", "plan_jobs", "point_label", "run",
-           "volatile_metadata", "write_summary"]
+           "format_duration", "load_grid", "load_profile", "main_run", "new_run_dir", "notebook_parameters",
+           "plan_jobs", "point_label", "run", "volatile_metadata", "write_summary"]

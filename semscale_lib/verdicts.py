@@ -26,7 +26,7 @@ from scipy import stats
 __all__ = ["VERDICTS", "VerdictRecord", "PairedVerdict", "CorrelationVerdict", "DependentCorrelationVerdict",
            "verdict_from_ci", "paired_verdict", "negligible_gain_verdict", "correlation_verdict",
            "dependent_correlation_verdict",
-           "fisher_ci", "williams_t", "zou_ci", "summarize", "format_ci"]
+           "fisher_ci", "williams_t", "zou_ci", "summarize", "format_ci", "pooled_correlation_verdict"]
 
 VERDICTS = ("held", "contradicted", "inconclusive", "not testable")
 _NAN = float("nan")
@@ -391,3 +391,25 @@ def dependent_correlation_verdict(y, a, b, *, confidence: float = 0.95) -> Depen
                 f"{t:.2f}, p = {p:.3g}): {verdict}.")
     return DependentCorrelationVerdict(verdict=verdict, estimate=est, ci_low=low, ci_high=high, sentence=sentence,
                                        r_ya=r_ya, r_yb=r_yb, r_ab=r_ab, williams_t=t, p_value=p, **common)
+
+
+def pooled_correlation_verdict(estimate: float, ci_low: float, ci_high: float, *, k: int, i2: float,
+                               confidence: float = 0.95) -> VerdictRecord:
+    """Our rule for "per-class accuracy rises with a predictor across studies" (notebook 06): a random-effects
+    pooled Pearson r over ``k`` studies with its CI at ``confidence`` (the caller's, e.g. Bonferroni-adjusted)
+    and heterogeneity ``i2`` (fraction) — :func:`verdict_from_ci`: held above 0, contradicted below 0,
+    inconclusive otherwise; not testable when fewer than 2 studies define it (NaN bounds)."""
+    pct = _check_confidence(confidence)
+    rule = (f"random-effects (DerSimonian–Laird) pooled Pearson r over studies on Fisher z; held if its {pct} CI "
+            "lies above 0, contradicted if below 0, inconclusive otherwise; not testable in < 2 studies")
+    if k < 2:
+        estimate = ci_low = ci_high = _NAN
+    verdict = verdict_from_ci(ci_low, ci_high)
+    if verdict == "not testable":
+        sentence = f"defined in {k} studies: not testable."
+    else:
+        sentence = (f"pooled r = {estimate:+.2f}, {pct} CI {format_ci(ci_low, ci_high)} over {k} studies "
+                    f"(I² = {100 * i2:.0f} %): {verdict}.")
+    return VerdictRecord(kind="pooled correlation", verdict=verdict, n=int(k), estimate=float(estimate),
+                         ci_low=float(ci_low), ci_high=float(ci_high), confidence=confidence, rule=rule,
+                         sentence=sentence)

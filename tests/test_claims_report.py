@@ -127,9 +127,69 @@ def test_build_report_two_datasets(tmp_path):
     assert "+2.000 [+1.870, +2.130]" in report and "2.050" in squeezed     # ours beside the paper's figure
     assert "| pixels | 0.250 |" in squeezed                                  # the evidence rows
     assert "report-only-dataset" not in report   # the excluded folder
+    assert "Beyond the paper" not in report      # no beyond claims: no such section
     assert "| 1 | 0.500 |" in squeezed and "undefined" in report           # the notebook's table
     assert "![fig.png](01_mnist/fig.png)" in report
     assert "0.8346" in report                                               # the paper's Table 1
+
+
+def test_scope_defaults_to_paper_and_is_checked():
+    assert _claim("x", "mnist", HELD)["scope"] == "paper"
+    assert _claim("x", "mnist", HELD, scope="beyond")["scope"] == "beyond"
+    with pytest.raises(ValueError, match="scope"):
+        _claim("x", "mnist", HELD, scope="ours")
+
+
+def test_old_claims_without_scope_read_as_paper(tmp_path):
+    claim = _claim("x", "mnist", HELD)
+    del claim["scope"]                                    # a claims.json written before scopes existed
+    cl.write_claims(tmp_path / "01_x", "01_x", [claim])
+    claims = cl.read_claims(tmp_path)
+    assert claims["scope"].tolist() == ["paper"]
+    assert cl.verdict_counts(claims) == "1 claim × 1 dataset = 1 verdict: 1 held"
+
+
+def test_verdict_table_and_counts_keep_beyond_claims_apart():
+    claims = _frame([("a", "mnist", "held"), ("b", "mnist", "contradicted"), ("c", "mnist", "inconclusive")])
+    claims["scope"] = ["paper", "beyond", "beyond"]
+    assert cl.verdict_counts(claims) == "1 claim × 1 dataset = 1 verdict: 1 held"
+    assert cl.verdict_counts(claims, "beyond") == ("2 claims × 1 dataset = 2 verdicts: 1 contradicted, "
+                                                   "1 inconclusive")
+    assert cl.verdict_table(claims)["claim"].tolist() == ["claim a"]
+    assert cl.verdict_table(claims, "beyond")["claim"].tolist() == ["claim b", "claim c"]
+    assert len(cl.verdict_table(claims, None)) == 3
+    # a frame without a scope column is the paper's
+    assert cl.verdict_counts(claims.drop(columns="scope")).startswith("3 claims")
+
+
+def test_build_report_keeps_beyond_claims_in_their_own_section(tmp_path):
+    cl.write_claims(tmp_path / "02_x", "02_x", [
+        _claim("paper-claim", "mnist", HELD, paper_value=2.05),
+        _claim("our-question", "mnist", CONTRADICTED, scope="beyond")])
+    report = build_report(tmp_path)
+    squeezed = _squeeze(report)
+    beyond_at = report.index("## Beyond the paper (our questions, not the paper's claims)")
+    paper_part, beyond_part = report[:beyond_at], report[beyond_at:report.index("## Reference numbers")]
+    # the paper's counts and table exclude the beyond claim ...
+    assert "1 claim × 1 dataset = 1 verdict: 1 held." in paper_part
+    assert "claim our-question" not in paper_part and "**contradicted**" not in paper_part
+    assert "| claim | section | mnist |" in _squeeze(paper_part) and "| claim paper-claim | Sec. 4 | held |" in squeezed
+    assert report.index("## Verdicts") < report.index("## Claims") < beyond_at
+    # ... which has its own counts, table and section, without a paper figure
+    assert "1 claim × 1 dataset = 1 verdict: 1 contradicted." in beyond_part
+    assert "| claim our-question | Sec. 4 | contradicted |" in _squeeze(beyond_part)
+    assert "### claim our-question (Sec. 4)" in beyond_part and "claim paper-claim" not in beyond_part
+    assert "Our question, not a claim of the paper." in beyond_part
+    row = next(line for line in _squeeze(beyond_part).splitlines() if line.startswith("| mnist | contradicted"))
+    assert "| — |" in row                                                   # no paper figure column value
+    assert "2.050" in squeezed.split("## Beyond")[0]                        # the paper claim keeps its figure
+
+
+def test_build_report_with_only_beyond_claims(tmp_path):
+    cl.write_claims(tmp_path / "06_x", "06_x", [_claim("q", "mnist", INCONCLUSIVE, scope="beyond")])
+    report = build_report(tmp_path)
+    assert "No claim of the paper was checked" in report and "## Claims" not in report
+    assert "## Beyond the paper (our questions, not the paper's claims)" in report
 
 
 def test_build_report_without_claims(tmp_path):
@@ -149,6 +209,34 @@ def test_require_versions():
     assert set(installed) == {"numpy", "pandas"}
     with pytest.raises(AssertionError, match="older than"):
         nb.require_versions({"numpy": "999.0"})
+
+
+def test_show_figure_embeds_the_full_png(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (2250, 1275), "white").save(tmp_path / "f.png")
+    shown = nb.show_figure(tmp_path / "f.png")
+    assert shown.format == "png" and shown.data[:8] == b"\x89PNG\r\n\x1a\n" and shown.width is None
+    with Image.open(io.BytesIO(shown.data)) as full:
+        assert full.size == (2250, 1275)                                   # not a thumbnail
+
+
+def test_save_and_show_refits_class_names(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from semscale_lib import plotting
+
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    table = pd.DataFrame({"class": range(10), "name": names, "imbalance_scale": np.linspace(1, 0.1, 10)})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for ax in axes:
+        plotting.plot_class_scales(table, ax=ax)
+    nb.save_and_show(fig, tmp_path / "f.png", show=False)
+    assert (tmp_path / "f.png").exists()
+    assert {t.get_rotation() for ax in axes for t in ax.get_xticklabels()} == {45.0}
 
 
 def test_thumbnail_shrinks_wide_figures(tmp_path):

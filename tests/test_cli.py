@@ -99,7 +99,9 @@ def test_measure_mismatched_inputs_exit_with_the_reason(feature_files, tmp_path)
     with pytest.raises(SystemExit) as error:
         cli.main(["measure", "--features", str(paths["F"]), "--labels", str(paths["L"]), "--out",
                   str(tmp_path / "o"), "--accuracy", str(short)])
-    assert str(error.value.code).startswith("measure:") and "per_class_accuracy" in str(error.value.code)
+    assert str(error.value.code) == (f"semscale measure: error: accuracy file {short}: expected shape (4,) (one "
+                                     "accuracy per class 0 … 3), got shape (2,)")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("flag,value,valid", [
@@ -110,7 +112,7 @@ def test_train_unknown_name_exits_with_the_valid_ones(flag, value, valid, tmp_pa
     with pytest.raises(SystemExit) as error:
         cli.main(["train", flag, value, "--out", str(tmp_path / "run"), "--no-progress"])
     message = str(error.value.code)
-    assert message.startswith("train: unknown") and valid in message
+    assert message.startswith("semscale train: error: unknown") and valid in message
     assert not (tmp_path / "run").exists()
 
 
@@ -144,7 +146,8 @@ def test_train_that_diverges_exits_with_one_line_and_a_resumable_folder(tmp_path
     with pytest.raises(SystemExit) as stopped:
         cli.main(args)
     message = str(stopped.value.code)
-    assert message.startswith("train: the run diverged: non-finite loss") and "in epoch 1, iteration " in message
+    assert message.startswith("semscale train: error: the run diverged: non-finite loss")
+    assert "in epoch 1, iteration " in message and "at learning rate 1e+30" in message and str(out) in message
     assert "\n" not in message and "smaller --lr" in message
     assert (out / "config.json").exists() and not (out / "per_class.csv").exists()
 

@@ -170,6 +170,7 @@ def test_balanced_overrides_digits_cut_to_the_smallest_class():
     assert counts.min() < counts.max()                           # digits' classes are unequal
     assert co.balanced_overrides("digits") == {"dataset": "digits", "subset_per_class": int(counts.min())}
     assert co.balanced_overrides("digits")["subset_per_class"] == 131
+    assert co.balanced_overrides("digits", per_class=2000)["subset_per_class"] == 131   # capped at the smallest
 
 
 def test_balanced_overrides_equal_classes_keep_the_whole_set(monkeypatch):
@@ -182,6 +183,12 @@ def test_balanced_overrides_equal_classes_keep_the_whole_set(monkeypatch):
 
     monkeypatch.setattr(co, "load_dataset", fake_load)
     assert co.balanced_overrides("fashion-mnist") == {"dataset": "fashion-mnist"}
+    # per_class cuts every class to that many images; more than the smallest class keeps the (balanced) set
+    assert co.balanced_overrides("fashion-mnist", per_class=3) == {"dataset": "fashion-mnist", "subset_per_class": 3}
+    assert co.balanced_overrides("fashion-mnist", per_class=10) == {"dataset": "fashion-mnist"}
+    for bad in (1, 2.5, "3", True):
+        with pytest.raises(ValueError, match="per_class"):
+            co.balanced_overrides("fashion-mnist", per_class=bad)
 
 
 def test_table1_comparison_layout_and_reference():

@@ -227,6 +227,45 @@ def test_scales_equal_an_independent_recomputation(mode, alpha):
     assert int(weights.argmin()) == int(np.argmax(s)) and int(weights.argmax()) == int(np.argmin(s))
 
 
+@pytest.mark.parametrize("mode", ["fifo", "per-sample"])
+@pytest.mark.parametrize("target, column", [("S'", "semantic_scale"), ("W", "interclass")])
+def test_other_targets_equal_their_column_of_an_independent_recomputation(mode, target, column):
+    """target S′ or W (ours, notebook 06): q is that column of quantify_imbalance on the stored features."""
+    data = _batches(16, seed=7, dim=16)
+    n = 16 * 20
+    dsb = DynamicReweighting(3, _settings(stage_epochs=1, alpha=2.0, pool=mode, target=target), dataset_size=n)
+    offset, q = 0, None
+    for i, (f, l) in enumerate(data):
+        idx = torch.arange(offset, offset + len(l)) % n
+        offset += len(l)
+        q = dsb.step(1 if i < 8 else 2, f, l, idx)
+    features, labels = _stored(dsb.pool)
+    table = quantify_imbalance(features.numpy(), labels.numpy(), alpha=2.0, num_classes=3)
+    np.testing.assert_allclose(q.numpy(), table[column].to_numpy(), rtol=1e-9)
+    stored_features, stored_labels = dsb.pool.stored()
+    assert torch.equal(stored_features, features) and torch.equal(stored_labels, labels)
+
+
+def test_a_difficulty_measure_target_is_computed_on_the_stored_features():
+    from semscale_lib.difficulty import DIFFICULTY_MEASURES
+
+    data = _batches(10, seed=3, dim=16)
+    dsb = DynamicReweighting(3, _settings(stage_epochs=1, target="knn_accuracy"), dataset_size=1000)
+    q = None
+    for i, (f, l) in enumerate(data):
+        q = dsb.step(1 if i < 5 else 2, f, l)
+    features, labels = dsb.pool.stored()
+    expected = np.asarray(DIFFICULTY_MEASURES["knn_accuracy"](features, labels, 3), dtype=np.float64)
+    usable = expected > 0
+    np.testing.assert_allclose(q.numpy()[usable], expected[usable], rtol=1e-12)
+    assert torch.all(q > 0)
+
+
+def test_unknown_target_is_refused_with_the_valid_names():
+    with pytest.raises(ValueError, match="unknown DSB target 'accuracy'.*S'.*knn_accuracy"):
+        _settings(target="accuracy")
+
+
 def test_class_with_fewer_than_two_stored_samples_gets_the_smallest_scale():
     g = torch.Generator().manual_seed(9)
     dsb = DynamicReweighting(3, _settings(stage_epochs=1, pool_dim=None), dataset_size=100)

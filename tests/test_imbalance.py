@@ -158,3 +158,100 @@ def test_balanced_gaussians_scale_tracks_spread():
     x = np.concatenate([rng.normal(size=(200, 8)) * s + 10 * c for c, s in enumerate(spreads)])
     y = np.repeat(np.arange(4), 200)
     assert np.all(np.diff(class_semantic_scales(x, y)) > 0)
+
+
+# ------------------------------------------------------------------------------------------- hostile inputs
+FEATURES_TYPES = [("a string", "features"), ({"x": [1.0]}, "features"), (["a", "b"], "features"),
+                  ([["1", "2"], ["3", "4"]], "features"), (None, "features"), ({1.0, 2.0}, "features"),
+                  (np.array([[1 + 1j, 0], [0, 1]]), "features"), (np.array([[True], [False]]), "features")]
+
+
+@pytest.mark.parametrize("features,name", FEATURES_TYPES)
+def test_quantify_imbalance_refuses_wrong_types_with_a_typeerror(features, name):
+    with pytest.raises(TypeError, match=rf"^{name}: expected an \(N, d\) array of numbers"):
+        quantify_imbalance(features, [0, 1])
+
+
+@pytest.mark.parametrize("labels", ["ab", {"a": 0}, ["a", "b", "c", "d"], None, np.array([True, False] * 2)])
+def test_quantify_imbalance_refuses_labels_of_the_wrong_type(labels):
+    with pytest.raises(TypeError, match=r"^labels: expected a 1-D array of integer class indices"):
+        quantify_imbalance(np.eye(4), labels)
+
+
+def test_quantify_imbalance_refuses_other_arguments_of_the_wrong_type():
+    x, y = three_classes_on_a_line()
+    with pytest.raises(TypeError, match="^alpha: expected a number"):
+        quantify_imbalance(x, y, alpha="2")
+    with pytest.raises(TypeError, match="^num_classes: expected an integer"):
+        quantify_imbalance(x, y, num_classes=3.0)
+    with pytest.raises(TypeError, match="^class_names: expected a sequence"):
+        quantify_imbalance(x, y, class_names="abc")
+
+
+def _overflowed() -> np.float64:
+    """1e308 × 10: inf, as an overflowing computation leaves it."""
+    with np.errstate(over="ignore"):
+        return np.float64(1e308) * 10
+
+
+def _with(value, row=1, col=0):
+    x, _ = three_classes_on_a_line()
+    x = x.copy()
+    x[row, col] = value
+    return x
+
+
+@pytest.mark.parametrize("features,labels,message", [
+    (np.ones(6), [0, 0, 1, 1, 2, 2], r"^features: expected a 2-D array \(N vectors × d dims\), got shape \(6,\)"),
+    (np.ones((6, 2, 1)), [0, 0, 1, 1, 2, 2], r"^features: expected a 2-D array .* got shape \(6, 2, 1\)"),
+    (np.ones((0, 2)), [], r"^features: expected at least one vector .* \(empty\)"),
+    (np.ones((6, 0)), [0, 0, 1, 1, 2, 2], r"^features: expected at least one vector .* \(empty\)"),
+    ([[1.0, 2.0], [3.0]], [0, 1], r"^features: expected .* got a ragged sequence"),
+    (_with(np.nan), [0, 0, 1, 1, 2, 2], r"^features: expected finite numbers, found NaN or inf in 1 of 6 rows "
+                                        r"\(first: row 1\)"),
+    (_with(np.inf, row=4), [0, 0, 1, 1, 2, 2], r"^features: expected finite numbers.*\(first: row 4\)"),
+    (_with(_overflowed()), [0, 0, 1, 1, 2, 2], r"^features: expected finite numbers"),
+    (_with(1e308), [0, 0, 1, 1, 2, 2], r"^features: expected values of magnitude ≤ 1e\+100 .* found 1e\+308 "
+                                       r"\(row 1\)"),
+    (torch.from_numpy(_with(1e200)), [0, 0, 1, 1, 2, 2], r"^features: expected values of magnitude"),
+    (torch.from_numpy(_with(np.nan)), [0, 0, 1, 1, 2, 2], r"^features: expected finite numbers"),
+    (np.eye(6), np.zeros((3, 2), int), r"^labels: expected a 1-D array of class indices .* got shape \(3, 2\)"),
+    (np.eye(6), [0, 1, 2], r"^labels: expected 6 labels \(one per row of features\), got 3: features and labels "
+                           r"differ in length"),
+    (np.eye(6), [0, 0, 1, 1, 2, 2.5], r"^labels: expected integer class indices, found 2\.5 at position 5"),
+    (np.eye(6), [0, 0, 1, 1, 2, np.nan], r"^labels: expected integer class indices, found nan"),
+    (np.eye(6), [0, 0, 1, 1, 2, -1], r"^labels: expected class indices ≥ 0, found -1"),
+    (np.eye(6), [0, 0, 1, 1, 2, 10**12], r"^labels: expected class indices 0 … C−1 .* found 1000000000000"),
+])
+def test_quantify_imbalance_refuses_bad_values_with_a_valueerror(features, labels, message):
+    with pytest.raises(ValueError, match=message):
+        quantify_imbalance(features, labels)
+
+
+@pytest.mark.parametrize("accuracy", ["high", {"a": 1.0}, ["a", "b", "c"], None, [0.5, None, 0.7]])
+def test_correlate_refuses_accuracy_of_the_wrong_type(accuracy):
+    table = make_table([5, 4, 3], [1, 2, 3], [1, .9, .8])
+    with pytest.raises(TypeError, match=r"^per_class_accuracy: expected a 1-D array of one accuracy per class"):
+        correlate(accuracy, table)
+
+
+@pytest.mark.parametrize("table", [{"count": [1, 2, 3]}, "table", [[1, 2, 3]]])
+def test_correlate_refuses_a_table_that_is_not_a_dataframe(table):
+    with pytest.raises(TypeError, match="^table: expected the DataFrame returned by quantify_imbalance"):
+        correlate([0.5, 0.6, 0.7], table)
+
+
+@pytest.mark.parametrize("accuracy,message", [
+    ([0.5, 0.6], r"^per_class_accuracy: expected shape \(3,\) .* got shape \(2,\)"),
+    ([[0.5, 0.6, 0.7]], r"^per_class_accuracy: expected shape \(3,\) .* got shape \(1, 3\)"),
+    ([0.5, np.nan, 0.7], r"^per_class_accuracy: expected finite numbers, found NaN or inf in 1 of 3 classes "
+                         r"\(first: class 1\)"),
+    ([0.5, np.inf, 0.7], r"^per_class_accuracy: expected finite numbers"),
+    ([0.5, 1e308, 0.7], r"^per_class_accuracy: expected values of magnitude ≤ 1e\+100 .*\(class 1\)"),
+])
+def test_correlate_refuses_bad_accuracy_values(accuracy, message):
+    table = make_table([5, 4, 3], [1, 2, 3], [1, .9, .8])
+    with pytest.raises(ValueError, match=message):
+        correlate(accuracy, table)
+    with pytest.raises(ValueError, match=r"^table: expected the columns of quantify_imbalance, missing \['interclass'\]"):
+        correlate([0.5, 0.6, 0.7], table.drop(columns="interclass"))

@@ -17,7 +17,7 @@ from semscale_lib import runner
 from semscale_lib.studies.claims import CLAIMS_FILE, VERDICTS
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-KEYS = ["00", "01", "02", "03", "04", "05"]
+KEYS = ["00", "01", "02", "03", "04", "05", "06"]
 TRAINING = ["01", "02", "03", "04"]
 
 
@@ -71,6 +71,10 @@ SMALL = {
            "methods": {"CE": {"loss": "ce"}, "DSB-CE": {"loss": "ce", "reweight": "dsb"}},
            "pairs": [["DSB-CE", "CE"]], "dsb_stage_epochs": 1, "stage_sweep": [1, 2], "weights_log_every": 1,
            "many_threshold": 100, "few_threshold": 20},
+    "06": {"studies": [["digits", "cnn-small"], ["digits", "resnet-tiny"]], "seeds": [0],
+           "per_dataset": {"digits": {"epochs": 2, "imbalance_factor": 10, "many_threshold": 100,
+                                      "few_threshold": 20}},
+           "weighting_datasets": ["digits"], "dsb_stage_epochs": 1},
 }
 
 
@@ -89,6 +93,8 @@ def executed(tmp_path_factory):
         for key, path in _notebooks().items():
             out = run_dir / path.stem
             params = dict(SMALL.get(key, {}), out_dir=str(out))
+            if "runs_dir" in runner.notebook_parameters(path):
+                params["runs_dir"] = str(run_dir / "training-runs")   # shared, as the batch runner does
             if key == "05":
                 params["run_dir"] = str(run_dir)
             out.mkdir(parents=True, exist_ok=True)
@@ -139,11 +145,11 @@ def test_01_marginal_effect_trains_the_chosen_subsets(executed):
 @pytest.mark.slow
 def test_02_correlations_on_the_chosen_data(executed):
     out = _out(executed, "02")
-    configs = {json.loads(p.read_text())["config"]["dataset"]: json.loads(p.read_text())["config"]
-               for p in (out / "runs").glob("*/config.json")}
-    assert set(configs) == {"digits", "digits-lt"}
-    assert configs["digits-lt"]["imbalance_factor"] == 10 and configs["digits"]["epochs"] == 1
-    assert configs["digits"]["subset_per_class"] == 131   # exactly balanced: every class cut to the smallest
+    configs = [json.loads(p.read_text())["config"] for p in (executed[0] / "training-runs").glob("*/config.json")]
+    balanced = [c for c in configs if c["dataset"] == "digits" and c["epochs"] == 1]   # 06's runs have 2 epochs
+    assert len(balanced) == 1 and balanced[0]["model"] == "cnn-small"
+    assert balanced[0]["subset_per_class"] == 131   # exactly balanced: every class cut to the smallest
+    assert any(c["dataset"] == "digits-lt" and c["imbalance_factor"] == 10 and c["epochs"] == 1 for c in configs)
     table = pd.read_csv(out / "table1_balanced.csv")
     assert len(table) == 9 and table.shape[1] == 6   # quantity, 3 sources, 2 paper columns
     claims = _claims(out)["claims"]
@@ -185,3 +191,21 @@ def test_05_report_collects_the_run(executed):
         assert stem in report
     assert "## Verdicts" in report and "## Claims" in report and "0.8346" in report
     assert len(pd.read_csv(out / "claims.csv")) == 1 + 2 + 2 + 1
+
+
+@pytest.mark.slow
+def test_06_what_tracks_accuracy_pools_the_chosen_studies(executed):
+    out = _out(executed, "06")
+    ranking = pd.read_csv(out / "ranking.csv")
+    assert {"S (alpha=1)", "W", "knn_accuracy", "fisher_ratio"} <= set(ranking["predictor"])
+    assert set(ranking.loc[ranking["predictor"] == "N", "k"]) == {2}     # N: only the two long-tailed studies
+    runs = pd.read_csv(out / "study_runs.csv")
+    assert set(runs["study"]) == {f"digits · {m} · {s}" for m in ("cnn-small", "resnet-tiny")
+                                  for s in ("balanced", "long-tailed")}
+    weighting = pd.read_csv(out / "weighting_runs_digits.csv")
+    assert {"CE", "LDAM-DRW", "DSB-S", "DSB-S'", "DSB-W"} <= set(weighting["method"])
+    targets = {json.loads((Path(d) / "config.json").read_text())["config"]["dsb"]["target"]
+               for d, m in zip(weighting["run_dir"], weighting["method"]) if m.startswith("DSB-")}
+    assert {"S", "S'", "W"} <= targets
+    claims = _claims(out)["claims"]
+    assert claims and all(c["scope"] == "beyond" for c in claims)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from semscale_lib.studies import reweighting as rw
+from semscale_lib.training.trainer import run_folder_name
 
 T975_2DF = 4.302652729911275   # t quantile 0.975 on 2 df
 
@@ -149,19 +150,34 @@ def test_summary_table_groups_by_method_and_reduction_in_the_given_order():
 BASE = {"dataset": "digits-lt", "imbalance_factor": 10, "epochs": 1, "device": "cpu"}
 
 
-def test_run_methods_refuses_two_methods_sharing_a_folder(isolated_splits):
+def test_run_methods_refuses_two_method_names_for_the_same_settings(isolated_splits):
     out = isolated_splits / "grid"
     with pytest.raises(ValueError) as error:
-        rw.run_methods({"a b": {"loss": "ce"}, "a-b": {"loss": "focal"}}, [0], BASE, out, preset="cpu-quick")
-    assert "'a b'" in str(error.value) and "'a-b'" in str(error.value)
+        rw.run_methods({"CE": {"loss": "ce"}, "plain": {"loss": "ce", "reweight": "none"}}, [0], BASE, out,
+                       preset="cpu-quick")
+    assert "'CE'" in str(error.value) and "'plain'" in str(error.value)
     assert not any(out.iterdir())   # refused before anything was trained
+
+
+def test_run_folders_are_named_by_the_settings_that_decide_the_run():
+    from semscale_lib.training import make_config
+
+    def name(**overrides):
+        return run_folder_name(make_config("cpu-quick", **{**BASE, "seed": 0, **overrides}))
+
+    assert name().startswith("digits-lt-") and "-ce-none-seed0-" in name()
+    assert name() == name(device="cuda")                          # where it runs does not change the run
+    assert name() == name(dsb_alpha=1.0, dsb_stage_epochs=3)      # DSB settings are inert without reweight=dsb
+    assert name(reweight="dsb") != name(reweight="dsb", dsb_alpha=1.0)
+    assert name() != name(seed=1) and name() != name(epochs=2) and name() != name(loss="focal")
 
 
 def test_run_methods_refuses_a_folder_holding_something_else(isolated_splits):
     from semscale_lib.training import make_config
 
     out = isolated_splits / "grid"
-    foreign = out / "ce-seed0"
+    foreign = out / run_folder_name(make_config("cpu-quick", **{**BASE, "loss": "ce", "reweight": "none",
+                                                                    "seed": 0}))
     foreign.mkdir(parents=True)
     (foreign / "notes.txt").write_text("not a run")
     with pytest.raises(ValueError, match="something other"):
@@ -221,3 +237,27 @@ def test_static_reweighting_rule_gives_the_class_weights_in_every_epoch():
     short = make_config("cpu-quick", dataset="digits-lt", reweight="static", class_weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="class_weights"):
         build_weighting(short, np.ones(10), dataset_size=10)
+
+
+@pytest.mark.slow
+def test_two_processes_asking_for_one_run_train_it_once(isolated_splits):
+    """Notebooks share a runs folder: two processes that ask for the same run at once take turns on its lock file;
+    the second reuses the first's run instead of training into the same folder."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time; from semscale_lib.training import make_config;"
+        "from semscale_lib.training.trainer import train_or_reuse;"
+        "c = make_config('cpu-quick', dataset='digits-lt', imbalance_factor=10, epochs=2, device='cpu', seed=0);"
+        "t = time.time(); train_or_reuse(c, sys.argv[1]); print(round(time.time() - t, 2))")
+    folder = isolated_splits / "shared" / "run"
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "SEMSCALE_SPLITS": str(isolated_splits / "splits"),
+           "SEMSCALE_RUNS": str(isolated_splits / "runs")}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+    metrics = pd.read_csv(folder / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2]          # one run of two epochs, not two interleaved ones
+    assert (folder.parent / "run.lock").exists()

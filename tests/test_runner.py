@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -40,7 +42,7 @@ def suite(tmp_path):
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     (profiles / "tiny.yaml").write_text(
-        "description: test profile\ncommon: {value: 5, unknown_everywhere: 1}\nparameters:\n  '01': {label: b}\n")
+        "description: test profile\ncommon: {value: 5}\nparameters:\n  '01': {label: b}\n")
     (profiles / "other.yaml").write_text("notebooks: ['01']\n")
     (profiles / "grid-x.yaml").write_text("value: [1, 2]\nlabel: [x, y, z]\n")
     return folder, profiles
@@ -51,7 +53,7 @@ def test_load_profile_and_unknown_profile_lists_valid_ones(suite):
     _, profiles = suite
     profile = runner.load_profile("tiny", profiles)
     assert profile["name"] == "tiny" and profile["notebooks"] is None
-    assert profile["common"] == {"value": 5, "unknown_everywhere": 1}
+    assert profile["common"] == {"value": 5}
     assert profile["parameters"] == {"01": {"label": "b"}}
     assert runner.load_profile("other", profiles)["notebooks"] == ["01"]
     assert runner.available_profiles(profiles) == ["other", "tiny"]   # grid files are not profiles
@@ -117,6 +119,10 @@ def test_plan_jobs_parameters_grid_and_report_last(suite, tmp_path):
     typo = dict(profile, parameters={"01": {"valeu": 3}})
     with pytest.raises(ValueError, match="valeu"):
         runner.plan_jobs(typo, run_dir, notebooks_dir=folder)
+    # a relative run folder reaches the notebooks as an absolute path: they run with their own folder as cwd
+    relative = runner.plan_jobs(profile, Path("rel") / "run", notebooks_dir=folder)
+    assert all(Path(job.parameters["out_dir"]).is_absolute() for job in relative)
+    assert relative[-1].parameters["run_dir"] == str(Path.cwd() / "rel" / "run")
     report_typo = dict(profile, parameters={"09": {"run_dri": "x"}})
     with pytest.raises(ValueError, match=r"sets \['run_dri'\] for 09_report.ipynb"):
         runner.plan_jobs(report_typo, run_dir, notebooks_dir=folder)
@@ -141,6 +147,119 @@ def test_a_profile_grid_runs_every_notebook_per_point_and_typos_are_refused(suit
         runner.load_profile("badgrid", profiles)
 
 
+def test_a_typo_in_common_is_refused_with_the_valid_names(suite, tmp_path):
+    folder, profiles = suite
+    profile = runner.load_profile("tiny", profiles)
+    typo = dict(profile, common={"valeu": 5})
+    with pytest.raises(ValueError, match=r"common sets \['valeu'\], which none of its notebooks .* declares; "
+                                         r"valid: \['label', 'value'\]"):
+        runner.plan_jobs(typo, tmp_path / "run", notebooks_dir=folder)
+    # checked against every notebook the profile runs, whatever --only selects: `value` (01's) is fine with 03
+    assert [j.notebook.stem for j in runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder,
+                                                      only=["03"])] == ["03_also_ok", "09_report"]
+    with pytest.raises(ValueError, match="valeu"):
+        runner.plan_jobs(typo, tmp_path / "run", notebooks_dir=folder, only=["03"])
+    # a per-notebook section is checked even when --only leaves its notebook out
+    section_typo = dict(profile, parameters={"01": {"lable": "x"}})
+    with pytest.raises(ValueError, match=r"sets \['lable'\] for 01_ok.ipynb"):
+        runner.plan_jobs(section_typo, tmp_path / "run", notebooks_dir=folder, only=["03"])
+    # a typo leaves no run folder behind
+    with pytest.raises(ValueError, match="valeu"):
+        runner.run(typo, notebooks_dir=folder, out=tmp_path / "never", stream=io.StringIO(), progress=False)
+    assert not (tmp_path / "never").exists()
+
+
+def test_grid_names_and_notebooks_are_checked_against_the_profile(suite, tmp_path):
+    folder, profiles = suite
+    profile = runner.load_profile("tiny", profiles)
+    with pytest.raises(ValueError, match=r"grid parameters \['lable'\] are declared by none.*valid: \['label', "
+                                         r"'value'\]"):
+        runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder,
+                         grid={"values": {"lable": [1]}, "notebooks": None})
+    only_01 = dict(profile, notebooks=["01"])
+    with pytest.raises(ValueError, match=r"notebooks \['03'\] are not varied by this run"):
+        runner.plan_jobs(only_01, tmp_path / "run", notebooks_dir=folder,
+                         grid={"values": {"value": [1]}, "notebooks": ["03"]})
+    with pytest.raises(ValueError, match=r"notebooks \['09'\] are not varied"):      # a report runs once
+        runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder,
+                         grid={"values": {"value": [1]}, "notebooks": ["09"]})
+    # a grid limited to notebooks that --only leaves out is still valid (it was refused before)
+    jobs = runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder, only=["03"],
+                            grid={"values": {"value": [1, 2]}, "notebooks": ["01"]})
+    assert [j.notebook.stem for j in jobs] == ["03_also_ok", "09_report"]
+
+
+def test_the_repository_profiles_plan_with_and_without_only():
+    for name in ("quick", "cpu", "paper"):
+        profile = runner.load_profile(name)
+        for only in (None, ["00"], ["02"]):
+            assert runner.plan_jobs(profile, "/tmp/unused", grid=profile["grid"], only=only)
+
+
+@pytest.mark.parametrize("where", ["common", "section", "grid"])
+@pytest.mark.parametrize("name", ["out_dir", "run_dir", "runs_dir"])
+def test_the_runners_own_parameters_cannot_be_set(suite, tmp_path, where, name):
+    folder, profiles = suite
+    profile = runner.load_profile("tiny", profiles)
+    grid = None
+    if where == "common":
+        profile = dict(profile, common={name: "x"})
+    elif where == "section":
+        profile = dict(profile, parameters={"09": {name: "x"}})
+    else:
+        grid = {"values": {name: ["x"]}, "notebooks": None}
+    with pytest.raises(ValueError, match=rf"sets \['{name}'\], which the runner sets itself"):
+        runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder, grid=grid)
+
+
+def test_grid_points_whose_folders_collide_are_refused(suite, tmp_path):
+    folder, profiles = suite
+    profile = runner.load_profile("other", profiles)
+    for values, first, second in ((["a/b", "a-b"], "'a/b'", "'a-b'"), ([1, 1], "1", "1"),
+                                  (["x" * 130 + "1", "x" * 130 + "2"], "'xxx", "'xxx")):
+        with pytest.raises(ValueError, match=rf"the points {{'label': {first}.*}} and {{'label': {second}.*}} of "
+                                             r"01_ok would share the folder"):
+            runner.plan_jobs(profile, tmp_path / "run", notebooks_dir=folder,
+                             grid={"values": {"label": values}, "notebooks": None})
+
+
+def test_runs_dir_is_the_batch_runs_shared_training_folder(tmp_path):
+    """A notebook that declares `runs_dir` gets <run folder>/training-runs; others do not get it."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "01_trains.ipynb", 'runs_dir = "elsewhere"\nout_dir = "out"',
+              "Path(out_dir).mkdir(parents=True, exist_ok=True)\n(Path(out_dir) / 'runs.txt').write_text(runs_dir)")
+    _notebook(folder / "02_plain.ipynb", 'out_dir = "out"', "x = 1")
+    profile = {"name": "shared", "notebooks": None, "common": {}, "parameters": {}}
+    run_dir = tmp_path / "batch"
+    jobs = runner.plan_jobs(profile, run_dir, notebooks_dir=folder)
+    assert jobs[0].parameters == {"out_dir": str(run_dir / "01_trains"), "runs_dir": str(run_dir / "training-runs")}
+    assert jobs[1].parameters == {"out_dir": str(run_dir / "02_plain")}
+    code, ran = runner.run(profile, notebooks_dir=folder, out=run_dir, only=["01"], stream=io.StringIO(),
+                           progress=False)
+    assert code == 0 and ran == run_dir
+    assert (run_dir / "01_trains" / "runs.txt").read_text() == str(run_dir / "training-runs")
+
+
+def test_cli_run_refuses_a_taken_out_folder_and_force_writes_into_it(suite, tmp_path, capsys):
+    folder, profiles = suite
+    (tmp_path / "afile").write_text("keep")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("keep me")
+    base = ["run", "--profile", str(profiles / "other.yaml"), "--notebooks", str(folder), "--no-report",
+            "--no-progress"]
+    for out, message in ((tmp_path / "afile", "is an existing file, not a folder"),
+                         (taken, r"is not empty \(holds notes\.txt\); .*add --force"), ("", "--out must name a folder")):
+        with pytest.raises(SystemExit) as stopped:
+            cli_main(base + ["--out", str(out)])
+        assert re.fullmatch(rf"semscale run: error: (run folder {re.escape(str(out))} )?{message}.*",
+                            str(stopped.value.code))
+    assert (tmp_path / "afile").read_text() == "keep" and [p.name for p in taken.iterdir()] == ["notes.txt"]
+    assert cli_main(base + ["--out", str(taken), "--force"]) == 0
+    assert (taken / "notes.txt").read_text() == "keep me" and (taken / "01_ok" / "result.txt").exists()
+
+
 def test_the_cpu_profile_runs_claims_on_two_datasets():
     profile = runner.load_profile("cpu")
     jobs = runner.plan_jobs(profile, "/tmp/unused", grid=profile["grid"])
@@ -156,10 +275,10 @@ def test_run_reports_the_failing_cell_and_keeps_going(suite, tmp_path):
     folder, profiles = suite
     out = io.StringIO()
     code, run_dir = runner.run("tiny", profiles_dir=profiles, notebooks_dir=folder, out=tmp_path / "run",
-                               stream=out)
+                               stream=out, progress=False)
     assert code == 1
     lines = out.getvalue().strip().splitlines()
-    assert lines[-1] == f"report: {run_dir / 'report.md'}"
+    assert re.fullmatch(rf"4 notebooks, 1 failed, (\d+ min )?\d+ s; report: {re.escape(str(run_dir / 'report.md'))}", lines[-1])
     # the notebook after the failing one still ran, with the profile's parameters
     assert (run_dir / "01_ok" / "result.txt").read_text() == "5 b"
     assert (run_dir / "03_also_ok" / "done.txt").read_text() == "yes"
@@ -182,14 +301,22 @@ def test_run_reports_the_failing_cell_and_keeps_going(suite, tmp_path):
     assert any("1 of 4 failed" in line for line in lines)
 
 
-def test_run_with_grid_and_all_ok(suite, tmp_path):
+def test_run_with_grid_and_all_ok(suite, tmp_path, capsys):
     folder, profiles = suite
     (profiles / "ok.yaml").write_text("notebooks: ['01']\n")
     grid = tmp_path / "g.yaml"
     grid.write_text("value: [7, 8]\n")
+    stream = io.StringIO()
     code, run_dir = runner.run("ok", grid=grid, profiles_dir=profiles, notebooks_dir=folder, out=tmp_path / "r",
-                               stream=io.StringIO())
+                               stream=stream)
     assert code == 0
+    # which notebook runs (with its grid point), a bar over its cells (stderr), its time, one summary line
+    lines = stream.getvalue().strip().splitlines()
+    assert lines[1:4:2] == ["[1/3] 01_ok (value=7)", "[2/3] 01_ok (value=8)"]
+    assert re.fullmatch(r"    ok in (\d+ min )?\d+ s", lines[2])
+    assert re.fullmatch(rf"3 notebooks, 0 failed, (\d+ min )?\d+ s; report: {re.escape(str(run_dir / 'report.md'))}", lines[-1])
+    err = capsys.readouterr().err
+    assert "01_ok" in err and "cell" in err
     assert (run_dir / "01_ok" / "value=7" / "result.txt").read_text() == "7 a"
     assert (run_dir / "01_ok" / "value=8" / "01_ok.ipynb").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -202,16 +329,22 @@ def test_cli_run_exit_code(suite, tmp_path, capsys):
                      "--out", str(tmp_path / "cli-run"), "--only", "01,02", "--no-report"])
     assert code == 1
     printed = capsys.readouterr().out.strip().splitlines()
-    assert printed[-1].startswith("report: none written")
-    with pytest.raises(SystemExit, match="unknown profile"):
+    assert re.fullmatch(r"2 notebooks, 1 failed, (\d+ min )?\d+ s; report: none written \(see .*summary\.md\)", printed[-1])
+    with pytest.raises(SystemExit, match="^semscale run: error: unknown profile"):
         cli_main(["run", "--profile", "does-not-exist", "--notebooks", str(folder)])
 
 
 def test_new_run_dir_refuses_a_non_empty_folder(tmp_path, monkeypatch):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(ValueError, match="not empty.*--force"):
         runner.new_run_dir("quick", tmp_path / "full")
+    assert runner.new_run_dir("quick", tmp_path / "full", force=True) == tmp_path / "full"   # nothing deleted
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["x"]
+    (tmp_path / "afile").write_text("")
+    for bad, message in ((tmp_path / "afile", "is an existing file"), ("", "empty path")):
+        with pytest.raises(ValueError, match=message):
+            runner.new_run_dir("quick", bad)
     monkeypatch.setenv("SEMSCALE_RUNS", str(tmp_path / "runs"))
     first, second = runner.new_run_dir("quick"), runner.new_run_dir("quick")
     assert first.parent == tmp_path / "runs" and first.name.startswith("quick-") and first != second

@@ -77,7 +77,9 @@ summary.to_csv(out / "imbalance_summary.csv", index=False)
 summary.round(3)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+wide = len(table) > 20        # many classes (CIFAR-100): one panel per row, names rotated to fit
+fig, axes = plt.subplots(2 if wide else 1, 1 if wide else 2,
+                         figsize=(max(12, 0.16 * len(table)), 9 if wide else 4.2))
 plotting.plot_class_scales(table, "semantic_scale", ax=axes[0], title=f"sample volume S′ per class ({dataset})")
 plotting.plot_class_scales(table, "imbalance_scale", ax=axes[1], title=f"imbalance scale S (α = {alpha:g})")
 save_and_show(fig, out / "semantic_scales.png")

@@ -48,8 +48,9 @@ train_sizes = [20, 100, 1000, 6000]          # smallest class); sub-datasets a m
 subset_seed = 0                 # the nested draw
 model = "cnn-small"
 preset = "cpu-quick"            # training recipe in semscale_lib.training.PRESETS; paper-table1: the paper's
-steps = 300                     # optimizer steps per model, the same for every m [ours]
+steps = 200                     # optimizer steps per model, the same for every m [ours]
 learning_rate = 0.05            # the preset's schedule runs over these steps, no warm-up: the same for every m
+schedule = None                 # None: the preset's; "constant" where the preset decays per epoch (paper-table1)
 seeds = [0, 1, 2]               # one model per trained m and seed; the verdict pairs the seeds
 betas = [0.9, 0.99, 0.999, 0.9999]
 saturation_level = 0.95         # [ours] Σ S′ has saturated once it reaches this fraction of its final value
@@ -57,6 +58,7 @@ margin = 0.01                   # [ours] a top-1 gain below this (1 point) after
 device = "auto"
 threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
 out_dir = "outputs/01_marginal_effect"
+runs_dir = "outputs/training-runs"  # training runs, shared by the notebooks (same settings: trained once)
 
 # %%
 if threads:
@@ -86,8 +88,9 @@ totals.round(3)
 # `feature_total` is Σ S′ of the model's own embeddings of its training sub-dataset.
 
 # %% tags=["nbval-ignore-output"]
-training = train_subsets(train_sizes, seeds, out / "runs", steps=steps, preset=preset, dataset=dataset, model=model,
-                         split_seed=subset_seed, device=device, lr=learning_rate)
+training = train_subsets(train_sizes, seeds, runs_dir, steps=steps, preset=preset, dataset=dataset, model=model,
+                         split_seed=subset_seed, device=device, lr=learning_rate,
+                         **({"schedule": schedule} if schedule else {}))
 for row in training.itertuples():
     print(f"m = {row.m:5d}, seed {row.seed}: top-1 {row.top1:.4f} after {row.epochs} epochs "
           f"({row.steps} steps, {row.seconds:.0f} s)")
@@ -110,37 +113,39 @@ print(f"Σ S′ reaches {saturation_level:.0%} of its final value at m = {verdic
 correlations.round(3)
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-plotting.plot_curves(volumes, "m", "semantic_scale", ax=axes[0, 0], errorbar="sd",
-                     title="S′(m): mean ± sd over classes")
-axes[0, 0].set_xscale("log")
-axes[0, 0].set_ylabel("S′ (bits)")
+fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+plotting.plot_curves(volumes, "m", "semantic_scale", ax=axes[0, 0], errorbar="sd", title="S′(m) of a class")
+for ax in axes.ravel()[:3]:
+    plotting.log_count_axis(ax)          # m on a log axis, labelled 10, 100, 1000
 ms = totals["m"].to_numpy()
 axes[0, 1].plot(ms, totals["total"] / totals["total"].iloc[-1], "o-", color="k", label="Σ S′ (pixels)")
 for beta in betas:
     e = effective_number(ms, beta)
     axes[0, 1].plot(ms, e / e[-1], "--", label=f"E_m, β = {beta:g}")
 axes[0, 1].plot(ms, ms / ms[-1], ":", color="grey", label="m")
-axes[0, 1].set(xscale="log", xlabel="m (samples per class)", ylabel="fraction of the value at the largest m",
+axes[0, 1].set(xlabel="m (samples per class)", ylabel="fraction of the value at the largest m",
                title="Σ S′ against E_m and m (each divided by its last value)")
 axes[0, 1].legend(fontsize=8)
-accuracy = training.groupby("m")["top1"].mean()
-spread = training.groupby("m")["top1"].agg(["min", "max"])
-axes[1, 0].plot(accuracy.index, accuracy.values, "o-", label=f"top-1, mean of {len(seeds)} seeds")
-if len(seeds) > 1:
+accuracy = 100 * training.groupby("m")["top1"].mean()           # percent, like every accuracy shown
+spread = 100 * training.groupby("m")["top1"].agg(["min", "max"])
+n_seeds = training.groupby("m")["seed"].nunique().min()
+axes[1, 0].plot(accuracy.index, accuracy.values, "o-",
+                label=f"top-1, mean over {n_seeds} seeds" if n_seeds > 1 else "top-1 (n = 1 seed, no band)")
+if n_seeds > 1:
     axes[1, 0].fill_between(spread.index, spread["min"], spread["max"], alpha=0.2, label="min–max over seeds")
 if verdict["saturation_m"] is not None:
     for ax in (axes[0, 1], axes[1, 0]):
         ax.axvline(verdict["saturation_m"], color="C3", linestyle=":", label=f"Σ S′ at {saturation_level:.0%}")
-axes[1, 0].set(xscale="log", xlabel="m (samples per class)", ylabel="test top-1",
+axes[1, 0].set(xlabel="m (samples per class)", ylabel="test top-1 (%)",
                title="accuracy of a model trained on each sub-dataset")
 axes[1, 0].legend(fontsize=8)
 pixel_totals = totals.set_index("m").loc[accuracy.index, "total"]
 axes[1, 1].scatter(pixel_totals, accuracy.values)
-for m, x, y in zip(accuracy.index, pixel_totals, accuracy.values):
-    axes[1, 1].annotate(f"m={m}", (x, y), textcoords="offset points", xytext=(3, 3), fontsize=8)
+plotting.annotate_points(axes[1, 1], pixel_totals, accuracy.values, [f"m = {m}" for m in accuracy.index],
+                         fontsize=8)
 r_pixels = correlations.set_index("predictor").loc["Σ S′ (pixels)", "r"]
-axes[1, 1].set(xlabel="Σ S′ (pixels, bits)", ylabel="test top-1", title=f"top-1 against Σ S′: r = {r_pixels:.2f}")
+axes[1, 1].set(xlabel="Σ S′ (pixels, bits)", ylabel="mean test top-1 (%)",
+               title=f"top-1 against Σ S′: r = {r_pixels:.2f}")
 save_and_show(fig, out / "marginal_effect.png")
 
 # %% [markdown]

@@ -13,7 +13,8 @@
 # Table 1 is not stated, so three are reported, labelled: the **pixels** of the training images (sample volume),
 # the trained model's **embeddings of its training set**, and its **embeddings of the test set**. Each r comes
 # with a Fisher-z 95 % CI over classes (10 classes: wide). N and E_n on balanced data are *undefined*, not numbers.
-# "Balanced" means exactly balanced: a dataset whose classes differ in size (MNIST) is cut to its smallest class.
+# "Balanced" means exactly balanced: every class is cut to `balanced_per_class` images by a seeded draw (the
+# default 1,000 keeps this notebook to minutes on a CPU; `None` takes the whole set, cut to its smallest class).
 #
 # **Primary source, chosen before the results:** the trained model's embeddings of its own training set. The paper
 # computes S during training from the stored *training* features (Algorithm 2), and the claim is that S of the
@@ -37,7 +38,7 @@ from IPython.display import Markdown, display
 from semscale_lib import plotting
 from semscale_lib.studies.claims import write_claims
 from semscale_lib.studies.correlation import (
-    TABLE1_REFERENCE, balanced_overrides, correlation_sources, source_slug, table1_claim, table1_comparison,
+    TABLE1_REFERENCE, correlation_sources, setting_overrides, source_slug, table1_claim, table1_comparison,
 )
 from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
 from semscale_lib.studies.reweighting import run_methods
@@ -52,6 +53,7 @@ imbalance_factor = 100          # of the long-tailed version (exponential profil
 model = "cnn-small"
 preset = "cpu-quick"            # training recipe; paper-table1 is the paper's (Adam, lr 0.01 × 0.98, batch 64)
 epochs = 2
+balanced_per_class = 1000       # the balanced set: this many images per class (seeded draw); None: the whole set
 seeds = [0, 1, 2]               # per-class accuracy and feature tables are averaged over seeds
 alpha_balanced = 1.0            # α of W on balanced data (paper)
 alpha_long_tailed = 2.0         # α of W on long-tailed data (paper)
@@ -59,15 +61,16 @@ r_min = 0.3                     # [ours] a CI wholly below this contradicts "S t
 device = "auto"
 threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
 out_dir = "outputs/02_imbalance_on_balanced_data"
+runs_dir = "outputs/training-runs"  # training runs, shared by the notebooks (same settings: trained once)
 
 # %%
 if threads:
     torch.set_num_threads(threads)
 print(f"device {resolve_device(device)}, {torch.get_num_threads()} torch threads")
 out = prepare_out_dir(out_dir)
-settings = {"balanced": {**balanced_overrides(dataset), "alpha": alpha_balanced},
-            "long-tailed": {"dataset": f"{dataset}-lt", "imbalance_factor": imbalance_factor,
-                            "alpha": alpha_long_tailed}}
+alphas = {"balanced": alpha_balanced, "long-tailed": alpha_long_tailed}
+settings = {name: {**overrides, "alpha": alphas[name]} for name, overrides in setting_overrides(
+    dataset, imbalance_factor=imbalance_factor, balanced_per_class=balanced_per_class).items()}
 settings
 
 # %% [markdown]
@@ -75,7 +78,7 @@ settings
 
 # %% tags=["nbval-ignore-output"]
 runs = run_methods({name: {k: v for k, v in s.items() if k != "alpha"} for name, s in settings.items()},
-                      seeds, {"model": model, "epochs": epochs, "device": device}, out / "runs", preset=preset)
+                      seeds, {"model": model, "epochs": epochs, "device": device}, runs_dir, preset=preset)
 runs[["method", "seed", "top1", "epochs", "seconds"]].round(4)
 
 # %% tags=["nbval-check-output"]
@@ -116,10 +119,10 @@ long_tailed
 
 # %% tags=["nbval-check-output"]
 study = studies["balanced"]
-per_class = pd.DataFrame({"name": study["names"], "count": study["counts"], "accuracy": study["accuracy"]})
+per_class = pd.DataFrame({"name": study["names"], "count": study["counts"], "accuracy (%)": 100 * study["accuracy"]})
 for source, table in study["tables"].items():
     per_class[f"S ({source.split(' (')[0]}, {source.split('(')[1][:-1]})"] = table["imbalance_scale"].to_numpy()
-per_class.sort_values("accuracy").round(3).reset_index(drop=True)
+per_class.sort_values("accuracy (%)").round(3).reset_index(drop=True)
 
 # %% [markdown]
 # ## Figures: S against per-class accuracy (class names), and every r with its CI beside the paper's

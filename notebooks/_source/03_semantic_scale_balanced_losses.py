@@ -28,7 +28,8 @@ from IPython.display import Markdown, display
 from semscale_lib.studies.claims import write_claims
 from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
 from semscale_lib.studies.reweighting import (
-    PAPER_DSB_GAINS, compare_pairs, group_table, pair_claims, static_weighting_grid, summary_table,
+    PAPER_DSB_GAINS, compare_pairs, group_table, long_tailed_base, pair_claims, static_weighting_grid,
+    summary_table,
 )
 from semscale_lib.training import resolve_device
 
@@ -52,23 +53,22 @@ few_threshold = 200             # few-shot: fewer training images than this [our
 device = "auto"
 threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
 out_dir = "outputs/03_semantic_scale_balanced_losses"
+runs_dir = "outputs/training-runs"  # training runs, shared by the notebooks (same settings: trained once)
 
 # %%
 if threads:
     torch.set_num_threads(threads)
 print(f"device {resolve_device(device)}, {torch.get_num_threads()} torch threads")
 out = prepare_out_dir(out_dir)
-base = {"dataset": f"{dataset}-lt" if imbalance_factor else dataset, "model": model, "epochs": epochs,
-        "device": device}
-if imbalance_factor:
-    base["imbalance_factor"] = imbalance_factor
+base = long_tailed_base(dataset, imbalance_factor or None, model=model, epochs=epochs,
+                        device=device)
 data_label = f"{dataset}" + (f"-LT IF {imbalance_factor:g}" if imbalance_factor else " (balanced)")
 
 # %% [markdown]
 # ## Training: a plain CE model first (for S), then every loss without and with the 1/S weights
 
 # %% tags=["nbval-ignore-output"]
-results, weights = static_weighting_grid(losses, seeds, base, out / "runs", preset=preset, alpha=alpha,
+results, weights = static_weighting_grid(losses, seeds, base, runs_dir, preset=preset, alpha=alpha,
                                             normalize=normalize, source=weights_source, pool_dim=pool_dim)
 results.to_csv(out / "runs.csv", index=False)
 weights.to_csv(out / "weights.csv", index=False)
@@ -111,9 +111,10 @@ for offset, weighted, label in ((-0.2, False, "without"), (0.2, True, "with 1/S 
         ax.bar(x + offset, 100 * mean, width=0.4, yerr=100 * sd if len(seeds) > 1 else None, capsize=3,
                label=label)
 bars = f"mean ± sd over {len(seeds)} seeds" if len(seeds) > 1 else "one seed, no error bar"
-for ax, title in zip(axes, ("overall top-1", f"few-shot accuracy, < {few_threshold} training images")):
+for ax, title, ylabel in zip(axes, ("overall top-1", f"few-shot accuracy, < {few_threshold} training images"),
+                             ("top-1 (%)", "few-shot accuracy (%)")):
     ax.set_xticks(x, losses)
-    ax.set(title=f"{title} ({bars})", ylabel="accuracy (%)")
+    ax.set(title=f"{title} ({bars})", ylabel=ylabel)
     ax.legend(fontsize=8)
 save_and_show(fig, out / "losses_with_and_without.png")
 

@@ -31,8 +31,8 @@ from semscale_lib import plotting
 from semscale_lib.studies.claims import write_claims
 from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
 from semscale_lib.studies.reweighting import (
-    PAPER_DSB_DELTAS, PAPER_DSB_GAINS, compare_pairs, group_table, learning_curves, pair_claims, run_methods,
-    summary_table, weights_history,
+    PAPER_DSB_DELTAS, PAPER_DSB_GAINS, compare_pairs, group_table, long_tailed_base, learning_curves, pair_claims,
+    run_methods, summary_table, weights_history,
 )
 from semscale_lib.training import resolve_device
 
@@ -44,7 +44,7 @@ dataset = "fashion-mnist"
 imbalance_factor = 100          # long-tailed training set (exponential profile); None: the balanced one
 model = "cnn-small"
 preset = "cpu-quick"            # training recipe (semscale_lib.training.PRESETS); cifar-lt is the community protocol
-epochs = 3
+epochs = 2
 seeds = [0, 1, 2]               # the verdicts pair the seeds; fewer than 3: not testable
 methods = {"CE": {"loss": "ce", "reweight": "none"}, "DSB-CE": {"loss": "ce", "reweight": "dsb"},
            "LDAM": {"loss": "ldam", "reweight": "none"}, "DSB-LDAM": {"loss": "ldam", "reweight": "dsb"},
@@ -61,24 +61,23 @@ few_threshold = 200             # few-shot: fewer training images than this [our
 device = "auto"
 threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
 out_dir = "outputs/04_dynamic_reweighting"
+runs_dir = "outputs/training-runs"  # training runs, shared by the notebooks (same settings: trained once)
 
 # %%
 if threads:
     torch.set_num_threads(threads)
 print(f"device {resolve_device(device)}, {torch.get_num_threads()} torch threads")
 out = prepare_out_dir(out_dir)
-base = {"dataset": f"{dataset}-lt" if imbalance_factor else dataset, "model": model, "epochs": epochs,
-        "device": device, "dsb_stage_epochs": dsb_stage_epochs, "dsb_alpha": dsb_alpha,
-        "dsb_normalize": dsb_normalize, "dsb_log_every": weights_log_every}
-if imbalance_factor:
-    base["imbalance_factor"] = imbalance_factor
+base = long_tailed_base(dataset, imbalance_factor or None, model=model, epochs=epochs,
+                        device=device, dsb_stage_epochs=dsb_stage_epochs, dsb_alpha=dsb_alpha,
+                        dsb_normalize=dsb_normalize, dsb_log_every=weights_log_every)
 data_label = f"{dataset}" + (f"-LT IF {imbalance_factor:g}" if imbalance_factor else " (balanced)")
 
 # %% [markdown]
 # ## Training: every method × seed
 
 # %% tags=["nbval-ignore-output"]
-results = run_methods(methods, seeds, base, out / "runs", preset=preset)
+results = run_methods(methods, seeds, base, runs_dir, preset=preset)
 results.to_csv(out / "runs.csv", index=False)
 results[["method", "seed", "top1", "seconds"]].round(4)
 
@@ -135,6 +134,7 @@ if len(history):
         for name, part in history.groupby("name", sort=False):
             ax.plot(part["iteration"], part[column], "o-", markersize=3, label=name)
         ax.set(xlabel="iteration", ylabel=label, title=f"{dsb_method}: {label} at each logged refresh")
+        plotting.integer_ticks(ax)
     axes[1].legend(fontsize=7, ncol=2)
     save_and_show(fig, out / "weights_evolution.png")
 else:
@@ -154,7 +154,7 @@ if len(history):
 # %% tags=["nbval-ignore-output"]
 extra = {f"{stage_method} n={n}": {**methods[stage_method], "dsb_stage_epochs": n}
          for n in stage_sweep if n != dsb_stage_epochs}
-sweep = run_methods(extra, seeds[:1], base, out / "stage_sweep", preset=preset) if extra else pd.DataFrame()
+sweep = run_methods(extra, seeds[:1], base, runs_dir, preset=preset) if extra else pd.DataFrame()
 sweep[["method", "top1", "seconds"]].round(4) if len(sweep) else None
 
 # %% tags=["nbval-check-output"]
@@ -174,6 +174,7 @@ if baseline in set(results["method"]):
                color="grey", linestyle="--", label=baseline)
 ax.set(xlabel="stage length n (epochs before re-weighting)", ylabel="final top-1 (%)",
        title=f"{stage_method}: effect of n (seed {seeds[0]})")
+plotting.integer_ticks(ax)
 ax.legend(fontsize=8)
 save_and_show(fig, out / "stage_length.png")
 

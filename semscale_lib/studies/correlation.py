@@ -37,14 +37,27 @@ TABLE1_REFERENCE: dict[tuple[str, str], dict[str, float]] = {
 }
 
 
-def balanced_overrides(dataset: str, *, data_root=None) -> dict:
+def balanced_overrides(dataset: str, *, per_class: int | None = None, data_root=None) -> dict:
     """Training settings that make ``dataset``'s training set exactly sample-balanced (docs/paper-notes.md §10):
-    ``{"dataset": dataset}`` when every class has the same count (Fashion-MNIST, CIFAR), else every class cut to
-    the smallest one by a seeded draw (``subset_per_class``; MNIST: 5,421 per class; the run saves the indices)."""
+    ``{"dataset": dataset}`` when every class has the same count (Fashion-MNIST, CIFAR) and ``per_class`` is None,
+    else every class cut by a seeded draw (``subset_per_class``; the run saves the indices) to ``per_class``
+    images, or to the smallest class when that is smaller or ``per_class`` is None (MNIST: 5,421 per class)."""
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))
+                                  or per_class < 2):
+        raise ValueError(f"per_class must be an integer ≥ 2 or None, got {per_class!r}")
     counts = load_dataset(dataset, train=True, root=data_root).counts
-    if counts.min() == counts.max():
+    size = int(counts.min()) if per_class is None else min(int(per_class), int(counts.min()))
+    if size == counts.max():
         return {"dataset": dataset}
-    return {"dataset": dataset, "subset_per_class": int(counts.min())}
+    return {"dataset": dataset, "subset_per_class": size}
+
+
+def setting_overrides(dataset: str, *, imbalance_factor: float, balanced_per_class: int | None = None,
+                      data_root=None) -> dict[str, dict]:
+    """The two training settings of a correlation study (notebooks 02 and 06): {"balanced":
+    :func:`balanced_overrides`, "long-tailed": ``dataset``-lt at ``imbalance_factor`` (exponential profile)}."""
+    return {"balanced": balanced_overrides(dataset, per_class=balanced_per_class, data_root=data_root),
+            "long-tailed": {"dataset": f"{dataset}-lt", "imbalance_factor": imbalance_factor}}
 
 
 def imbalance_table(vectors, labels, *, counts, alpha: float, class_names=None) -> pd.DataFrame:
@@ -86,6 +99,18 @@ def source_slug(source: str) -> str:
     return f"{kind}-{detail.split(' ')[0]}" if detail else kind
 
 
+def load_setting_runs(run_dirs: Sequence) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """The runs (seeds) of one setting: (loaded runs, training counts (C,), per-class test top-1 (C,) mean over
+    the runs). The runs must share their training counts."""
+    runs = [load_run(d) for d in run_dirs]
+    if not runs:
+        raise ValueError("no runs given")
+    counts = np.asarray(runs[0]["config"]["train_counts"])
+    if any(list(r["config"]["train_counts"]) != counts.tolist() for r in runs[1:]):
+        raise ValueError("the runs of one setting must share their training counts")
+    return runs, counts, np.mean([r["per_class"]["accuracy"].to_numpy() for r in runs], axis=0)
+
+
 def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 16,
                         sources: Sequence[str] = SOURCES) -> dict:
     """Sec. 3.4.1 for the runs (seeds) of one setting, from three kinds of vectors (which fed Table 1 is not stated,
@@ -102,11 +127,7 @@ def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 1
     unknown = set(sources) - set(SOURCES)
     if unknown:
         raise ValueError(f"unknown sources {sorted(unknown)}; valid: {list(SOURCES)}")
-    runs = [load_run(d) for d in run_dirs]
-    if not runs:
-        raise ValueError("no runs given")
-    counts = np.asarray(runs[0]["config"]["train_counts"])
-    accuracy = np.mean([r["per_class"]["accuracy"].to_numpy() for r in runs], axis=0)
+    runs, counts, accuracy = load_setting_runs(run_dirs)
     images = training_images(runs[0])
     names = list(images.classes)
     tables, correlations = {}, {}
@@ -195,5 +216,5 @@ def table1_claim(study: Mapping, *, balanced: bool, alpha: float, dataset: str, 
 
 
 __all__ = ["PRIMARY_SOURCE", "SOURCES", "TABLE1_REFERENCE", "average_tables", "balanced_overrides",
-           "correlation_sources", "imbalance_table", "source_slug", "table1_claim", "table1_comparison",
-           "table1_verdict"]
+           "correlation_sources", "imbalance_table", "load_setting_runs", "setting_overrides", "source_slug",
+           "table1_claim", "table1_comparison", "table1_verdict"]

@@ -13,7 +13,7 @@ from scipy import stats
 from ..data import ImageArrays, load_dataset, nested_balanced_indices
 from ..scale import class_semantic_scales, effective_number, resize_images
 from ..training import embed_run, load_run, make_config, split_dataset_name, training_images
-from ..training.trainer import train_or_reuse
+from ..training.trainer import run_folder_name, train_or_reuse
 from ..verdicts import negligible_gain_verdict
 from .notebook import prepare_out_dir
 
@@ -174,8 +174,9 @@ def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, 
     evaluated on the test set once, after training. The same number of steps for every m, with the learning-rate
     schedule running over those steps (no warm-up), so every m sees the same learning rate at every step, removes
     the confound of data and training budget (docs/paper-notes.md §4): epochs = ⌈steps / batches per epoch⌉ and
-    the last epoch stops at ``steps``. Runs go to ``<out_dir>/m<m>-seed<s>/`` (a finished run there with the same
-    settings is reused).
+    the last epoch stops at ``steps``. Runs go to ``<out_dir>/<run_folder_name(config)>/``, named by their settings,
+    so ``out_dir`` may be the runs folder the notebooks share (a finished run there with the same settings is
+    reused).
 
     Returns one row per run: m, seed, top1, epochs, steps, feature_total (Σ over classes of S′ of the model's
     embeddings of its own training subset, bits), seconds (training time), run_dir.
@@ -193,7 +194,7 @@ def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, 
             num_classes = num_classes or _num_classes(config)
             batches_per_epoch = math.ceil(int(m) * num_classes / config.batch_size)
             config = make_config(preset, **{**settings, "epochs": math.ceil(steps / batches_per_epoch)})
-            folder = train_or_reuse(config, out / f"m{m}-seed{seed}", progress=progress)
+            folder = train_or_reuse(config, out / run_folder_name(config), progress=progress)
             run = load_run(folder)
             images = training_images(run)
             features = embed_run(folder, images)

@@ -58,8 +58,10 @@ def save_and_show(fig, path, *, show: bool = True) -> None:
     Returns None on purpose: a notebook cell ending with this call shows the figure and nothing else (nbval runs
     cells without input history, so IPython's trailing-``;`` output suppression does not work there)."""
     import matplotlib.pyplot as plt
+
+    from ..plotting import finish_layout
     path = Path(path)
-    fig.tight_layout()
+    finish_layout(fig)      # tight layout, with tick labels refitted to the final axes sizes
     fig.savefig(path, dpi=150)
     if show:
         try:
@@ -70,9 +72,19 @@ def save_and_show(fig, path, *, show: bool = True) -> None:
     plt.close(fig)
 
 
+def show_figure(path, *, width: int | None = None):
+    """A saved PNG figure for ``IPython.display.display``, embedded once at its full resolution; shown at the
+    width of the notebook (``width``: at most that many pixels wide instead). Use this, not :func:`thumbnail`,
+    wherever the figure has to be read (several panels, class names)."""
+    from IPython.display import Image
+
+    return Image(filename=str(path), width=width)
+
+
 def thumbnail(path, *, width: int = 800, quality: int = 80) -> bytes:
-    """A PNG figure as JPEG bytes at most ``width`` pixels wide — for showing many figures in one notebook
-    without making it megabytes large (display with ``IPython.display.Image(data=..., format="jpeg")``)."""
+    """A PNG figure as JPEG bytes at most ``width`` pixels wide — a preview only: multi-panel figures are not
+    legible at 800 px (show those with :func:`show_figure`). Display with
+    ``IPython.display.Image(data=..., format="jpeg")``."""
     from PIL import Image
 
     with Image.open(path) as image:
@@ -115,4 +127,5 @@ def require_versions(minimums: Mapping[str, str]) -> dict[str, str]:
     return installed
 
 
-__all__ = ["fmt", "markdown_table", "prepare_out_dir", "require_versions", "save_and_show", "thumbnail", "write_json"]
+__all__ = ["fmt", "markdown_table", "prepare_out_dir", "require_versions", "save_and_show", "show_figure", "thumbnail",
+           "write_json"]

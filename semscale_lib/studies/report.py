@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..verdicts import format_ci
-from .claims import read_claims, read_outputs, verdict_counts, verdict_table
+from .claims import BEYOND_TITLE, in_scope, read_claims, read_outputs, verdict_counts, verdict_table
 from .correlation import TABLE1_REFERENCE
 from .notebook import markdown_table
 
@@ -45,19 +45,34 @@ def _ci_text(row) -> str:
     return f"{row['estimate']:+.3f} {format_ci(row['ci_low'], row['ci_high'], 3)}"
 
 
-def claim_sections(claims: pd.DataFrame) -> list[str]:
-    """Markdown per claim: a headline with its verdict on every dataset, then per dataset the estimate and CI
-    beside the paper's figure, the sentence, the rule and the evidence rows."""
+def _paper_figure(row, beyond: bool):
+    if beyond:
+        return "—"      # not the paper's claim: no figure of the paper to set beside ours
+    value = row["paper_value"]
+    return np.nan if value is None or (isinstance(value, float) and not np.isfinite(value)) else float(value)
+
+
+def claim_sections(claims: pd.DataFrame, scope: str | None = "paper") -> list[str]:
+    """Markdown per claim in ``scope`` ("paper" by default, "beyond" for ours, None for all): a headline with its
+    verdict on every dataset, then per dataset the estimate and CI beside the paper's figure ("—" for a "beyond"
+    claim, which is not the paper's), the sentence, the rule and the evidence rows."""
+    claims = in_scope(claims, scope)
     lines = []
     for claim_id in dict.fromkeys(claims["claim_id"]):
         part = claims[claims["claim_id"] == claim_id]
         first = part.iloc[0]
+        beyond = (first.get("scope") or "paper") == "beyond"
         verdicts = "; ".join(f"{r.dataset}: **{r.verdict}**" for r in part.itertuples())
-        lines += [f"### {first['claim']} ({first['section']})", "", f"Verdict — {verdicts}.", "",
-                  f"The paper: {first['paper']}.", ""]
+        lines += [f"### {first['claim']} ({first['section']})", "", f"Verdict — {verdicts}.", ""]
+        if beyond:
+            said = str(first["paper"] or "").strip()
+            lines += ["Our question, not a claim of the paper."
+                      + (f" What the paper says on it: {said}." if said and said != "—" else ""), ""]
+        else:
+            lines += [f"The paper: {first['paper']}.", ""]
         rows = pd.DataFrame([{"dataset": r["dataset"], "verdict": r["verdict"], "ours: estimate [CI]": _ci_text(r),
-                              "the paper's figure": r["paper_value"] if r["paper_value"] is not None else np.nan,
-                              "setting": r["data"]} for _, r in part.iterrows()])
+                              "the paper's figure": _paper_figure(r, beyond), "setting": r["data"]}
+                             for _, r in part.iterrows()])
         lines += [markdown_table(rows), ""]
         for _, row in part.iterrows():
             lines += [f"- *{row['dataset']}*: {row['measured']}"]
@@ -71,8 +86,10 @@ def claim_sections(claims: pd.DataFrame) -> list[str]:
 def build_report(run_dir, *, exclude: Iterable = (), title: str = "semscale report") -> str:
     """The markdown of ``report.md`` for a run folder: what ran (``summary.json`` when the batch runner wrote
     one); one headline line per paper claim with its verdict on each dataset and a claims × datasets table; per
-    claim, our estimate and CI beside the paper's figure and the evidence rows; then the tables and figures the
-    notebooks listed in their ``claims.json`` (linked relative to ``run_dir``) and the paper's reference numbers."""
+    claim, our estimate and CI beside the paper's figure and the evidence rows; then, in a section of their own
+    with their own table and counts, the "beyond" claims (our questions, not the paper's); then the tables and
+    figures the notebooks listed in their ``claims.json`` (the full PNGs, linked relative to ``run_dir``) and the
+    paper's reference numbers."""
     root = Path(run_dir)
     claims = read_claims(root, exclude=exclude)
     lines = [f"# {title}", "", f"Run folder: `{root.resolve().name}`. Paper: Ma et al., *Delving into Semantic Scale "
@@ -81,11 +98,19 @@ def build_report(run_dir, *, exclude: Iterable = (), title: str = "semscale repo
              "refutation. Our choices where the paper is silent: the project's docs/paper-notes.md.", ""]
     lines += _what_ran(root)
     lines += ["## Verdicts", ""]
-    if len(claims):
-        lines += [verdict_counts(claims) + ".", "", markdown_table(verdict_table(claims)), "", "## Claims", "",
-                  *claim_sections(claims)]
+    paper, beyond = in_scope(claims, "paper"), in_scope(claims, "beyond")
+    if len(paper):
+        lines += [verdict_counts(paper, "paper") + ".", "", markdown_table(verdict_table(paper, "paper")), "",
+                  "## Claims", "", *claim_sections(paper, "paper")]
+    elif len(beyond):
+        lines += ["No claim of the paper was checked (only our own questions, below).", ""]
     else:
         lines += ["No claim was checked: no `claims.json` found under the run folder.", ""]
+    if len(beyond):
+        lines += [f"## {BEYOND_TITLE}", "",
+                  "Questions we asked that the paper does not: their verdicts are not counted with the paper's.", "",
+                  verdict_counts(beyond, "beyond") + ".", "", markdown_table(verdict_table(beyond, "beyond")), "",
+                  *claim_sections(beyond, "beyond")]
     for saved in read_outputs(root, exclude=exclude):
         folder = Path(saved["folder"])
         rel = folder.relative_to(root)
@@ -94,8 +119,8 @@ def build_report(run_dir, *, exclude: Iterable = (), title: str = "semscale repo
             if (folder / entry["file"]).exists():
                 pieces += [f"**{entry['title']}** (`{rel / entry['file']}`)", "",
                            markdown_table(pd.read_csv(folder / entry["file"])), ""]
-        pieces += [f"![{name}]({(rel / name).as_posix()})\n" for name in saved.get("figures", [])
-                   if (folder / name).exists()]
+        pieces += [f"[![{name}]({(rel / name).as_posix()})]({(rel / name).as_posix()})\n"   # full PNG, linked
+                   for name in saved.get("figures", []) if (folder / name).exists()]
         if pieces:
             lines += [f"## {saved.get('notebook', rel.name)} (`{rel}`)", "", *pieces]
     reference = pd.DataFrame([{"data": d, "model": m, **values} for (d, m), values in TABLE1_REFERENCE.items()])

@@ -14,7 +14,7 @@ from ..imbalance import quantify_imbalance
 from ..metrics import group_accuracy, mean_sd_table
 from ..scale import pool_features
 from ..training import embed_run, load_run, make_config, training_images
-from ..training.trainer import train_or_reuse
+from ..training.trainer import run_folder_name, train_or_reuse
 from ..weights import dsb_class_weights
 from .claims import claim_record
 from ..verdicts import paired_verdict
@@ -32,39 +32,51 @@ PAPER_DSB_GAINS = {
 }
 
 
-def _run_folder_name(method: str, seed: int) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in method)
-    return f"{safe}-seed{seed}"
+def long_tailed_base(dataset: str, imbalance_factor: float | None, **overrides) -> dict:
+    """The TrainConfig overrides of a notebook's training set (notebooks 03, 04): ``dataset``-lt at
+    ``imbalance_factor`` (exponential profile), or the balanced ``dataset`` when it is None, plus ``overrides``.
+    ``dataset`` is the base name; "cifar100-lt" is refused (it would become "cifar100-lt-lt")."""
+    if not isinstance(dataset, str) or not dataset:
+        raise ValueError(f"dataset must be a dataset name such as 'cifar100', got {dataset!r}")
+    if dataset.endswith("-lt"):
+        raise ValueError(f"dataset is the base name ({dataset[:-3]!r}); the long-tailed version is chosen by "
+                         f"imbalance_factor (None: the balanced set), so pass dataset={dataset[:-3]!r}")
+    if imbalance_factor is None:
+        return {"dataset": dataset, **overrides}
+    return {"dataset": f"{dataset}-lt", "imbalance_factor": imbalance_factor, **overrides}
 
 
-def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapping, out_dir, *,
+def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapping, runs_dir, *,
                 preset: str | None = None, progress: bool = False) -> pd.DataFrame:
     """Train every method × seed and return one row per run with its final metrics.
 
     ``methods``: {name → TrainConfig overrides, e.g. {"loss": "ldam", "reweight": "drw"}}; ``base``: overrides
     shared by all (dataset, epochs, model, ...); ``preset``: a ``PRESETS`` name under both. Runs go to
-    ``<out_dir>/<method>-seed<k>/``; a finished run there with the same settings is reused, an interrupted one
-    resumed, anything else refused. Two method names that map to one folder are refused, naming both. Returns
-    columns method, seed, run_dir, top1, many, medium, few, epochs, seconds (training time summed over epochs).
+    ``<runs_dir>/<run_folder_name(config)>/``, a folder named by the run's settings, so ``runs_dir`` may be shared
+    by several notebooks: a finished run there with the same settings is reused, an interrupted one resumed.
+    Two method names with the same settings are refused, naming both. Returns columns method, seed, run_dir,
+    top1, many, medium, few, epochs, seconds (training time summed over epochs), reduction.
     """
-    out = prepare_out_dir(out_dir)
-    folders: dict[str, str] = {}
-    for name in methods:
-        other = folders.setdefault(_run_folder_name(name, 0), name)
-        if other != name:
-            raise ValueError(f"methods {other!r} and {name!r} would share the run folder "
-                             f"{_run_folder_name(name, 0)!r}; rename one")
-    rows = []
+    out = prepare_out_dir(runs_dir)
+    configs: dict[tuple[str, int], object] = {}
+    named: dict[str, str] = {}
     for name, overrides in methods.items():
         for seed in seeds:
             config = make_config(preset, **{**dict(base), **dict(overrides), "seed": int(seed)})
-            folder = train_or_reuse(config, out / _run_folder_name(name, seed), progress=progress)
-            run = load_run(folder)
-            last = run["metrics"].iloc[-1]
-            rows.append({"method": name, "seed": int(seed), "run_dir": str(folder), "top1": float(last["top1"]),
-                         "many": float(last["many"]), "medium": float(last["medium"]), "few": float(last["few"]),
-                         "epochs": int(last["epoch"]), "seconds": float(run["metrics"]["seconds"].sum()),
-                         "reduction": config.reduction if config.reweight != "none" else "—"})
+            other = named.setdefault(run_folder_name(config), name)
+            if other != name:
+                raise ValueError(f"methods {other!r} and {name!r} have the same settings (seed {seed}), so they "
+                                 "would be one run; remove one or change its settings")
+            configs[(name, int(seed))] = config
+    rows = []
+    for (name, seed), config in configs.items():
+        folder = train_or_reuse(config, out / run_folder_name(config), progress=progress)
+        run = load_run(folder)
+        last = run["metrics"].iloc[-1]
+        rows.append({"method": name, "seed": seed, "run_dir": str(folder), "top1": float(last["top1"]),
+                     "many": float(last["many"]), "medium": float(last["medium"]), "few": float(last["few"]),
+                     "epochs": int(last["epoch"]), "seconds": float(run["metrics"]["seconds"].sum()),
+                     "reduction": config.reduction if config.reweight != "none" else "—"})
     return pd.DataFrame(rows)
 
 
@@ -109,14 +121,15 @@ def summary_table(groups: pd.DataFrame, *, order: Sequence[str] | None = None, d
 
 
 def compare_pairs(results: pd.DataFrame, pairs, *, metric: str = "top1",
-                  paper_deltas: Mapping[str, float] | None = None, min_n: int = 3) -> pd.DataFrame:
+                  paper_deltas: Mapping[str, float] | None = None, min_n: int = 3,
+                  confidence: float = 0.95) -> pd.DataFrame:
     """Paired comparison (same seeds) of each (treated, baseline) method pair on ``metric`` (a fraction,
     compared in percentage points) by :func:`~semscale_lib.verdicts.paired_verdict`. ``pairs``: a mapping
     treated → baseline, or a sequence of (treated, baseline) pairs (one treated method may face two baselines).
 
     ``paper_deltas``: the paper's gain in points, keyed by (treated, baseline) or by treated method, placed
-    against our CI. Returns one row per
-    pair: method, baseline, n_seeds, mean_with, mean_without (%), diff, ci_low, ci_high (points), verdict,
+    against our CI. ``confidence``: of every pair's CI (e.g. 1 − 0.05/m for a Bonferroni family of m pairs).
+    Returns one row per pair: method, baseline, n_seeds, mean_with, mean_without (%), diff, ci_low, ci_high (points), verdict,
     sentence, and record (the verdict record itself).
     """
     rows = []
@@ -128,7 +141,8 @@ def compare_pairs(results: pd.DataFrame, pairs, *, metric: str = "top1",
             raise ValueError(f"no common seed between {method!r} and {baseline!r}")
         deltas = paper_deltas or {}
         record = paired_verdict(100 * b.loc[seeds].to_numpy(), 100 * a.loc[seeds].to_numpy(), min_n=min_n,
-                                paper_delta=deltas.get((method, baseline), deltas.get(method)))
+                                paper_delta=deltas.get((method, baseline), deltas.get(method)),
+                                confidence=confidence)
         rows.append({"method": method, "baseline": baseline, "n_seeds": len(seeds),
                      "mean_with": record.mean_treated, "mean_without": record.mean_baseline,
                      "diff": record.estimate, "ci_low": record.ci_low, "ci_high": record.ci_high,
@@ -137,12 +151,13 @@ def compare_pairs(results: pd.DataFrame, pairs, *, metric: str = "top1",
 
 
 def pair_claims(pairs: pd.DataFrame, *, claim: str, claim_id: str, paper: Mapping[str, str], dataset: str,
-                data: str, section: str) -> tuple[list[dict], list[str]]:
+                data: str, section: str, scope: str = "paper") -> tuple[list[dict], list[str]]:
     """Claim records and markdown lines for the rows of :func:`compare_pairs` (one each per pair).
 
     ``claim`` and ``claim_id``: templates with ``{method}`` and ``{baseline}`` (e.g. ``"{method} beats
     {baseline}"``, ``"table2-{method}"``); ``paper``: what the paper reports, by method (missing → "not reported
-    for this loss"); ``dataset`` / ``data``: on what the numbers were measured.
+    for this loss"); ``dataset`` / ``data``: on what the numbers were measured; ``scope``: "paper" (a claim the
+    paper makes) or "beyond" (our own question, reported apart from the paper's claims).
     """
     claims, lines = [], []
     for row in pairs.itertuples(index=False):
@@ -153,7 +168,7 @@ def pair_claims(pairs: pd.DataFrame, *, claim: str, claim_id: str, paper: Mappin
         claims.append(claim_record(
             claim_id=claim_id.format(**names), claim=claim.format(**names), section=section,
             paper=paper.get(row.method, "not reported for this loss"), paper_value=row.record.paper_delta,
-            dataset=dataset, data=data, record=row.record,
+            dataset=dataset, data=data, record=row.record, scope=scope,
             numbers={"with": row.mean_with, "without": row.mean_without}))
     return claims, lines
 
@@ -242,5 +257,5 @@ def weights_history(run_dir, class_names: Sequence[str] | None = None) -> pd.Dat
 
 
 __all__ = ["PAPER_DSB_DELTAS", "PAPER_DSB_GAINS", "compare_pairs", "group_table", "learning_curves", "pair_claims",
-           "run_methods",
+           "long_tailed_base", "run_methods",
            "static_dsb_weights", "static_weighting_grid", "summary_table", "weights_history"]

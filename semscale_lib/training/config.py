@@ -6,6 +6,7 @@ Fields the paper does not state are ours; docs/paper-notes.md §9–§10 says wh
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 from ..data import DATASETS
@@ -81,6 +82,8 @@ class TrainConfig:
                    f"unknown weight_reduction {self.weight_reduction!r}; valid: auto, mean, weighted-mean"),
                   (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; valid: {OPTIMIZERS}"),
                   (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; valid: {SCHEDULES}"),
+                  (isinstance(self.device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device),
+                   f"unknown device {self.device!r}; valid: auto, cpu, cuda, cuda:N (a GPU index), mps"),
                   (self.epochs >= 1, "epochs must be ≥ 1"), (self.batch_size >= 1, "batch_size must be ≥ 1"),
                   (self.lr > 0, "lr must be > 0"), (self.eval_every >= 0, "eval_every must be ≥ 0"),
                   (self.max_steps is None or self.max_steps >= 1, "max_steps must be ≥ 1 or None"),

@@ -99,9 +99,11 @@ def training_images(run: dict, data_root=None) -> ImageArrays:
 
 
 @torch.no_grad()
-def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: str = "cpu") -> np.ndarray:
+def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: str = "cpu",
+              with_predictions: bool = False):
     """Embeddings ``(N, D)`` of ``images`` by the final model of a run (its checkpoint), normalised with the run's
-    training statistics (the mean/sd of its training images, as in training)."""
+    training statistics (the mean/sd of its training images, as in training). ``with_predictions``: also return
+    the model's predicted class of each image, ``(N,)`` int64, from the same pass."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     config = run_config(run)
@@ -114,5 +116,10 @@ def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: st
     model.to(device).eval()
     reference = tensor_batches(training_images(run), device=device, dataset=config.dataset)
     batches = tensor_batches(images, device=device, dataset=config.dataset, reference=reference)
-    out = [model(inputs, return_features=True)[1].float().cpu() for inputs, _ in batches.ordered(batch_size)]
-    return torch.cat(out).numpy()
+    features, predictions = [], []
+    for inputs, _ in batches.ordered(batch_size):
+        logits, embedding = model(inputs, return_features=True)
+        features.append(embedding.float().cpu())
+        predictions.append(logits.argmax(dim=1).cpu())
+    features = torch.cat(features).numpy()
+    return (features, torch.cat(predictions).numpy()) if with_predictions else features

@@ -7,11 +7,13 @@ and after every forward pass hands it the batch's embeddings: trainer → weight
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import platform
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +22,16 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+try:
+    import fcntl   # POSIX; elsewhere runs are not locked against a second process
+except ImportError:  # pragma: no cover
+    fcntl = None
+
 from ..data import save_split
 from ..losses import ClassWeighting, build_loss
 from ..metrics import group_accuracy, per_class_accuracy
 from ..models import build_model
+from ..paths import claim_output_dir
 from ..weights import build_weighting
 from .config import TrainConfig, make_config
 from .data import RunData, load_run_data
@@ -121,8 +129,29 @@ def environment_info(device: torch.device) -> dict:
 
 
 def _comparable(config_dict: dict) -> dict:
+    """The settings that decide what a run trains: where it runs is left out, and so are settings the run's
+    re-weighting rule never reads (DSB settings unless ``reweight="dsb"``, class weights unless ``"static"``)."""
     ignored = {"device", "data_root", "eval_batch_size"}
+    if config_dict.get("reweight") != "dsb":
+        ignored.add("dsb")
+    if config_dict.get("reweight") != "static":
+        ignored.add("class_weights")
     return json.loads(json.dumps({k: v for k, v in config_dict.items() if k not in ignored}))
+
+
+def settings_key(config: TrainConfig) -> str:
+    """A 10-hex-digit digest of the settings that decide what ``config`` trains (not where it runs): two configs
+    with the same key train the same model, so a folder named by it can be shared by every notebook that asks."""
+    text = json.dumps(_comparable(config.to_dict()), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def run_folder_name(config) -> str:
+    """The folder a run of ``config`` lives in under a shared runs folder: readable parts, then
+    :func:`~semscale_lib.training.trainer.settings_key` — two notebooks that ask for the same settings share one
+    run (trained once, reused after); different settings never share a folder."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{config.dataset}-{config.model}")
+    return f"{safe}-{config.loss}-{config.reweight}-seed{config.seed}-{settings_key(config)}"
 
 
 def _distributed() -> tuple[int, int]:
@@ -135,26 +164,64 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def _resolve_run(config, out_dir, resume) -> tuple[TrainConfig, Path]:
-    """(config, folder) of a new run (folder must be new or empty) or of the run ``resume`` continues (its saved
-    config; a different ``config`` is an error). A run killed before its first checkpoint restarts from scratch
-    in its folder."""
+def check_device(name: str) -> None:
+    """Refuse (RuntimeError) a CUDA device this machine does not have, before anything is loaded or written."""
+    if not str(name).startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"CUDA was requested (--device {name}) but torch.cuda.is_available() is False; use "
+                           "--device cpu or auto")
+    index = torch.device(name).index
+    if index is not None and index >= torch.cuda.device_count():
+        raise RuntimeError(f"CUDA device {index} was requested (--device {name}) but this machine has "
+                           f"{torch.cuda.device_count()} (cuda:0 … cuda:{torch.cuda.device_count() - 1})")
+
+
+def _resolve_run(config, out_dir, resume, force: bool = False) -> tuple[TrainConfig, Path]:
+    """(config, folder) of a new run or of the run ``resume`` continues (its saved config; a different ``config``
+    is an error, except for the settings that may change on resume: device, data_root, eval_batch_size). A new run's
+    folder must be new or empty unless ``force`` (:func:`semscale_lib.paths.claim_output_dir`: same-named files are
+    replaced, nothing is deleted). A run killed before its first checkpoint restarts from scratch in its folder; a
+    checkpoint that is not a readable torch file is refused."""
     if resume is None:
         config = config or TrainConfig()
         config.validate()
-        out = Path(out_dir) if out_dir is not None else default_out_dir(config)
-        if out.exists() and any(out.iterdir()):
-            raise ValueError(f"output folder {out} is not empty; pick a new one or resume it with resume={out}")
+        check_device(config.device)
+        out = claim_output_dir(out_dir if out_dir is not None else default_out_dir(config), force=force,
+                               hint=" (or resume the run in it with --resume)", create=False)
         return config, out
+    if not str(resume).strip():
+        raise ValueError("--resume must name the folder of a run, got an empty path")
     out = Path(resume)
+    if not out.exists():
+        raise ValueError(f"cannot resume {out}: it is not a run folder (no such folder)")
+    if not out.is_dir():
+        raise ValueError(f"cannot resume {out}: it is not a run folder (it is a file)")
     if not (out / "config.json").is_file():
         raise ValueError(f"cannot resume {out}: it is not a run folder (no config.json)")
-    saved = json.loads((out / "config.json").read_text())["config"]
+    try:
+        saved = json.loads((out / "config.json").read_text())["config"]
+        if not isinstance(saved, dict):
+            raise TypeError("'config' is not a mapping")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot resume {out}: its config.json is not a run's settings ({type(error).__name__}: "
+                         f"{error})") from None
     if config is not None and _comparable(saved) != _comparable(config.to_dict()):
         given = _comparable(config.to_dict())
         diff = {k: (_comparable(saved).get(k), v) for k, v in given.items() if _comparable(saved).get(k) != v}
         raise ValueError(f"resume folder {out} was trained with a different config: {diff} (saved, given)")
-    return make_config(**saved), out
+    config = config if config is not None else make_config(**saved)   # a given config may move the run's device
+    config.validate()
+    check_device(config.device)
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists() and not zipfile.is_zipfile(checkpoint):
+        raise ValueError(_corrupt_checkpoint(checkpoint, "not a complete torch checkpoint"))
+    return config, out
+
+
+def _corrupt_checkpoint(checkpoint: Path, why: str) -> str:
+    return (f"cannot resume {checkpoint.parent}: its {checkpoint.name} is truncated or corrupt ({why}); move it "
+            "away to restart this run from scratch in the same folder, or start a new run")
 
 
 def _evaluate_now(config: TrainConfig, epoch: int) -> bool:
@@ -207,7 +274,11 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
                build_weighting(config, data.counts, dataset_size=len(data.train), device=device),
                torch.Generator().manual_seed(config.seed))
     if resuming:
-        state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+        try:
+            state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+        except Exception as error:  # truncated / corrupt file: one clear message, never a pickle traceback
+            raise ValueError(_corrupt_checkpoint(out / CHECKPOINT, f"{type(error).__name__}: "
+                                                 f"{str(error).splitlines()[0] if str(error) else ''}")) from error
         for name in ("model", "optimizer", "scheduler", "weighting"):
             getattr(run, name).load_state_dict(state[name])
         run.generator.set_state(state["generator"])
@@ -253,7 +324,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
         loss = run.loss_fn(logits.float(), targets)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss ({float(loss.detach())}) in epoch {epoch}, iteration "
-                                     f"{iteration}, at learning rate {lr:g}")
+                                     f"{iteration}, at learning rate {lr:g} (run folder {run.out})")
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
@@ -287,13 +358,14 @@ def _epoch_line(run: _Run, row: dict, images_per_second: float) -> str:
 
 
 def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progress: bool = True,
-          stop_after_epoch: int | None = None) -> Path:
+          stop_after_epoch: int | None = None, force: bool = False) -> Path:
     """Train one model; returns its output folder. ``resume``: a folder of an interrupted run. The test set is
     evaluated every ``config.eval_every`` epochs and after the last. ``progress``: a bar per epoch and one line
     per epoch (loss, top-1, lr, images/s, time left) plus a final summary. ``stop_after_epoch`` simulates an
     interruption (for tests). A non-finite loss stops the run at once (FloatingPointError naming epoch,
-    iteration and learning rate); the last finished epoch's checkpoint stays, so the folder is resumable."""
-    config, out = _resolve_run(config, out_dir, resume)
+    iteration and learning rate); the last finished epoch's checkpoint stays, so the folder is resumable.
+    ``out_dir`` must be new or empty unless ``force`` (same-named files are then replaced; nothing is deleted)."""
+    config, out = _resolve_run(config, out_dir, resume, force=force)
     run = _start(config, out, resuming=resume is not None and (out / CHECKPOINT).exists())
     result = None
     for epoch in range(run.start_epoch, config.epochs + 1):
@@ -329,8 +401,21 @@ def _percent(value: float) -> str:
 def train_or_reuse(config: TrainConfig, folder, *, progress: bool = False) -> Path:
     """Train ``config`` into ``folder`` unless it already holds that run: a finished run with the same settings
     is reused, an interrupted one is resumed. A folder holding anything else is refused (ValueError), never
-    deleted."""
+    deleted. Two processes asking for the same folder at once (notebooks sharing a runs folder) take turns: the
+    second waits on ``<folder>.lock`` and then reuses what the first trained."""
     folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        return _train_or_reuse_locked(config, folder, progress)
+    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _train_or_reuse_locked(config, folder, progress)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _train_or_reuse_locked(config: TrainConfig, folder: Path, progress: bool) -> Path:
     saved_file = folder / "config.json"
     if not folder.exists() or not any(folder.iterdir()):
         return train(config, out_dir=folder, progress=progress)

@@ -1,0 +1,412 @@
+"""Per-class difficulty / separability measures from the literature, on the same vectors as the semantic scale.
+
+Each measure takes ``features`` (N, d) — numpy array or torch tensor, any device, any real dtype — ``labels`` (N,)
+integers in [0, C) and ``num_classes`` C, and returns a float64 numpy array of shape (C,), one value per class.
+Everything is computed on the CPU in float64.
+
+Common conventions:
+
+* A class with fewer than 2 points gets NaN (no spread, no leave-one-out neighbour of its own class), never an
+  exception; so does a class whose value is undefined for the reason given in the function's docstring (e.g. no
+  other non-empty class to compare with).
+* Bad input raises TypeError (not array-like, complex, non-integer ``num_classes``) or ValueError (wrong shape,
+  NaN/inf, labels not integers or outside [0, num_classes), ``k`` out of range), naming the argument.
+* "Other classes" are the other *non-empty* classes; a one-point class has a mean and takes part as a competitor.
+* Class covariances use the 1/m (maximum-likelihood) normalisation, so tr Σ_c is the mean squared distance of the
+  class's points to their mean.
+
+The O(N²·d) measures (:func:`knn_accuracy`, :func:`silhouette`) work through row chunks of at most
+:data:`CHUNK_ELEMENTS` distances at a time (64 MiB of float64), never the full N × N matrix.
+
+:data:`DIFFICULTY_MEASURES` maps short names to the functions; :func:`class_difficulty_table` assembles a table.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .scale import _as_float64_tensor, as_label_array
+
+__all__ = ["knn_accuracy", "knn_loo_predictions", "fisher_ratio", "nearest_centre_distance", "effective_rank",
+           "silhouette", "DIFFICULTY_MEASURES", "class_difficulty_table", "CHUNK_ELEMENTS"]
+
+CHUNK_ELEMENTS = 1 << 23  # distances held at once by the chunked measures (8 Mi float64 = 64 MiB)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# input checks
+# ----------------------------------------------------------------------------------------------------------------
+def _check_array_like(value, name: str) -> None:
+    if value is None or isinstance(value, (str, bytes, dict, set, frozenset)) or np.isscalar(value):
+        raise TypeError(f"{name} must be an array or a tensor, got {type(value).__name__}")
+    if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise TypeError(f"{name} must be real, got a complex tensor ({value.dtype})")
+    else:
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{name} could not be read as an array: {exc}") from None
+        if np.iscomplexobj(array):
+            raise TypeError(f"{name} must be real, got complex values")
+
+
+def _validate(features, labels, num_classes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """→ (x float64 (N, d) on the CPU, y int64 (N,), counts int64 (C,))."""
+    _check_array_like(features, "features")
+    _check_array_like(labels, "labels")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, Integral):
+        raise TypeError(f"num_classes must be an integer, got {type(num_classes).__name__}")
+    num_classes = int(num_classes)
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be ≥ 1, got {num_classes}")
+    if not isinstance(features, torch.Tensor):
+        array = np.asarray(features)
+        if array.dtype == bool:
+            raise TypeError("features must be real numbers, got dtype bool")
+    x = _as_float64_tensor(features, name="features").cpu().numpy()
+    y = as_label_array(labels, x.shape[0], num_classes)
+    return x, y, np.bincount(y, minlength=num_classes).astype(np.int64)
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# shared pieces
+# ----------------------------------------------------------------------------------------------------------------
+def _means_and_traces(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (C, d) and tr Σ_c = mean ‖x − μ_c‖² (1/m normalisation); NaN rows for empty classes."""
+    sums = torch.zeros((len(counts), x.shape[1]), dtype=torch.float64)
+    sums.index_add_(0, torch.from_numpy(y), torch.from_numpy(x))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums.numpy() / counts[:, None]
+        residual_sq = ((x - means[y]) ** 2).sum(axis=1)
+        traces = np.bincount(y, weights=residual_sq, minlength=len(counts)) / counts
+    return means, traces
+
+
+def _nearest_other_mean(means: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every class: index of the nearest other non-empty class mean (lowest index among equal distances) and
+    the Euclidean distance to it (direct differences, not the Gram expansion). −1 / NaN where there is none."""
+    n_classes = len(counts)
+    nearest, distance = np.full(n_classes, -1, dtype=np.int64), np.full(n_classes, np.nan)
+    present = np.flatnonzero(counts > 0)
+    if len(present) < 2:
+        return nearest, distance
+    m = torch.from_numpy(np.ascontiguousarray(means[present]))
+    dist = torch.cdist(m, m, compute_mode="donot_use_mm_for_euclid_dist").numpy()
+    np.fill_diagonal(dist, np.inf)
+    best = np.argmin(dist, axis=1)
+    nearest[present] = present[best]
+    distance[present] = dist[np.arange(len(present)), best]
+    return nearest, distance
+
+
+def _row_chunks(n_rows: int, n_cols: int):
+    step = max(1, CHUNK_ELEMENTS // max(n_cols, 1))
+    for start in range(0, n_rows, step):
+        yield start, min(start + step, n_rows)
+
+
+def _fast_sq_distances(xt: torch.Tensor, sq: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """‖x_i − x_j‖² for rows start..stop against all rows, by the Gram expansion ‖x_i‖² + ‖x_j‖² − 2 x_i·x_j in
+    xt's dtype, clipped at 0; sq = row norms² of xt."""
+    block = torch.addmm(sq[None, :], xt[start:stop], xt.T, alpha=-2.0)
+    block += sq[start:stop, None]
+    return block.clamp_min_(0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# k-nearest-neighbour accuracy
+# ----------------------------------------------------------------------------------------------------------------
+def _exact_order(x: np.ndarray, row: int, candidates: np.ndarray) -> np.ndarray:
+    """Candidates sorted by exact squared distance to x[row] (direct differences), equal distances by index."""
+    exact = ((x[candidates] - x[row]) ** 2).sum(axis=1)
+    return candidates[np.lexsort((candidates, exact))]
+
+
+def knn_loo_predictions(features, labels, *, k: int = 5) -> np.ndarray:
+    """Leave-one-out k-NN prediction of every point → int64 (N,).
+
+    Each point is classified by the k nearest *other* points (Euclidean; the point itself is left out, duplicates of
+    it are not). Neighbours are ranked by exact distance — computed as Σ (x_i − x_j)² from direct differences —
+    with equal distances ranked by lower index. Prediction: the label with the most votes among the k; a tie in votes
+    goes to the tied label that occurs first in that ranking (so the nearest neighbour's label whenever it is among
+    the tied ones).
+
+    Exact search, not approximate: a chunk's distances come from the fast Gram expansion (float32, on centred
+    vectors) only to pick min(N − 1, 2k + 16) candidates; those are re-ranked by exact float64 distance, and a row
+    whose k-th exact distance is not provably below every non-candidate's (a bound on the screening's round-off) is
+    redone exactly against all N points — so the result equals a brute-force float64 search.
+    Requires N ≥ k + 1 (ValueError otherwise).
+    """
+    _check_array_like(features, "features")
+    _check_array_like(labels, "labels")
+    x = _as_float64_tensor(features, name="features").cpu().numpy()
+    y = as_label_array(labels, x.shape[0])
+    k = _check_k(k)
+    n = x.shape[0]
+    if n < k + 1:
+        raise ValueError(f"k = {k} needs at least k + 1 = {k + 1} points, got {n}")
+    return _knn_predict(x, y, k)
+
+
+def _knn_predict(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    n, d = x.shape
+    # screening in float32 on centred vectors (distances do not change; the norms, and so the round-off, shrink)
+    centred = x - x.mean(axis=0)
+    xt = torch.from_numpy(centred.astype(np.float32))
+    sq = (xt * xt).sum(dim=1)
+    n_candidates = min(n - 1, 2 * k + 16)
+    # |screening − exact| for any pair involving row i stays below this: a generous multiple of the round-off bound
+    # γ_d·(‖x_i‖² + ‖x_j‖²) of the Gram expansion plus the float32 rounding of the inputs
+    norms = (centred * centred).sum(axis=1)
+    slack = 8.0 * (d + 2) * float(np.finfo(np.float32).eps) * (norms + norms.max())
+    neighbours = np.empty((n, k), dtype=np.int64)
+    for start, stop in _row_chunks(n, max(n, n_candidates * d)):
+        fast = _fast_sq_distances(xt, sq, start, stop)
+        rows = torch.arange(stop - start)
+        fast[rows, rows + start] = math.inf
+        fast_vals, cand = torch.topk(fast, n_candidates, dim=1, largest=False, sorted=False)
+        del fast
+        cand, fast_vals = cand.numpy(), fast_vals.numpy()
+        exact = ((x[cand] - x[start:stop, None, :]) ** 2).sum(axis=2)
+        order = np.argsort(cand, axis=1, kind="stable")          # by index first ...
+        cand, exact = np.take_along_axis(cand, order, 1), np.take_along_axis(exact, order, 1)
+        order = np.argsort(exact, axis=1, kind="stable")         # ... then by exact distance (stable keeps index order)
+        cand, exact = np.take_along_axis(cand, order, 1), np.take_along_axis(exact, order, 1)
+        neighbours[start:stop] = cand[:, :k]
+        if n_candidates < n - 1:
+            # a non-candidate j has fast_j ≥ max candidate fast value, so exact_j > that − slack: if the k-th exact
+            # distance is below it, no non-candidate can be nearer than or tie with the k-th neighbour
+            unsafe = exact[:, k - 1] >= fast_vals.max(axis=1) - slack[start:stop]
+            for r in np.flatnonzero(unsafe):
+                i = start + r
+                neighbours[i] = _exact_order(x, i, np.delete(np.arange(n), i))[:k]
+    return _vote(y[neighbours])
+
+
+def _vote(neighbour_labels: np.ndarray) -> np.ndarray:
+    """(N, k) labels, nearest first → (N,) majority label; a tie goes to the tied label that occurs first."""
+    support = (neighbour_labels[:, :, None] == neighbour_labels[:, None, :]).sum(axis=2)   # votes for each slot's label
+    first = np.argmax(support == support.max(axis=1, keepdims=True), axis=1)
+    return neighbour_labels[np.arange(len(neighbour_labels)), first]
+
+
+def knn_accuracy(features, labels, num_classes: int, *, k: int = 5) -> np.ndarray:
+    """Leave-one-out k-NN accuracy of each class: the fraction of the class's points whose k nearest other points
+    (Euclidean) vote for the class (:func:`knn_loo_predictions` gives the exact vote and tie rules).
+
+    Orientation: higher = easier (more of the class lies among its own kind); in [0, 1].
+    Source: the nearest-neighbour rule of Cover & Hart (1967), "Nearest neighbor pattern classification", IEEE Trans.
+    Information Theory 13(1):21–27; with k = 1 this is one minus the per-class version of the leave-one-out 1-NN
+    error N3 of Ho & Basu (2002), "Complexity measures of supervised classification problems", IEEE TPAMI
+    24(3):289–300. NaN for classes with < 2 points, and for every class when N < k + 1.
+    """
+    x, y, counts = _validate(features, labels, num_classes)
+    k = _check_k(k)
+    result = np.full(len(counts), np.nan)
+    if x.shape[0] < k + 1:
+        return result
+    correct = (_knn_predict(x, y, k) == y).astype(np.float64)
+    hits = np.bincount(y, weights=correct, minlength=len(counts))
+    ok = counts >= 2
+    result[ok] = hits[ok] / counts[ok]
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# centre-based measures
+# ----------------------------------------------------------------------------------------------------------------
+def fisher_ratio(features, labels, num_classes: int) -> np.ndarray:
+    """Per-class Fisher ratio against the nearest other class:
+
+        F_c = ‖μ_c − μ_j‖² / (tr Σ_c + tr Σ_j),    j = the other non-empty class whose mean is nearest to μ_c,
+
+    μ the class means and tr Σ = mean squared distance of a class's points to its mean (1/m normalisation).
+    Between-class scatter over within-class scatter of the pair, in the trace form of Fisher's criterion.
+    Orientation: higher = more separable; F_c ≥ 0, invariant to scaling, rotating and translating all features.
+    +inf when both traces are 0 and the means differ. NaN for classes with < 2 points or with no other non-empty
+    class (and 0/0). [ours] per-class, one-vs-nearest-competitor, trace version of Fisher's discriminant ratio —
+    Fisher (1936), "The use of multiple measurements in taxonomic problems", Annals of Eugenics 7(2):179–188;
+    cf. the maximum Fisher's discriminant ratio F1 of Ho & Basu (2002), IEEE TPAMI 24(3):289–300 (which takes the
+    best single feature instead of the trace).
+    """
+    x, y, counts = _validate(features, labels, num_classes)
+    means, traces = _means_and_traces(x, y, counts)
+    nearest, distance = _nearest_other_mean(means, counts)
+    result = np.full(len(counts), np.nan)
+    ok = (counts >= 2) & (nearest >= 0)
+    num = distance[ok] ** 2
+    den = traces[ok] + traces[nearest[ok]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result[ok] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, np.nan))
+    return result
+
+
+def nearest_centre_distance(features, labels, num_classes: int) -> np.ndarray:
+    """Distance from the class mean to the nearest other (non-empty) class mean, divided by the class's RMS radius:
+
+        D_c = min_{j ≠ c} ‖μ_c − μ_j‖ / sqrt(mean_{i: y_i = c} ‖x_i − μ_c‖²).
+
+    Scale-free: invariant to scaling, rotating and translating all features. Orientation: higher = more separable
+    (the nearest competitor lies more class radii away). +inf when the radius is 0 and the distance is not; NaN for
+    classes with < 2 points, with no other non-empty class, or 0/0. [ours] normalisation, in the spirit of the
+    centroid-separation-over-dispersion ratio of Davies & Bouldin (1979), "A cluster separation measure",
+    IEEE TPAMI 1(2):224–227 (their R_ij is the inverse, with both clusters' dispersions).
+    """
+    x, y, counts = _validate(features, labels, num_classes)
+    means, traces = _means_and_traces(x, y, counts)
+    _, distance = _nearest_other_mean(means, counts)
+    result = np.full(len(counts), np.nan)
+    ok = (counts >= 2) & np.isfinite(distance)
+    radius = np.sqrt(traces[ok])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result[ok] = np.where(radius > 0, distance[ok] / np.where(radius > 0, radius, 1.0),
+                              np.where(distance[ok] > 0, np.inf, np.nan))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# spread
+# ----------------------------------------------------------------------------------------------------------------
+def effective_rank(features, labels, num_classes: int) -> np.ndarray:
+    """Effective rank of each class covariance (Roy & Vetterli 2007):
+
+        erank(Σ_c) = exp(−Σ_i p_i log p_i),    p_i = λ_i / Σ_j λ_j,    0·log 0 = 0,
+
+    λ_i the eigenvalues (= singular values) of the class covariance Σ_c, i.e. the squared singular values of the
+    centred class matrix over m; eigenvalues below λ_max · max(m, d) · machine-ε are taken as 0 (round-off).
+    Ranges over [1, min(m − 1, d)]: 1 for points on a line, d for an exactly isotropic set (e.g. the points ±e_i).
+    Orientation: higher = the class's variance is spread over more directions. There is no a-priori direction for
+    accuracy (a spread class may be both richer and more overlapping); it is a descriptor, not a difficulty score.
+    NaN for classes with < 2 points or zero total variance (all points identical).
+    Source: O. Roy & M. Vetterli (2007), "The effective rank: a measure of effective dimensionality", Proc. 15th
+    European Signal Processing Conference (EUSIPCO), pp. 606–610.
+    """
+    x, y, counts = _validate(features, labels, num_classes)
+    result = np.full(len(counts), np.nan)
+    order = np.argsort(y, kind="stable")
+    blocks = np.split(x[order], np.cumsum(counts)[:-1])
+    for c, block in enumerate(blocks):
+        m, d = block.shape
+        if m < 2:
+            continue
+        centred = block - block.mean(axis=0)
+        gram = centred @ centred.T if m < d else centred.T @ centred
+        eig = np.linalg.eigvalsh(gram)
+        top = eig.max()
+        if not top > 0:
+            continue
+        eig = np.where(eig > top * max(m, d) * np.finfo(np.float64).eps, eig, 0.0)
+        p = eig[eig > 0] / eig.sum()
+        result[c] = float(np.exp(-(p * np.log(p)).sum()))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# silhouette
+# ----------------------------------------------------------------------------------------------------------------
+def silhouette(features, labels, num_classes: int) -> np.ndarray:
+    """Mean silhouette width of each class's points (Rousseeuw 1987). For point i of class c (m_c points):
+
+        a(i) = Σ_{j ∈ c, j ≠ i} ‖x_i − x_j‖ / (m_c − 1),   b(i) = min_{c' ≠ c, m_c' > 0} mean_{j ∈ c'} ‖x_i − x_j‖,
+        s(i) = (b(i) − a(i)) / max(a(i), b(i))   (0 when both are 0),
+
+    and the class's value is the mean of s(i) over its points. Euclidean distances by the Gram expansion in float64
+    on centred vectors (as scikit-learn's ``silhouette_samples``, up to round-off), N × N never held at once. Orientation: higher = more separable;
+    in [−1, 1]. NaN for classes with < 2 points or with no other non-empty class.
+    Source: P. J. Rousseeuw (1987), "Silhouettes: a graphical aid to the interpretation and validation of cluster
+    analysis", J. Computational and Applied Mathematics 20:53–65.
+    """
+    x, y, counts = _validate(features, labels, num_classes)
+    n, n_classes = x.shape[0], len(counts)
+    result = np.full(n_classes, np.nan)
+    present = counts > 0
+    if present.sum() < 2:
+        return result
+    xt = torch.from_numpy(x - x.mean(axis=0))  # centred: same distances, less round-off in the expansion
+    sq = (xt * xt).sum(dim=1)
+    yt = torch.from_numpy(y)
+    s = np.empty(n)
+    inv_counts = torch.from_numpy(np.where(present, 1.0 / np.maximum(counts, 1), np.nan))
+    for start, stop in _row_chunks(n, n + n_classes):
+        dist = _fast_sq_distances(xt, sq, start, stop).sqrt_()
+        rows = torch.arange(stop - start)
+        dist[rows, rows + start] = 0.0
+        sums = torch.zeros((stop - start, n_classes), dtype=torch.float64)
+        sums.index_add_(1, yt, dist)
+        own = yt[start:stop]
+        own_sum = sums[rows, own]
+        own_m = torch.from_numpy(counts)[own].to(torch.float64)
+        a = own_sum / (own_m - 1).clamp_min(1.0)
+        means = sums * inv_counts[None, :]
+        means[rows, own] = math.inf
+        b = torch.nan_to_num(means, nan=math.inf).min(dim=1).values
+        top = torch.maximum(a, b)
+        s_chunk = torch.where(top > 0, (b - a) / torch.where(top > 0, top, 1.0), torch.zeros_like(a))
+        s_chunk = torch.where(own_m > 1, s_chunk, torch.zeros_like(a))   # Rousseeuw: s = 0 for a singleton
+        s[start:stop] = s_chunk.numpy()
+    totals = np.bincount(y, weights=s, minlength=n_classes)
+    ok = counts >= 2
+    result[ok] = totals[ok] / counts[ok]
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# registry and table
+# ----------------------------------------------------------------------------------------------------------------
+DIFFICULTY_MEASURES: dict[str, Callable[..., np.ndarray]] = {
+    "knn_accuracy": knn_accuracy,
+    "fisher_ratio": fisher_ratio,
+    "nearest_centre": nearest_centre_distance,
+    "effective_rank": effective_rank,
+    "silhouette": silhouette,
+}
+"""Short name → measure with the common signature ``(features, labels, num_classes) -> (C,)`` float64.
+Orientation (higher = easier / more separable) for all but ``effective_rank``, which has no a-priori direction."""
+
+
+def class_difficulty_table(features, labels, num_classes: int, *,
+                           measures: Sequence[str] | Mapping[str, Callable] | None = None) -> pd.DataFrame:
+    """One row per class: column ``class`` (0..C−1), then one float64 column per measure, in the order given.
+
+    ``measures``: None (all of :data:`DIFFICULTY_MEASURES`, in its order), a sequence of names from it, or a mapping
+    name → callable with the common signature. Inputs are validated once, before any measure runs; per-class
+    degeneracies come back as NaN (see each measure), never as an exception part-way through the table.
+    ``df.attrs["counts"]`` holds the number of points per class.
+    """
+    x, y, counts = _validate(features, labels, num_classes)
+    if measures is None:
+        chosen = dict(DIFFICULTY_MEASURES)
+    elif isinstance(measures, Mapping):
+        chosen = dict(measures)
+        bad = [name for name, fn in chosen.items() if not callable(fn)]
+        if bad:
+            raise TypeError(f"measures: the values for {bad} are not callable")
+    elif isinstance(measures, (str, bytes)) or not isinstance(measures, Sequence):
+        raise TypeError(f"measures must be None, a sequence of names or a mapping, got {type(measures).__name__}")
+    else:
+        unknown = [name for name in measures if name not in DIFFICULTY_MEASURES]
+        if unknown:
+            raise ValueError(f"measures: unknown names {unknown}; known: {list(DIFFICULTY_MEASURES)}")
+        chosen = {name: DIFFICULTY_MEASURES[name] for name in measures}
+    if "class" in chosen:
+        raise ValueError("measures: 'class' is reserved for the class column")
+    table = pd.DataFrame({"class": np.arange(len(counts))})
+    for name, fn in chosen.items():
+        values = np.asarray(fn(x, y, len(counts)), dtype=np.float64)
+        if values.shape != (len(counts),):
+            raise ValueError(f"measures: {name!r} returned shape {values.shape}, expected ({len(counts)},)")
+        table[name] = values
+    table.attrs["counts"] = counts.tolist()
+    return table
