@@ -42,11 +42,11 @@ notebooks-check: venv
 
 ## test: the notebooks-check, unit tests (on TEST_WORKERS processes), then the notebooks under nbval
 test: data notebooks-check
-	$(PY) -m pytest tests -n $(TEST_WORKERS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS)
 	$(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS_IN_ORDER)
 
 unit: data
-	$(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow"
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow"
 
 ## bench: ratios measured side by side in one run
 bench: data

@@ -133,6 +133,13 @@ class ClassBalanced(WeightRule):
         return self.weights
 
 
+def drw_start_epoch(fraction: float, epochs: int) -> int:
+    """The last unweighted epoch of DRW: ``round(fraction · epochs)`` (160 of 200 in Cao et al.), but never the last
+    epoch [ours]: a short run (e.g. 2 epochs × 0.8 → 2) would otherwise never re-weight and silently be the plain
+    loss. One epoch is re-weighted at least whenever ``epochs`` ≥ 2."""
+    return max(0, min(round(fraction * epochs), epochs - 1))
+
+
 class DeferredReweighting(ClassBalanced):
     """DRW (Cao et al., NeurIPS 2019): unweighted for epochs ≤ ``start_epoch``, class-balanced after."""
     name = "drw"
@@ -144,7 +151,7 @@ class DeferredReweighting(ClassBalanced):
 
     @classmethod
     def from_config(cls, config, counts, dataset_size, device):
-        return cls(counts, config.cb_beta, start_epoch=round(config.drw_start * config.epochs))
+        return cls(counts, config.cb_beta, start_epoch=drw_start_epoch(config.drw_start, config.epochs))
 
     def epoch_weights(self, epoch: int) -> torch.Tensor | None:
         return self.weights if epoch > self.start_epoch else None
@@ -252,4 +259,4 @@ def default_reduction(reweight: str) -> str:
 
 __all__ = ["NORMALIZATIONS", "WEIGHTINGS", "WeightRule", "ClassBalanced", "DeferredReweighting", "StaticWeights",
            "SemanticScaleBalanced", "build_weighting", "class_balanced_weights", "default_reduction",
-           "dsb_class_weights", "weights_log_row"]
+           "drw_start_epoch", "dsb_class_weights", "weights_log_row"]

@@ -1,11 +1,16 @@
 """Shared fixtures: tiny synthetic CIFAR folders in the real pickle layout, one torch thread."""
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one intra-op thread per xdist worker: two workers × several OpenMP threads on 2 cores spin against each other
+    torch.set_num_threads(1)
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PER_BATCH = 4  # images per CIFAR-10 batch file; CIFAR-100 train has 5 * PER_BATCH, test PER_BATCH

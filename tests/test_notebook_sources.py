@@ -23,7 +23,7 @@ def builder():
 def test_committed_pairs_are_in_sync_clean_and_executed(builder):
     assert builder.check(NOTEBOOKS) == []
     pairs = builder.pairs(NOTEBOOKS)
-    assert len(pairs) == 6
+    assert len(pairs) == 7
     for _, notebook in pairs:
         code = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
         assert all(c.execution_count is not None for c in code), f"{notebook.name} is not executed"

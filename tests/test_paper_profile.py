@@ -86,7 +86,7 @@ def test_shrinking_changes_only_sizes():
 
 @pytest.mark.slow
 def test_the_paper_profile_runs_end_to_end_on_synthetic_cifar(tmp_path):
-    write_cifar(tmp_path / "data", train_per_class=8, test_per_class=2, cifar100_train_per_class=2)
+    write_cifar(tmp_path / "data", train_per_class=8, test_per_class=2, cifar100_train_per_class=4)
     profile = shrunk_paper_profile(tmp_path / "paper-smoke.yaml")
     env = {**os.environ, "SEMSCALE_DATA": str(tmp_path / "data"), "SEMSCALE_SPLITS": str(tmp_path / "splits"),
            "SEMSCALE_RUNS": str(tmp_path / "runs"), "SEMSCALE_VERIFY_CHECKSUMS": "0", "OMP_NUM_THREADS": "1"}

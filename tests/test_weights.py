@@ -100,3 +100,14 @@ def test_dsb_rule_is_unweighted_until_stage_3_then_a_is_proportional_to_1_over_s
     restored = SemanticScaleBalanced(3, settings, dataset_size=60)
     restored.load_state_dict(rule.state_dict())
     assert torch.equal(restored.epoch_weights(3), weights) and restored.log_rows() == rule.log_rows()
+
+
+def test_drw_always_reweights_the_last_epoch_of_a_short_run():
+    """Cao et al.'s 160 of 200 epochs; a 2-epoch run (0.8 · 2 → 2) still re-weights its second epoch."""
+    from semscale_lib.weights import drw_start_epoch
+
+    assert drw_start_epoch(0.8, 200) == 160 and drw_start_epoch(0.8, 3) == 2
+    assert drw_start_epoch(0.8, 2) == 1 and drw_start_epoch(0.8, 1) == 0
+    rule = build_weighting(make_config(dataset="digits", reweight="drw", epochs=2), np.array([100, 10]),
+                           dataset_size=110)
+    assert rule.epoch_weights(1) is None and rule.epoch_weights(2) is not None
