@@ -88,7 +88,7 @@ def study_tables(run_dirs: Sequence, *, source: str = PRIMARY_SOURCE, image_size
             tables.append(predictor_table(features, images.labels, counts=counts))
         elif not tables:
             tables.append(predictor_table(resize_images(images.images, image_size), images.labels, counts=counts))
-    names = list(training_images(runs[0]).classes)
+    names = list(images.classes)   # the runs of one setting share their classes
     mean = tables[0].copy()
     columns = [c for c in mean.columns if c != "class"]
     mean[columns] = sum(t[columns].to_numpy(np.float64) for t in tables) / len(tables)
