@@ -6,9 +6,15 @@ STAMP  := $(VENV)/.installed-stamp
 PROFILE ?= quick
 # pytest-xdist processes for the unit tests (this project's CI machine has 2 cores)
 TEST_WORKERS ?= 2
-# nbval runs the notebooks in order, the report last (it reads every other notebook's outputs)
-NOTEBOOKS_IN_ORDER = $(filter-out %_report.ipynb,$(sort $(wildcard notebooks/[0-9]*.ipynb))) \
-                     $(wildcard notebooks/[0-9]*_report.ipynb)
+# notebooks run side by side (make reproduce: --jobs; make test: nbval's processes), one CPU thread each
+JOBS ?= 2
+# nbval runs the notebooks on JOBS processes (notebooks/conftest.py: in which order), then the report, which reads
+# every other notebook's outputs
+NOTEBOOKS = $(filter-out %_report.ipynb,$(sort $(wildcard notebooks/[0-9]*.ipynb)))
+REPORTS   = $(wildcard notebooks/[0-9]*_report.ipynb)
+# pytest-xdist: a file's tests (a notebook's cells) on one worker, files handed out in collection order (the
+# conftest.py files put the long ones first)
+XDIST_ORDERED = --dist loadfile --no-loadscope-reorder
 
 .PHONY: reproduce test unit bench venv data notebooks-check
 
@@ -32,24 +38,27 @@ data: venv
 	$(PY) -m semscale_lib fetch fashion-mnist
 	$(PY) -m semscale_lib fetch mnist
 
-## reproduce: the main job on its default profile; prints where report.md is
+## reproduce: the main job on its default profile, JOBS notebooks side by side; prints where report.md is
 reproduce: data
-	$(PY) -m semscale_lib run --profile $(PROFILE)
+	$(PY) -m semscale_lib run --profile $(PROFILE) --jobs $(JOBS)
 
 ## notebooks-check: every notebook matches its source in notebooks/_source/ and carries no volatile metadata
 notebooks-check: venv
 	$(PY) notebooks/build_notebooks.py --check
 
-## test: the notebooks-check, unit tests (on TEST_WORKERS processes), then the notebooks under nbval
+## test: the notebooks-check, unit tests (on TEST_WORKERS processes), then the notebooks under nbval (JOBS at once)
 test: data notebooks-check
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS)
-	$(PY) -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS_IN_ORDER)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) $(XDIST_ORDERED)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider -n $(JOBS) $(XDIST_ORDERED) \
+	    $(NOTEBOOKS)
+	$(PY) -m pytest --nbval-lax -p no:cacheprovider $(REPORTS)
 
 unit: data
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not slow"
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) $(XDIST_ORDERED) -m "not slow"
 
 ## bench: ratios measured side by side in one run
 bench: data
 	$(PY) benchmarks/bench_semantic_scale.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_cpu_training.py
+	$(PY) benchmarks/bench_side_by_side.py

@@ -1,6 +1,6 @@
 """Batch runner: execute the notebook suite with papermill under a profile, optionally over a parameter grid.
 
-``python -m semscale_lib run --profile quick|cpu|paper [--grid FILE] [--only 01,02] [--out DIR]``
+``python -m semscale_lib run --profile quick|cpu|paper [--grid FILE] [--only 01,02] [--out DIR] [--jobs N]``
 
 - A **profile** (``profiles/<name>.yaml``) says which notebooks run and with which parameters::
 
@@ -26,6 +26,10 @@
   runs in it are reused or resumed).
 - Progress: ``[2/6] 02_imbalance_on_balanced_data (dataset=mnist)`` per notebook, a bar over its cells, its
   status and time, and last one line ``6 notebooks, 0 failed, 12 min 3 s; report: <path>``.
+- ``--jobs N`` runs N notebooks side by side (threads in one process, one kernel each; the report notebook runs
+  last, alone). Each kernel then gets cores / N CPU threads through ``OMP_NUM_THREADS`` unless that is set or the
+  notebook's own ``threads`` parameter says otherwise (a warning when that oversubscribes the cores). Notebooks
+  that ask for one training run at once take turns on its lock: it is trained once.
 - A failing notebook does not stop the others; the exit code is 1 when any failed.
 
 ``clean_notebook`` strips the volatile metadata (papermill's, execution timings) from a notebook before it is
@@ -34,12 +38,17 @@ committed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
+import queue
 import re
 import sys
+import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -330,7 +339,7 @@ def _runner_parameters(parameters: dict, declared: Mapping, run_dir: Path, folde
 # execution
 # ----------------------------------------------------------------------------------------------------------------
 def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: float | None = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, bar_position: int | None = None) -> dict:
     """Run one notebook with papermill into ``job.out_dir``; returns its summary entry (never raises for a
     failing notebook: the failing cell and the error are recorded). ``progress``: a bar over its cells (stderr)."""
     import papermill
@@ -345,7 +354,8 @@ def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: fl
     try:
         papermill.execute_notebook(str(job.notebook), str(output), parameters=job.parameters,
                                    kernel_name=kernel_name, cwd=str(cwd or job.notebook.parent),
-                                   progress_bar={"desc": job.notebook.stem, "leave": False} if progress else False,
+                                   progress_bar=({"desc": job.notebook.stem, "leave": False, "position": bar_position}
+                                                 if progress else False),
                                    log_output=False, execution_timeout=timeout)
     except PapermillExecutionError as error:
         source = (error.source or "").strip().splitlines()
@@ -410,17 +420,59 @@ def new_run_dir(profile_name: str, out=None, *, force: bool = False) -> Path:
     path.mkdir(parents=True)
     return path
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def kernel_threads(jobs: int, cpus: int | None = None) -> int:
+    """CPU threads per kernel when ``jobs`` notebooks run side by side: the cores shared out, at least 1. Two
+    kernels that each spin up every core's worth of OpenMP threads slow each other down many times over."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, cpus // max(1, jobs))
+
+
+@contextlib.contextmanager
+def _threads_per_kernel(workers: int, jobs: Sequence[Job], stream):
+    """With ``workers`` > 1: OMP/MKL_NUM_THREADS for the kernels (they inherit the environment; a notebook's own
+    ``threads`` parameter still wins), unless already set; and a warning when a notebook's ``threads`` × workers
+    exceeds the cores. Restores the environment after."""
+    if workers <= 1:
+        yield
+        return
+    per_kernel = kernel_threads(workers)
+    cpus = os.cpu_count() or 1
+    crowded = sorted({j.notebook.stem for j in jobs
+                      if isinstance(j.parameters.get("threads"), int) and j.parameters["threads"] * workers > cpus})
+    if crowded:
+        print(f"warning: the threads of {', '.join(crowded)} × {workers} notebooks at once exceed the {cpus} cores; "
+              f"set threads: {per_kernel} (or fewer --jobs)", file=stream, flush=True)
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, str(per_kernel))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
 
 def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, notebooks_dir=None,
         profiles_dir=None, report: bool = True, kernel_name: str = "python3", timeout: float | None = None,
-        stream=None, force: bool = False, progress: bool = True) -> tuple[int, Path]:
+        stream=None, force: bool = False, progress: bool = True, jobs: int = 1) -> tuple[int, Path]:
     """Execute a profile (name, path or loaded dict); returns (exit code: 0 all ok / 1 any failed, run folder).
+
+    ``jobs``: how many notebooks run side by side (report notebooks still run last, alone); see
+    :func:`kernel_threads` for the CPU threads each kernel then gets.
 
     The jobs are planned (and every name checked) before the run folder is made. Prints ``[i/n] notebook (grid
     point)`` before each notebook, a bar over its cells (stderr, unless not ``progress``), its status and time,
     and last ``<n> notebooks, <k> failed, <time>; report: <path>``.
     """
     stream = stream or sys.stdout
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs (notebooks side by side) must be a whole number ≥ 1, got {jobs!r}")
     profile = profile if isinstance(profile, Mapping) else load_profile(profile, profiles_dir)
     grid = grid if (grid is None or isinstance(grid, Mapping)) else load_grid(grid)
     grid = grid if grid is not None else profile.get("grid")   # a --grid file replaces the profile's own grid
@@ -428,23 +480,63 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
     # every name is checked before the run folder is made: a typo leaves nothing behind
     plan_jobs(profile, Path(out or "."), notebooks_dir=notebooks_dir, grid=grid, only=only, report=report)
     run_dir = new_run_dir(profile["name"], out, force=force).resolve()
-    jobs = plan_jobs(profile, run_dir, notebooks_dir=notebooks_dir, grid=grid, only=only, report=report)
+    workers, jobs = jobs, plan_jobs(profile, run_dir, notebooks_dir=notebooks_dir, grid=grid, only=only,
+                                    report=report)
+    workers = max(1, min(workers, sum(not j.report for j in jobs)))
     summary = {"profile": profile["name"], "profile_file": profile.get("path"),
                "description": profile.get("description", ""), "grid": (grid or {}).get("path"),
                "grid_values": (grid or {}).get("values"), "run_dir": str(run_dir),
                "notebooks_dir": str(notebooks_dir), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                "entries": []}
-    print(f"run folder: {run_dir} ({len(jobs)} notebook runs, profile {profile['name']})", file=stream, flush=True)
+    print(f"run folder: {run_dir} ({len(jobs)} notebook runs, profile {profile['name']}"
+          + (f", {workers} side by side" if workers > 1 else "") + ")", file=stream, flush=True)
     started = time.perf_counter()
     write_summary(run_dir, summary)
-    for number, job in enumerate(jobs, 1):
-        print(f"[{number}/{len(jobs)}] {job.title}", file=stream, flush=True)
-        entry = execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout, progress=progress)
-        summary["entries"].append(entry)
-        summary["duration_s"] = round(time.perf_counter() - started, 1)
-        write_summary(run_dir, summary)  # after each notebook, so the report notebook sees what ran
-        print(f"    {entry['status']} in {format_duration(entry['duration_s'])}"
-              + (f": {entry['error']}" if entry["error"] else ""), file=stream, flush=True)
+    entries: dict[int, dict] = {}
+    lock = threading.Lock()
+
+    def finished(number: int, job: Job, entry: dict) -> None:
+        with lock:
+            entries[number] = entry
+            summary["entries"] = [entries[n] for n in sorted(entries)]   # in plan order, whatever ended first
+            summary["duration_s"] = round(time.perf_counter() - started, 1)
+            write_summary(run_dir, summary)  # after each notebook, so the report notebook sees what ran
+            name = f"{job.title}: " if workers > 1 else ""
+            print(f"    {name}{entry['status']} in {format_duration(entry['duration_s'])}"
+                  + (f": {entry['error']}" if entry["error"] else ""), file=stream, flush=True)
+
+    numbered = list(enumerate(jobs, 1))
+    regular = [(n, j) for n, j in numbered if not j.report]
+    with _threads_per_kernel(workers, [j for _, j in regular], stream):
+        if workers == 1:
+            for number, job in regular:
+                print(f"[{number}/{len(jobs)}] {job.title}", file=stream, flush=True)
+                finished(number, job, execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir,
+                                                  timeout=timeout, progress=progress))
+        else:
+            slots = queue.Queue()
+            for slot in range(workers):
+                slots.put(slot)
+
+            def one(number: int, job: Job) -> None:
+                slot = slots.get()
+                try:
+                    with lock:
+                        print(f"[{number}/{len(jobs)}] {job.title} (started)", file=stream, flush=True)
+                    entry = execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout,
+                                        progress=progress, bar_position=slot)
+                finally:
+                    slots.put(slot)
+                finished(number, job, entry)
+
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for future in [pool.submit(one, n, j) for n, j in regular]:
+                    future.result()
+    for number, job in numbered:                     # report notebooks last, once every other one has ended
+        if job.report:
+            print(f"[{number}/{len(jobs)}] {job.title}", file=stream, flush=True)
+            finished(number, job, execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout,
+                                              progress=progress))
     failed = [e for e in summary["entries"] if e["status"] != "ok"]
     summary.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), duration_s=round(time.perf_counter() - started, 1),
                    status="failed" if failed else "ok", failures=[f"{e['notebook']} {e['point']}: {e['error']}"
@@ -510,6 +602,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notebooks", help="folder of NN_name.ipynb notebooks (default: the repo's notebooks/)")
     parser.add_argument("--no-report", action="store_true", help="do not run the report notebook")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per cell (default: no limit)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks run side by side (the report still runs last, alone); each kernel gets "
+                             "cores / jobs CPU threads unless OMP_NUM_THREADS is set or the notebook sets threads")
     parser.add_argument("--list", action="store_true", help="print the jobs and their parameters, run nothing")
 
 
@@ -526,10 +621,11 @@ def main_run(args) -> int:
             print(f"{job.label}: {json.dumps(job.parameters)}")
         return 0
     code, _ = run(profile, grid=grid, only=only, out=args.out, notebooks_dir=args.notebooks,
-                  report=not args.no_report, timeout=args.timeout, force=args.force, progress=not args.no_progress)
+                  report=not args.no_report, timeout=args.timeout, force=args.force, progress=not args.no_progress,
+                  jobs=args.jobs)
     return code
 
 
 __all__ = ["Job", "available_profiles", "clean_notebook", "discover_notebooks", "execute_job", "expand_grid",
-           "format_duration", "load_grid", "load_profile", "main_run", "new_run_dir", "notebook_parameters",
+           "format_duration", "kernel_threads", "load_grid", "load_profile", "main_run", "new_run_dir", "notebook_parameters",
            "plan_jobs", "point_label", "run", "volatile_metadata", "write_summary"]

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny synthetic CIFAR folders in the real pickle layout, one torch thread."""
+"""Shared fixtures: tiny synthetic CIFAR folders in the real pickle layout, one torch thread; the long tests first."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,19 @@ import torch
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # one intra-op thread per xdist worker: two workers × several OpenMP threads on 2 cores spin against each other
     torch.set_num_threads(1)
+
+#: test files that hold minutes of work (one module-scoped run shared by their tests): collected first, so that
+#: ``make test``'s ``pytest -n 2 --dist loadfile --no-loadscope-reorder`` starts them at once on one worker while the
+#: many short test files fill the other. (``loadfile`` keeps a file's tests on one worker, so the run happens once;
+#: without ``--no-loadscope-reorder`` pytest-xdist would hand out the files with the most tests first instead.)
+LONG_FILES = ("test_paper_profile.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        return LONG_FILES.index(item.path.name) if item.path.name in LONG_FILES else len(LONG_FILES)
+    items.sort(key=rank)   # stable: everything else keeps its order
+
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PER_BATCH = 4  # images per CIFAR-10 batch file; CIFAR-100 train has 5 * PER_BATCH, test PER_BATCH

@@ -343,3 +343,23 @@ def test_image_list_dataset_malformed(tmp_path):
     (tmp_path / "bad2.txt").write_text("imgs/a.png one\n")
     with pytest.raises(ValueError, match=r"bad2\.txt:1: label"):
         ImageListDataset(tmp_path, tmp_path / "bad2.txt")
+
+
+def test_the_library_and_the_mnist_loaders_never_import_torchvision(tmp_path):
+    """Importing torchvision costs a process seconds (it pulls in torch._dynamo): the library imports it only to
+    download or to build torchvision's own models and list transforms. A fresh process that imports what the
+    notebooks import and loads Fashion-MNIST and MNIST from their IDX folders must not have it."""
+    import subprocess
+    import sys
+
+    write_idx_set(tmp_path / "FashionMNIST" / "raw", n_train=5)
+    write_idx_set(tmp_path / "MNIST" / "raw", n_train=3)
+    code = ("import sys\n"
+            "import semscale_lib, semscale_lib.training, semscale_lib.plotting\n"
+            "import semscale_lib.studies.reweighting, semscale_lib.studies.tracking, semscale_lib.studies.correlation\n"
+            "from semscale_lib.data import load_dataset\n"
+            "sizes = [len(load_dataset(n, root=sys.argv[1]).labels) for n in ('fashion-mnist', 'mnist')]\n"
+            "print(sizes, 'torchvision' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[0] == "[5, 3] False"

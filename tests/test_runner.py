@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -268,6 +269,8 @@ def test_the_cpu_profile_runs_claims_on_two_datasets():
                 "04_dynamic_reweighting"):
         assert f"{key} [dataset=fashion-mnist]" in labels and f"{key} [dataset=mnist]" in labels
     assert labels[0] == "00_quickstart" and labels[-1] == "05_report"
+    # the cpu profile keeps the larger balanced sets that the notebooks' quick defaults halve
+    assert {j.parameters["balanced_per_class"] for j in jobs if j.key in ("02", "06")} == {1000}
 
 
 # --------------------------------------------------------------------------------------------------- a real run
@@ -321,6 +324,77 @@ def test_run_with_grid_and_all_ok(suite, tmp_path, capsys):
     assert (run_dir / "01_ok" / "value=8" / "01_ok.ipynb").exists()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["grid_values"] == {"value": [7, 8]}
+
+
+def _waits_for(other: str, me: str) -> str:
+    """A cell that marks ``me`` as started in the run folder, then waits (``patience`` seconds at most) for
+    ``other`` to start: it can only finish when the two notebooks run at the same time."""
+    return ("import os, time\n"
+            f"flags = Path(out_dir).parent\n(flags / '{me}.started').write_text(os.environ.get('OMP_NUM_THREADS', '-'))\n"
+            "deadline = time.time() + patience\n"
+            f"while not (flags / '{other}.started').exists():\n"
+            "    assert time.time() < deadline, 'ran alone'\n"
+            "    time.sleep(0.1)\n"
+            "Path(out_dir).mkdir(parents=True, exist_ok=True)\n(Path(out_dir) / 'done.txt').write_text('yes')")
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """Two notebooks that can only finish side by side, one declaring ``threads``, and a report notebook."""
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    _notebook(folder / "01_a.ipynb", 'out_dir = "out"\nthreads = 1\npatience = 60', _waits_for("b", "a"))
+    _notebook(folder / "02_b.ipynb", 'out_dir = "out"\npatience = 60', _waits_for("a", "b"))
+    _notebook(folder / "05_report.ipynb", 'run_dir = "."\nout_dir = "out"',
+              "ran = sorted(p.parent.name for p in Path(run_dir).rglob('done.txt'))\n"
+              "(Path(run_dir) / 'report.md').write_text('ran: ' + ', '.join(ran))")
+    return folder
+
+
+def test_jobs_run_notebooks_side_by_side_then_the_report(pair, tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    stream = io.StringIO()
+    code, run_dir = runner.run({"name": "pair", "notebooks": None}, notebooks_dir=pair, out=tmp_path / "run",
+                               stream=stream, progress=False, jobs=2)
+    assert code == 0, stream.getvalue()
+    assert (run_dir / "report.md").read_text() == "ran: 01_a, 02_b"          # the report ran after both
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [e["notebook"] for e in summary["entries"]] == ["01_a", "02_b", "05_report"]   # plan order
+    # each kernel got the cores shared out; a variable already set is left as it is, and both are restored
+    assert (run_dir / "a.started").read_text() == str(runner.kernel_threads(2))
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
+    lines = stream.getvalue().strip().splitlines()
+    assert lines[0].endswith("(3 notebook runs, profile pair, 2 side by side)")
+    assert {"[1/3] 01_a (started)", "[2/3] 02_b (started)"} <= set(lines)
+    assert re.fullmatch(r"3 notebooks, 0 failed, (\d+ min )?\d+ s; report: .*report\.md", lines[-1])
+
+
+def test_one_job_runs_them_one_after_the_other(pair, tmp_path):
+    code, run_dir = runner.run({"name": "pair", "notebooks": ["01"], "common": {"patience": 3}}, notebooks_dir=pair,
+                               out=tmp_path / "run", stream=io.StringIO(), progress=False, jobs=1)
+    assert code == 1   # 01_a waits for 02_b, which this profile never starts
+    entry = json.loads((run_dir / "summary.json").read_text())["entries"][0]
+    assert entry["notebook"] == "01_a" and "ran alone" in entry["error"]
+
+
+def test_jobs_warns_when_notebook_threads_oversubscribe_the_cores(pair, tmp_path):
+    cores = os.cpu_count() or 1
+    stream = io.StringIO()
+    runner.run({"name": "pair", "notebooks": None, "common": {"threads": cores}}, notebooks_dir=pair,
+               out=tmp_path / "run", stream=stream, progress=False, jobs=2)
+    assert f"warning: the threads of 01_a × 2 notebooks at once exceed the {cores} cores" in stream.getvalue()
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, "2", True])
+def test_jobs_must_be_a_whole_number_of_at_least_one(pair, tmp_path, jobs):
+    with pytest.raises(ValueError, match="jobs .* whole number ≥ 1"):
+        runner.run({"name": "pair"}, notebooks_dir=pair, out=tmp_path / "run", jobs=jobs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_kernel_threads_share_the_cores():
+    assert [runner.kernel_threads(j, cpus=8) for j in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
 
 
 def test_cli_run_exit_code(suite, tmp_path, capsys):

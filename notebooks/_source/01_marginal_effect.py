@@ -56,7 +56,8 @@ betas = [0.9, 0.99, 0.999, 0.9999]
 saturation_level = 0.95         # [ours] Σ S′ has saturated once it reaches this fraction of its final value
 margin = 0.01                   # [ours] a top-1 gain below this (1 point) after saturation is negligible
 device = "auto"
-threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
+threads = 1                     # torch CPU threads, fixed: float sums depend on it; None: torch default (the
+                                # runner's --jobs uses the other cores for other notebooks)
 out_dir = "outputs/01_marginal_effect"
 runs_dir = "outputs/training-runs"  # training runs, shared by the notebooks (same settings: trained once)
 

@@ -14,7 +14,8 @@
 # the trained model's **embeddings of its training set**, and its **embeddings of the test set**. Each r comes
 # with a Fisher-z 95 % CI over classes (10 classes: wide). N and E_n on balanced data are *undefined*, not numbers.
 # "Balanced" means exactly balanced: every class is cut to `balanced_per_class` images by a seeded draw (the
-# default 1,000 keeps this notebook to minutes on a CPU; `None` takes the whole set, cut to its smallest class).
+# default 500 keeps this notebook to minutes on a CPU, the cpu profile takes 1,000; `None` takes the whole set, cut
+# to its smallest class).
 #
 # **Primary source, chosen before the results:** the trained model's embeddings of its own training set. The paper
 # computes S during training from the stored *training* features (Algorithm 2), and the claim is that S of the
@@ -53,13 +54,14 @@ imbalance_factor = 100          # of the long-tailed version (exponential profil
 model = "cnn-small"
 preset = "cpu-quick"            # training recipe; paper-table1 is the paper's (Adam, lr 0.01 × 0.98, batch 64)
 epochs = 2
-balanced_per_class = 1000       # the balanced set: this many images per class (seeded draw); None: the whole set
+balanced_per_class = 500        # the balanced set: this many images per class (seeded draw); None: the whole set
 seeds = [0, 1, 2]               # per-class accuracy and feature tables are averaged over seeds
 alpha_balanced = 1.0            # α of W on balanced data (paper)
 alpha_long_tailed = 2.0         # α of W on long-tailed data (paper)
 r_min = 0.3                     # [ours] a CI wholly below this contradicts "S tracks accuracy"
 device = "auto"
-threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
+threads = 1                     # torch CPU threads, fixed: float sums depend on it; None: torch default (the
+                                # runner's --jobs uses the other cores for other notebooks)
 out_dir = "outputs/02_imbalance_on_balanced_data"
 runs_dir = "outputs/training-runs"  # training runs, shared by the notebooks (same settings: trained once)
 

@@ -51,7 +51,8 @@ pool_dim = 64                   # average-pool the embeddings to this size first
 many_threshold = 1000           # many-shot: more training images than this [ours for Fashion-MNIST-LT; paper 100]
 few_threshold = 200             # few-shot: fewer training images than this [ours; paper 20]
 device = "auto"
-threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
+threads = 1                     # torch CPU threads, fixed: float sums depend on it; None: torch default (the
+                                # runner's --jobs uses the other cores for other notebooks)
 out_dir = "outputs/03_semantic_scale_balanced_losses"
 runs_dir = "outputs/training-runs"  # training runs, shared by the notebooks (same settings: trained once)
 

@@ -54,12 +54,14 @@ dsb_stage_epochs = 1            # n: plain loss for epochs ≤ n, re-weighted af
 dsb_alpha = 2.0                 # α of W in S (2 on long-tailed data)
 dsb_normalize = "mean1"         # weights with mean 1 [ours]; sum1 is the paper's text
 stage_method = "DSB-CE"         # the method whose stage length n is varied ...
-stage_sweep = [1, 2]            # ... over these n (first seed only)
+stage_sweep = [1]               # ... over these n (first seed only; n ≥ epochs never re-weights: the paper profile
+                                # sweeps n = 1 … 20 of 200 epochs)
 weights_log_every = 5           # log S and a at every k-th refresh (and the first of each epoch)
 many_threshold = 1000           # many-shot: more training images than this [ours for Fashion-MNIST-LT; paper 100]
 few_threshold = 200             # few-shot: fewer training images than this [ours; paper 20]
 device = "auto"
-threads = 2                     # torch CPU threads, fixed: float sums depend on it; None: torch default
+threads = 1                     # torch CPU threads, fixed: float sums depend on it; None: torch default (the
+                                # runner's --jobs uses the other cores for other notebooks)
 out_dir = "outputs/04_dynamic_reweighting"
 runs_dir = "outputs/training-runs"  # training runs, shared by the notebooks (same settings: trained once)
 

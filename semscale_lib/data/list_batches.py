@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms
 
 from .loaders import ImageListDataset
 
@@ -36,6 +35,8 @@ class ListBatches:
         self.dataset = ImageListDataset(root, list_file)
         self.device = torch.device(device)
         self.num_workers = num_workers
+        from torchvision import transforms   # here, not at import: importing torchvision costs seconds (torch._dynamo)
+
         normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
         self.train_transform = transforms.Compose([
             transforms.RandomResizedCrop(image_size), transforms.RandomHorizontalFlip(), transforms.ToTensor(),

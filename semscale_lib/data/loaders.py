@@ -207,27 +207,28 @@ def _load_cifar(name: str, train: bool, root, download: bool, verify_checksums: 
 
 # ------------------------------------------------------------------------------------------------ MNIST & friends
 def _load_mnist_like(name: str, train: bool, root, download: bool) -> ImageArrays:
-    from torchvision.datasets import MNIST, FashionMNIST
-
     root = Path(root) if root is not None else paths.data_root()
-    cls, classes = (MNIST, MNIST_CLASSES) if name == "mnist" else (FashionMNIST, FASHION_MNIST_CLASSES)
-    raw_folder = root / cls.__name__ / "raw"
+    folder_name, classes = ("MNIST", MNIST_CLASSES) if name == "mnist" else ("FashionMNIST", FASHION_MNIST_CLASSES)
+    raw_folder = root / folder_name / "raw"          # where torchvision's MNIST / FashionMNIST keep the IDX files
     fallback = DEBIAN_FASHION_MNIST_DIR if name == "fashion-mnist" else root / MNIST_NPM_SUBDIR
     looked = [raw_folder, fallback]
-    if idx_folder_complete(raw_folder, allow_gz=False):  # torchvision reads the unpacked files only
-        ds = cls(str(root), train=train, download=False)
-        images, labels = ds.data.numpy()[..., None], ds.targets.numpy().astype(np.int64)
+    # The IDX files are read here, not through torchvision's dataset classes: the bytes are the same, and importing
+    # torchvision costs every process seconds (it pulls in torch._dynamo). torchvision only downloads.
+    if idx_folder_complete(raw_folder, allow_gz=False):
+        images, labels = read_idx_pair(raw_folder, train)
     elif idx_folder_complete(fallback):
         images, labels = read_idx_pair(fallback, train)
     elif download:
-        ds = cls(str(root), train=train, download=True)
+        from torchvision.datasets import MNIST, FashionMNIST
+
+        ds = (MNIST if name == "mnist" else FashionMNIST)(str(root), train=train, download=True)
         images, labels = ds.data.numpy()[..., None], ds.targets.numpy().astype(np.int64)
     else:
         hint = "apt-get install dataset-fashion-mnist, or " if name == "fashion-mnist" else ""
         raise DatasetUnavailableError(
             f"{name}: no IDX files in {' or '.join(map(str, looked))}. Get them with {hint}"
             f"`python -m semscale_lib fetch {name}`, pass download=True, or pass root=<folder containing "
-            f"{cls.__name__}/raw>"
+            f"{folder_name}/raw>"
         )
     return ImageArrays(np.ascontiguousarray(images, dtype=np.uint8), labels, classes, _split_name(name, train))
 

@@ -119,8 +119,9 @@ def evaluate(model, batches, counts: np.ndarray, *, batch_size: int, amp: bool =
 
 
 def environment_info(device: torch.device) -> dict:
-    import torchvision
-    info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+    from importlib.metadata import version   # not `import torchvision`: that costs seconds, for a version string
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": version("torchvision"),
             "numpy": np.__version__, "device": str(device), "platform": platform.platform(),
             "threads": torch.get_num_threads()}
     if device.type == "cuda":

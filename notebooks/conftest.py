@@ -1,0 +1,32 @@
+"""nbval on several processes: the order the notebooks are handed out in.
+
+``make test`` runs ``pytest --nbval-lax -n 2 --dist loadfile --no-loadscope-reorder`` over the notebooks (the report
+after, alone). pytest-xdist then gives each worker one notebook, and the next notebook in this order to the first
+worker that is down to its last two cells (without ``--no-loadscope-reorder`` it would take the notebooks with the
+most cells first). Notebooks that ask for the same training run take turns on its lock, and the one that
+waits leaves its core idle, so the order is chosen for a run shared by two notebooks to be trained well before the
+second one asks:
+
+- worker 1: 02 (trains the Fashion-MNIST models that 03, 04 and 06 reuse: CE on the long-tailed set, the balanced
+  set) → 03 (reuses CE, trains LDAM) → 06 (reuses 02's runs);
+- worker 2: 01 (its own step-budget runs; longer than 02, so worker 1 asks for the third notebook first) → 04
+  (reuses CE and LDAM, trained by then) → 00.
+
+The two take about as long on this project's 2-core CI machine (one CPU thread per notebook). A notebook not
+listed here comes last.
+"""
+from __future__ import annotations
+
+#: the order pytest-xdist hands the notebooks out in (see above)
+ORDER = ["02", "01", "03", "04", "06", "00"]
+
+
+def pytest_collection_modifyitems(config, items):
+    if not any(item.path.suffix == ".ipynb" for item in items):
+        return
+    position = {id(item): i for i, item in enumerate(items)}    # cells keep their order within a notebook
+
+    def rank(item):
+        key = item.path.name[:2] if item.path.suffix == ".ipynb" else ""
+        return (ORDER.index(key) if key in ORDER else len(ORDER), key, position[id(item)])
+    items.sort(key=rank)
