@@ -33,10 +33,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## data: what the default job and the tests read (Fashion-MNIST, MNIST; digits ship with scikit-learn)
-data: venv
-	$(PY) -m semscale_lib fetch fashion-mnist
-	$(PY) -m semscale_lib fetch mnist
+## data: what the default job and the tests read (Fashion-MNIST, MNIST; digits ship with scikit-learn). A stamp in
+## data/raw/ records each successful fetch (it goes when data/raw/ goes); `make data FETCH=always` fetches again.
+DATA_STAMPS = data/raw/.fetched-fashion-mnist data/raw/.fetched-mnist
+ifeq ($(FETCH),always)
+.PHONY: $(DATA_STAMPS)
+endif
+data: $(DATA_STAMPS)
+
+data/raw/.fetched-%: | venv
+	$(PY) -m semscale_lib fetch $*
+	touch $@
 
 ## reproduce: the main job on its default profile, JOBS notebooks side by side; prints where report.md is
 reproduce: data

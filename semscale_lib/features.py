@@ -1,7 +1,6 @@
 """Penultimate-layer embeddings of any torch model, collected with a forward hook."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm

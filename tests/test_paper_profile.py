@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHRINK = {
     "01": {"sizes": [2, 4], "train_sizes": [2, 4], "steps": 2, "seeds": [0]},
     "02": {"epochs": 1, "imbalance_factor": 4, "seeds": [0]},
-    "03": {"epochs": 1, "imbalance_factor": 2, "seeds": [0]},
-    "04": {"epochs": 2, "dsb_stage_epochs": 1, "stage_sweep": [1], "imbalance_factor": 2, "seeds": [0]},
+    "03": {"epochs": 1, "imbalance_factor": 1.5, "seeds": [0]},
+    "04": {"epochs": 2, "dsb_stage_epochs": 1, "stage_sweep": [1], "imbalance_factor": 1.5, "seeds": [0]},
     "06": {"epochs": 2, "dsb_stage_epochs": 1, "imbalance_factor": 4, "seeds": [0]},
 }
 SIZE_PARAMETERS = {"sizes", "train_sizes", "steps", "epochs", "dsb_stage_epochs", "stage_sweep", "imbalance_factor",
@@ -90,9 +90,9 @@ def test_shrinking_changes_only_sizes():
     assert paper["parameters"]["04"]["model"] == "resnet32" and paper["parameters"]["02"]["model"] == "resnet18"
 
 
-#: the synthetic data: CIFAR-10 6 training / 2 test images per class, CIFAR-100 4 / 2 (at IF 2 every class keeps 2:
-#: a class of one image has no semantic scale, and the 1/S weights refuse it)
-TRAIN_PER_CLASS, TEST_PER_CLASS, CIFAR100_TRAIN_PER_CLASS = 6, 2, 4
+#: the synthetic data: CIFAR-10 6 training / 2 test images per class, CIFAR-100 3 / 2 (at IF 1.5 every class keeps 2
+#: or 3: a class of one image has no semantic scale, and the 1/S weights refuse it)
+TRAIN_PER_CLASS, TEST_PER_CLASS, CIFAR100_TRAIN_PER_CLASS = 6, 2, 3
 
 
 @pytest.fixture(scope="module")
