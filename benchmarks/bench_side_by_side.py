@@ -11,7 +11,7 @@ Each variant runs in alternating order within each round (A B, B A, ...); the fi
 of wall time for all the runs (process start and imports included, as a notebook pays them), median over rounds,
 and the ratio side-by-side / one-after-another.
 
-Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_side_by_side.py [--rounds 3] [--runs 4]``.
+Run: ``make bench`` or ``.venv/bin/python benchmarks/bench_side_by_side.py [--rounds 3] [--runs 8]``.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def one_round(side_by_side: bool, runs: int, cores: int, folder: Path) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--runs", type=int, default=4, help="training runs per variant (a multiple of the cores)")
+    parser.add_argument("--runs", type=int, default=8, help="training runs per variant (a multiple of the cores)")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     names = {False: f"one after another, {args.cores} threads", True: f"side by side, {args.cores} × 1 thread"}

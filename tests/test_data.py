@@ -348,7 +348,8 @@ def test_image_list_dataset_malformed(tmp_path):
 def test_the_library_and_the_mnist_loaders_never_import_torchvision(tmp_path):
     """Importing torchvision costs a process seconds (it pulls in torch._dynamo): the library imports it only to
     download or to build torchvision's own models and list transforms. A fresh process that imports what the
-    notebooks import and loads Fashion-MNIST and MNIST from their IDX folders must not have it."""
+    notebooks import, loads Fashion-MNIST and MNIST from their IDX folders and switches on deterministic algorithms
+    (as every CPU run does) must have neither torchvision nor torch's compiler loaded."""
     import subprocess
     import sys
 
@@ -359,7 +360,11 @@ def test_the_library_and_the_mnist_loaders_never_import_torchvision(tmp_path):
             "import semscale_lib.studies.reweighting, semscale_lib.studies.tracking, semscale_lib.studies.correlation\n"
             "from semscale_lib.data import load_dataset\n"
             "sizes = [len(load_dataset(n, root=sys.argv[1]).labels) for n in ('fashion-mnist', 'mnist')]\n"
-            "print(sizes, 'torchvision' in sys.modules)")
+            "import torch\n"
+            "from semscale_lib.training.trainer import deterministic_algorithms\n"
+            "deterministic_algorithms()   # what every CPU run does first; without importing torch._inductor\n"
+            "print(sizes, 'torchvision' in sys.modules, torch.are_deterministic_algorithms_enabled(), "
+            "'torch._inductor' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n")[0] == "[5, 3] False"
+    assert done.stdout.split("\n")[0] == "[5, 3] False True False"

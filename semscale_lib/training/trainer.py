@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -116,6 +117,17 @@ def evaluate(model, batches, counts: np.ndarray, *, batch_size: int, amp: bool =
     return {"top1": float((predictions == targets).mean()), "per_class": per_class,
             "many": groups["many"], "medium": groups["medium"], "few": groups["few"],
             "embeddings": torch.cat(embeddings).numpy()}
+
+
+def deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True)``, without the import of ``torch._inductor`` that the public call
+    makes to set the compiler's own flag (≈ 3 s per process; eager training never reads it). When the compiler is
+    already loaded, or torch lacks the internal setter, the public call is made."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True)
+    else:
+        setter(True)
 
 
 def environment_info(device: torch.device) -> dict:
@@ -260,7 +272,7 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+        deterministic_algorithms()
     amp = device.type == "cuda"
     data = load_run_data(config, device)
     torch.manual_seed(config.seed)
