@@ -213,11 +213,12 @@ def _load_mnist_like(name: str, train: bool, root, download: bool) -> ImageArray
     fallback = DEBIAN_FASHION_MNIST_DIR if name == "fashion-mnist" else root / MNIST_NPM_SUBDIR
     looked = [raw_folder, fallback]
     # The IDX files are read here, not through torchvision's dataset classes: the bytes are the same, and importing
-    # torchvision costs every process seconds (it pulls in torch._dynamo). torchvision only downloads.
-    if idx_folder_complete(raw_folder, allow_gz=False):
-        images, labels = read_idx_pair(raw_folder, train)
-    elif idx_folder_complete(fallback):
-        images, labels = read_idx_pair(fallback, train)
+    # torchvision costs every process seconds (it pulls in torch._dynamo). torchvision only downloads. Its folder
+    # counts when unpacked (as torchvision leaves it); the fallback may hold .gz files.
+    source = next((folder for folder, allow_gz in ((raw_folder, False), (fallback, True))
+                   if idx_folder_complete(folder, allow_gz=allow_gz)), None)
+    if source is not None:
+        images, labels = read_idx_pair(source, train)
     elif download:
         from torchvision.datasets import MNIST, FashionMNIST
 
