@@ -1,265 +1,137 @@
 """The one place where the suite's verdicts on the paper's claims are decided.
 
-The four verdicts (:data:`VERDICTS`), all decided from a confidence interval by :func:`verdict_from_ci`:
+The four verdicts (:data:`VERDICTS`), decided from a confidence interval by :func:`verdict_from_ci`, then checked
+against the design's power:
 
 * ``"held"`` -- the CI of the effect lies wholly above 0 (a gain, a positive correlation, r(y, a) > r(y, b)).
 * ``"contradicted"`` -- the CI lies wholly below the contradiction bound: below 0 for a gain or a difference of
   correlations, below ``r_min`` for a single correlation ("the correlation is at most weak").
-* ``"inconclusive"`` -- the CI straddles a threshold: the data are compatible with the claim *and* with its failure.
-  An inconclusive result is never a refutation; more seeds or classes may settle it either way.
-* ``"not testable"`` -- no CI can be formed: too few seeds / classes, or a constant variable.
+* ``"inconclusive"`` -- the CI straddles a threshold: the data are compatible with the claim *and* with its failure,
+  and the design was able to see the paper's effect. Never a refutation.
+* ``"not testable"`` -- no CI can be formed (too few seeds / classes, a constant variable, or paired differences
+  that are all equal, so the CI would collapse to a point), or the design is *underpowered*: the CI decides nothing
+  and the paper's effect (absolute value) lies below the smallest effect the design detects with 80 % power. Its
+  ``reason`` then reads "underpowered: detects ≥ X, the paper reports Y; needs about N classes" (seeds, studies).
 
 Only the interval decides. A positive mean gain or a positive r is never a confirmation on its own, and a point estimate
-of the wrong sign is never a refutation on its own. Every record carries the rule it applied (with its numbers) and one
-plain sentence with the estimate and its CI, for reports; ``to_dict()`` gives a JSON-friendly form (NaN -> None).
+of the wrong sign is never a refutation on its own. Power never overturns a CI that decides: a held or contradicted
+verdict stands, with its power reported. Without a paper effect the power rule is not applied.
+
+Every record carries its rule (with its numbers), one plain sentence with the estimate and its CI, the detectable
+effect (:mod:`semscale_lib.power`; from n for a correlation, n and the sd of the paired differences for a gain,
+n, r(y, b) and r(a, b) for dependent correlations, se_z and k for a pooled r), the target power, the paper's effect and
+a p-value for its own null: two-sided paired t; one-sided p of "gain ≥ margin" (a TOST-style p) for a negligible gain;
+the permutation p of a correlation; Williams' t for dependent correlations; the z (or Hartung–Knapp t) statistic of a
+pooled r. :func:`holm_adjust` (Holm 1979) turns a family's p-values into family-wise adjusted ones. ``to_dict()``
+gives a JSON-friendly form (NaN -> None).
 """
 from __future__ import annotations
 
 import math
-import dataclasses
-from dataclasses import asdict, dataclass
-from itertools import permutations
 
 import numpy as np
 from scipy import stats
 
+from .inference import fisher_ci, holm_adjust, pearson, permutation_p, williams_t, zou_ci
+from .power import (correlation_difference_sample_size, correlation_sample_size, detectable_correlation,
+                    detectable_correlation_difference, detectable_paired_gain, detectable_pooled_correlation,
+                    paired_sample_size, pooled_sample_size)
+from .verdict_records import (NAN, VERDICTS, CorrelationVerdict, DependentCorrelationVerdict, PairedVerdict,
+                              PooledVerdict, VerdictRecord, check_confidence, check_paper_effect, check_power,
+                              constant, decimals, format_ci, power_texts, safe, summarize, underpowered,
+                              verdict_from_ci, vectors)
+
 __all__ = ["VERDICTS", "VerdictRecord", "PairedVerdict", "CorrelationVerdict", "DependentCorrelationVerdict",
-           "verdict_from_ci", "paired_verdict", "negligible_gain_verdict", "correlation_verdict",
-           "dependent_correlation_verdict",
-           "fisher_ci", "williams_t", "zou_ci", "summarize", "format_ci", "pooled_correlation_verdict"]
+           "PooledVerdict", "verdict_from_ci", "paired_verdict", "negligible_gain_verdict", "correlation_verdict",
+           "dependent_correlation_verdict", "fisher_ci", "williams_t", "zou_ci", "summarize", "format_ci",
+           "pooled_correlation_verdict", "holm_adjust", "POWER_RULE"]
 
-VERDICTS = ("held", "contradicted", "inconclusive", "not testable")
-_NAN = float("nan")
-_R_CLIP = 1.0 - 1e-12  # |r| = 1 would make atanh infinite
-
-
-@dataclass(frozen=True, kw_only=True)
-class VerdictRecord:
-    """Fields common to every verdict. ``estimate``, ``ci_low``, ``ci_high`` are in the inputs' units (accuracy gain)
-    or unitless (correlations); NaN where undefined. ``confidence`` is a fraction (0.95)."""
-    kind: str
-    verdict: str
-    n: int
-    estimate: float
-    ci_low: float
-    ci_high: float
-    confidence: float
-    rule: str
-    sentence: str
-
-    def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-
-    def to_dict(self) -> dict:
-        """Plain-Python dict; NaN and +-inf become None, tuples become lists."""
-        return {key: _jsonable(value) for key, value in asdict(self).items()}
+#: The power rule, appended to every record's ``rule`` (``{power}`` is the target, e.g. "80 %").
+POWER_RULE = ("not testable also when the CI decides nothing and the paper's effect lies below the smallest effect "
+              "this design detects with {power} power (underpowered; held and contradicted stand whatever the power)")
 
 
-@dataclass(frozen=True, kw_only=True)
-class PairedVerdict(VerdictRecord):
-    """Adds per-arm means, the SD of the paired differences, the two-sided paired-t p and the paper comparison."""
-    mean_baseline: float
-    mean_treated: float
-    sd_diff: float
-    p_value: float
-    paper_delta: float | None = None
-    paper_comparison: str | None = None  # "inside the CI" | "above the CI" (ours smaller) | "below the CI" (larger)
+def _paper_parts(*, verdict: str, detectable: float, effect: float | None, needed: float, unit: str, design: str,
+                 what: str, power: float, dec: int, label: str = "the paper reports") -> tuple[str, str | None, str]:
+    """(verdict, underpowered reason or None, the sentence's power text): the prefix "Underpowered: …. " when the
+    power rule applies, else a clause "; <design> detect … with P power" to append, or "" without a paper effect."""
+    if effect is None or math.isnan(detectable):
+        return verdict, None, ""
+    reason, clause = power_texts(detectable=detectable, power=power, paper_effect=effect, needed=needed, unit=unit,
+                                 design=design, what=what, paper_label=label, dec=dec)
+    if underpowered(verdict, detectable, effect):
+        needs = f" (about {int(needed)} {unit} needed)" if math.isfinite(needed) else ""
+        figure = f"{effect:g}" if label.startswith("the margin") else f"{effect:+g}"
+        return "not testable", reason, f"Underpowered: {clause}, but {label} {figure}{needs}. "
+    return verdict, None, f"; {clause}"
 
 
-@dataclass(frozen=True, kw_only=True)
-class CorrelationVerdict(VerdictRecord):
-    """``estimate`` is Pearson r. Adds Spearman rho, the permutation p and how it was obtained."""
-    r_min: float
-    spearman_rho: float
-    p_value: float
-    p_method: str  # "exact" (all n! orderings), "Monte Carlo" or "none"
-    n_permutations: int
-    seed: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class DependentCorrelationVerdict(VerdictRecord):
-    """``estimate`` is r(y, a) - r(y, b). Adds the three correlations and Williams' t with its df and p."""
-    r_ya: float
-    r_yb: float
-    r_ab: float
-    williams_t: float
-    df: int
-    p_value: float
-
-
-def _jsonable(value):
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_, str)) or value is None:
-        return value if not isinstance(value, np.bool_) else bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
-def verdict_from_ci(ci_low, ci_high, *, lower_bound_for_contradiction: float = 0.0) -> str:
-    """The one rule. "not testable" if a bound is NaN; "contradicted" if ``ci_high < lower_bound_for_contradiction``;
-    else "held" if ``ci_low > 0``; else "inconclusive". Inequalities are strict (a CI touching the bound is
-    inconclusive). Contradiction is checked first: with a bound above 0 (``r_min``), a CI inside ``(0, r_min)`` is a
-    demonstrably weak correlation and counts as "contradicted", not "held"."""
-    low, high = float(ci_low), float(ci_high)
-    if math.isnan(low) or math.isnan(high):
-        return "not testable"
-    if low > high:
-        raise ValueError(f"ci_low ({low}) must not exceed ci_high ({high})")
-    if high < lower_bound_for_contradiction:
-        return "contradicted"
-    return "held" if low > 0 else "inconclusive"
-
-
-def format_ci(low, high, decimals: int = 2) -> str:
-    """``"[+1.87, +2.13]"``; an undefined (NaN) bound prints as ``n/a``."""
-    def one(v):
-        return "n/a" if not math.isfinite(v) else f"{round(float(v), decimals) + 0.0:+.{decimals}f}"
-    return f"[{one(low)}, {one(high)}]"
-
-
-def summarize(records) -> dict:
-    """Count per verdict, keys in :data:`VERDICTS` order. Accepts records, dicts with a "verdict" key, or strings."""
-    counts = dict.fromkeys(VERDICTS, 0)
-    for rec in records:
-        verdict = rec if isinstance(rec, str) else rec["verdict"] if isinstance(rec, dict) else rec.verdict
-        if verdict not in counts:
-            raise ValueError(f"unknown verdict {verdict!r}; expected one of {VERDICTS}")
-        counts[verdict] += 1
-    return counts
-
-
-def _vector(values, name: str) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.dtype == object:
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must hold numbers, got non-numeric values") from exc
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one value per seed or class), got shape {arr.shape}")
-    arr = arr.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise ValueError(f"{name} has NaN or infinite values at positions {bad.tolist()}")
-    return arr
-
-
-def _vectors(**named) -> list[np.ndarray]:
-    arrays = [_vector(v, k) for k, v in named.items()]
-    if len({a.size for a in arrays}) > 1:
-        shapes = ", ".join(f"{k} {a.shape}" for k, a in zip(named, arrays))
-        raise ValueError(f"inputs must have the same length (paired by position), got {shapes}")
-    return arrays
-
-
-def _check_confidence(confidence: float) -> str:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    return f"{100 * confidence:g} %"
-
-
-def _decimals(*values) -> int:
-    """2 decimals, more when the numbers are small (a gain of 0.004 as a fraction prints as +0.0040)."""
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
-    return 2 if not finite else min(4, max(2, 1 - math.floor(math.log10(max(finite)))))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    centred = x - x.mean()
-    return centred / np.linalg.norm(centred)
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.clip(_unit(x) @ _unit(y), -1.0, 1.0))
-
-
-def _constant(*named) -> list[str]:
-    return [name for name, arr in named if np.all(arr == arr[0])]
-
-
-def fisher_ci(r: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Fisher-z CI of a Pearson r from ``n`` pairs: tanh(atanh(r) +- z_{(1+c)/2} / sqrt(n - 3)); |r| is clipped just
-    below 1 so a perfect correlation gives a (degenerate) finite interval. NaN for n < 4."""
-    if n < 4 or not math.isfinite(r):
-        return _NAN, _NAN
-    z = math.atanh(float(np.clip(r, -_R_CLIP, _R_CLIP)))
-    half = stats.norm.ppf((1 + confidence) / 2) / math.sqrt(n - 3)
-    return min(math.tanh(z - half), r), max(math.tanh(z + half), r)
-
-
-def williams_t(r_ya: float, r_yb: float, r_ab: float, n: int) -> tuple[float, float]:
-    """Williams' t (Steiger 1980, eq. 7) for H0: rho_ya = rho_yb, and its two-sided p on n - 3 df.
-
-    t = (r_ya - r_yb) sqrt((n-1)(1+r_ab) / (2 (n-1)/(n-3) |R| + rbar^2 (1-r_ab)^3)), |R| the determinant of the 3x3
-    correlation matrix, rbar = (r_ya + r_yb)/2. Needs n > 3. Equal correlations give t = 0, p = 1."""
-    if n <= 3:
-        raise ValueError(f"Williams' t needs n > 3, got n = {n}")
-    det = max(1 - r_ya**2 - r_yb**2 - r_ab**2 + 2 * r_ya * r_yb * r_ab, 0.0)
-    rbar = (r_ya + r_yb) / 2
-    denom = 2 * (n - 1) / (n - 3) * det + rbar**2 * (1 - r_ab) ** 3
-    num = (r_ya - r_yb) * math.sqrt(max((n - 1) * (1 + r_ab), 0.0))
-    t = 0.0 if num == 0 else math.copysign(math.inf, num) if denom <= 0 else num / math.sqrt(denom)
-    return t, float(2 * stats.t.sf(abs(t), n - 3))
-
-
-def zou_ci(r_ya: float, r_yb: float, r_ab: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Zou's (2007) CI of r_ya - r_yb for two overlapping dependent correlations: the two Fisher-z intervals
-    (l_i, u_i) are combined through c, the correlation between the two estimates (Zou 2007, p. 409):
-    L = d - sqrt((r_ya-l1)^2 + (u2-r_yb)^2 - 2c(r_ya-l1)(u2-r_yb)),
-    U = d + sqrt((u1-r_ya)^2 + (r_yb-l2)^2 - 2c(u1-r_ya)(r_yb-l2))."""
-    (l1, u1), (l2, u2) = fisher_ci(r_ya, n, confidence), fisher_ci(r_yb, n, confidence)
-    r1, r2 = (float(np.clip(r, -_R_CLIP, _R_CLIP)) for r in (r_ya, r_yb))
-    c = ((r_ab - r1 * r2 / 2) * (1 - r1**2 - r2**2 - r_ab**2) + r_ab**3) / ((1 - r1**2) * (1 - r2**2))
-    c = float(np.clip(c, -1.0, 1.0))
-    d = r_ya - r_yb
-    low = d - math.sqrt(max((r_ya - l1) ** 2 + (u2 - r_yb) ** 2 - 2 * c * (r_ya - l1) * (u2 - r_yb), 0.0))
-    high = d + math.sqrt(max((u1 - r_ya) ** 2 + (r_yb - l2) ** 2 - 2 * c * (u1 - r_ya) * (r_yb - l2), 0.0))
-    return low, high
-
-
-def paired_verdict(baseline, treated, *, confidence: float = 0.95, min_n: int = 3,
-                   paper_delta: float | None = None) -> PairedVerdict:
-    """Does ``treated`` beat ``baseline``? Inputs: ``(n_seeds,)`` per-seed scores (e.g. top-1 %), paired by position.
-
-    estimate = mean(treated - baseline), in the inputs' units; CI = paired t interval on n - 1 df. Fewer than ``min_n``
-    pairs -> "not testable" (estimate still reported; CI NaN when n < 2). When every difference is equal the CI
-    collapses to the estimate. ``paper_delta`` (same units) is placed relative to the CI in ``paper_comparison``.
-    Raises ValueError on shape mismatch or non-finite values, TypeError on non-numeric input."""
-    base, treat = _vectors(baseline=baseline, treated=treated)
-    pct = _check_confidence(confidence)
-    if paper_delta is not None and not math.isfinite(paper_delta):
-        raise ValueError(f"paper_delta must be finite, got {paper_delta}")
+def _paired_stats(base: np.ndarray, treat: np.ndarray, confidence: float) -> dict:
+    """Mean, sd, paired-t CI and two-sided p of treat − base. ``collapsed``: n ≥ 2 and every difference equal, so
+    no CI exists (CI and p NaN)."""
     n, diff = base.size, treat - base
-    est = float(diff.mean()) if n else _NAN
-    sd = float(diff.std(ddof=1)) if n >= 2 else _NAN
-    low = high = p = _NAN
-    collapsed = n >= 2 and np.ptp(diff) <= 1e-12 * max(1.0, float(np.abs(diff).max()))
-    if collapsed:
-        low = high = est
-    elif n >= 2:
+    est = float(diff.mean()) if n else NAN
+    sd = float(diff.std(ddof=1)) if n >= 2 else NAN
+    collapsed = n >= 2 and bool(np.ptp(diff) <= 1e-12 * max(1.0, float(np.abs(diff).max())))
+    low = high = p = NAN
+    if n >= 2 and not collapsed:
         se = sd / math.sqrt(n)
         half = stats.t.ppf((1 + confidence) / 2, n - 1) * se
         low, high, p = est - half, est + half, float(2 * stats.t.sf(abs(est) / se, n - 1))
-    verdict = verdict_from_ci(low, high) if n >= min_n else "not testable"
+    return dict(n=n, est=est, sd=sd, low=low, high=high, p=p, collapsed=collapsed,
+                mean_baseline=float(base.mean()) if n else NAN, mean_treated=float(treat.mean()) if n else NAN)
+
+
+def _paired_design(s: dict, *, confidence: float, power: float) -> float:
+    ok = s["n"] >= 2 and not s["collapsed"]
+    return safe(detectable_paired_gain, s["n"], s["sd"], 1 - confidence, power) if ok else NAN
+
+
+def _paired_gate(s: dict, min_n: int, dec: int) -> tuple[str | None, str]:
+    """(reason, sentence tail) when too few pairs or a collapsed CI make the design not testable, else (None, "")."""
+    if s["n"] < min_n:
+        return (f"only {s['n']} paired seeds, fewer than the {min_n} required",
+                f" (only {s['n']} pairs, fewer than the {min_n} required)")
+    if s["collapsed"]:
+        reason = (f"every paired difference is equal ({s['est']:+.{dec}f} in all {s['n']} pairs): "
+                  "no confidence interval")
+        return reason, f" — {reason}"
+    return None, ""
+
+
+def paired_verdict(baseline, treated, *, confidence: float = 0.95, min_n: int = 3,
+                   paper_delta: float | None = None, power: float = 0.8) -> PairedVerdict:
+    """Does ``treated`` beat ``baseline``? Inputs: ``(n_seeds,)`` per-seed scores (e.g. top-1 %), paired by position.
+
+    estimate = mean(treated - baseline), in the inputs' units; CI = paired t interval on n - 1 df; p = two-sided
+    paired t. Not testable with fewer than ``min_n`` pairs (estimate still reported; CI NaN when n < 2), when every
+    difference is equal (n ≥ 2: the CI would collapse to a point; CI and p NaN), or when underpowered: the CI decides
+    nothing and |``paper_delta``| lies below :func:`~semscale_lib.power.detectable_paired_gain` (n, observed sd of
+    the differences) at level 1 − ``confidence`` and ``power`` (reason names the seeds needed, from
+    :func:`~semscale_lib.power.paired_sample_size` at the observed sd). ``paper_delta`` (same units) is also placed
+    relative to the CI in ``paper_comparison``. Raises ValueError on shape mismatch or non-finite values, TypeError
+    on non-numeric input."""
+    base, treat = vectors(baseline=baseline, treated=treated)
+    pct, pw = check_confidence(confidence), check_power(power)
+    paper_delta = check_paper_effect(paper_delta, "paper_delta")
+    s = _paired_stats(base, treat, confidence)
+    n, est, low, high = s["n"], s["est"], s["low"], s["high"]
+    detectable = _paired_design(s, confidence=confidence, power=power)
+    dec = decimals(est, low, high, paper_delta)
+    reason, tail = _paired_gate(s, min_n, dec)
+    verdict = "not testable" if reason else verdict_from_ci(low, high)
+    needed = (safe(paired_sample_size, paper_delta, s["sd"], 1 - confidence, power)
+              if paper_delta and s["sd"] > 0 else NAN)
+    verdict, weak, power_text = _paper_parts(
+        verdict=verdict, detectable=detectable, effect=paper_delta, needed=needed, unit="seeds",
+        design=f"{n} paired seeds", what="a gain", power=power, dec=dec)
     rule = (f"held if the {pct} paired-t CI of mean(treated − baseline) lies above 0, "
             f"contradicted if it lies below 0, inconclusive otherwise; "
-            f"not testable with fewer than {min_n} paired seeds")
-    dec = _decimals(est, low, high, paper_delta)
+            f"not testable with fewer than {min_n} paired seeds or when every paired difference is equal (no CI); "
+            + POWER_RULE.format(power=pw))
     est_text = f"{est:+.{dec}f}" if n else "undefined"
     sentence = (f"Mean paired gain (treated − baseline) {est_text}, {pct} CI {format_ci(low, high, dec)}, "
-                f"over n = {n} paired seeds: {verdict}")
-    if n < min_n:
-        sentence += f" (only {n} pairs, fewer than the {min_n} required)"
-    elif collapsed:
-        sentence += " (all differences are equal, so the CI collapses to the estimate)"
+                f"over n = {n} paired seeds: {verdict}{tail}")
     comparison = None
     if paper_delta is not None and math.isfinite(low):
         comparison = ("inside the CI" if low <= paper_delta <= high
@@ -267,99 +139,123 @@ def paired_verdict(baseline, treated, *, confidence: float = 0.95, min_n: int = 
         relation = {"inside the CI": "consistent with", "above the CI": "smaller than",
                     "below the CI": "larger than"}[comparison]
         sentence += f"; {relation} the paper's {paper_delta:+g} ({comparison})"
+        if comparison == "inside the CI" and low <= 0 <= high:
+            sentence += ", and with no gain: the CI contains 0"
+    if weak:
+        sentence = power_text + sentence
+    else:
+        sentence += power_text
     return PairedVerdict(kind="paired", verdict=verdict, n=n, estimate=est, ci_low=low, ci_high=high,
                          confidence=confidence, rule=rule, sentence=sentence + ".",
-                         mean_baseline=float(base.mean()) if n else _NAN,
-                         mean_treated=float(treat.mean()) if n else _NAN,
-                         sd_diff=sd, p_value=p, paper_delta=None if paper_delta is None else float(paper_delta),
-                         paper_comparison=comparison)
+                         mean_baseline=s["mean_baseline"], mean_treated=s["mean_treated"], sd_diff=s["sd"],
+                         p_value=s["p"], paper_delta=paper_delta, paper_comparison=comparison,
+                         detectable_effect=detectable, power=float(power), paper_effect=paper_delta,
+                         reason=weak or reason)
 
 
 def negligible_gain_verdict(before, after, *, margin: float, confidence: float = 0.95, min_n: int = 3,
-                            failed_precondition: str | None = None) -> PairedVerdict:
+                            failed_precondition: str | None = None, paper_effect: float | None = None,
+                            power: float = 0.8) -> PairedVerdict:
     """Is the paired gain ``after − before`` negligible, i.e. below ``margin``? (Sec. 3.3: accuracy stops rising
     once Σ S′ has saturated.) Inputs ``(n_seeds,)`` paired by position; the CI is :func:`paired_verdict`'s.
 
     held if the whole CI of the gain lies below ``margin``; contradicted if it lies above ``margin``; inconclusive
-    otherwise; fewer than ``min_n`` pairs → not testable. ``failed_precondition``: a sentence saying why the claim's
-    premise failed on the data (e.g. Σ S′ never saturates) — then the verdict is "contradicted" whatever the
-    gain."""
+    otherwise. p_value: the one-sided paired-t p of H0 "gain ≥ margin" (Schuirmann's 1987 TOST half), so held
+    exactly when p < (1 − confidence)/2. Not testable with fewer than ``min_n`` pairs, when every difference is
+    equal (no CI), or when underpowered: inconclusive and the effect the claim is sized by — ``paper_effect``,
+    default the margin — lies below the smallest margin the design shows with ``power`` at a true gain of 0
+    (:func:`~semscale_lib.power.detectable_paired_gain` of n and the observed sd). ``failed_precondition``: a
+    sentence saying why the claim's premise failed on the data (e.g. Σ S′ never saturates) — then the verdict is
+    "contradicted" whatever the gain, with that sentence as ``reason``."""
     if not math.isfinite(margin) or margin < 0:
         raise ValueError(f"margin must be a finite number ≥ 0, got {margin}")
-    base = paired_verdict(before, after, confidence=confidence, min_n=min_n)
-    pct = _check_confidence(confidence)
+    before_v, after_v = vectors(before=before, after=after)
+    pct, pw = check_confidence(confidence), check_power(power)
+    effect = float(margin) if paper_effect is None else check_paper_effect(paper_effect)
+    s = _paired_stats(before_v, after_v, confidence)
+    n, est, low, high = s["n"], s["est"], s["low"], s["high"]
+    p = NAN
+    if math.isfinite(low):
+        p = float(stats.t.cdf((est - margin) / (s["sd"] / math.sqrt(n)), n - 1))
+    detectable = _paired_design(s, confidence=confidence, power=power)
+    dec = decimals(est, low, high)
+    reason, tail = _paired_gate(s, min_n, dec)
     if failed_precondition:
-        verdict = "contradicted"
-    elif base.n < min_n:
-        verdict = "not testable"
+        verdict, reason = "contradicted", failed_precondition
     else:
-        verdict = verdict_from_ci(margin - base.ci_high, margin - base.ci_low)
+        verdict = "not testable" if reason else verdict_from_ci(margin - high, margin - low)
+    needed = safe(paired_sample_size, effect, s["sd"], 1 - confidence, power) if effect and s["sd"] > 0 else NAN
+    verdict, weak, power_text = _paper_parts(
+        verdict=verdict, detectable=detectable, effect=effect, needed=needed, unit="seeds",
+        design=f"{n} paired seeds", what="a negligible gain against margins", power=power, dec=max(dec, 2),
+        label="the margin is" if paper_effect is None else "the paper reports")
     rule = (f"held if the {pct} paired-t CI of the gain lies below the margin {margin:g}, contradicted if it lies "
             f"above it (or if the premise fails), inconclusive otherwise; not testable with fewer than {min_n} "
-            "paired seeds")
-    dec = _decimals(base.estimate, base.ci_low, base.ci_high)
-    est_text = f"{base.estimate:+.{dec}f}" if base.n else "undefined"
-    sentence = (f"Mean paired gain {est_text}, {pct} CI {format_ci(base.ci_low, base.ci_high, dec)}, "
-                f"over n = {base.n} seeds, against a margin of {margin:g}: {verdict}")
+            "paired seeds or when every paired difference is equal (no CI); "
+            + POWER_RULE.format(power=pw).replace("the paper's effect", "the margin"))
+    est_text = f"{est:+.{dec}f}" if n else "undefined"
+    sentence = (f"Mean paired gain {est_text}, {pct} CI {format_ci(low, high, dec)}, "
+                f"over n = {n} seeds, against a margin of {margin:g}: {verdict}")
     if failed_precondition:
         sentence = f"{failed_precondition}: contradicted, whatever the gain after it"
-    elif base.n < min_n:
-        sentence += f" (only {base.n} pairs, fewer than the {min_n} required)"
-    return dataclasses.replace(base, kind="negligible gain", verdict=verdict, rule=rule, sentence=sentence + ".")
-
-
-def _permutation_p(x: np.ndarray, y: np.ndarray, r: float, n_permutations: int, seed: int) -> tuple[float, str]:
-    """Two-sided p of |r| under random re-pairing: exact over all n! orderings when n! <= n_permutations, else
-    Monte Carlo with the (hits + 1) / (B + 1) estimate."""
-    if n_permutations <= 0:
-        return _NAN, "none"
-    xu, yu, n, cut = _unit(x), _unit(y), x.size, abs(r) - 1e-12
-    if n <= 10 and math.factorial(n) <= n_permutations:
-        null = xu[np.array(list(permutations(range(n))))] @ yu
-        return float(np.mean(np.abs(null) >= cut)), "exact"
-    rng, hits, done, chunk = np.random.default_rng(seed), 0, 0, max(1, 2_000_000 // n)
-    while done < n_permutations:
-        k = min(chunk, n_permutations - done)
-        order = rng.permuted(np.tile(np.arange(n), (k, 1)), axis=1)
-        hits += int(np.count_nonzero(np.abs(xu[order] @ yu) >= cut))
-        done += k
-    return (hits + 1) / (n_permutations + 1), "Monte Carlo"
+    else:
+        sentence = power_text + sentence + tail if weak else sentence + tail + power_text
+    return PairedVerdict(kind="negligible gain", verdict=verdict, n=n, estimate=est, ci_low=low, ci_high=high,
+                         confidence=confidence, rule=rule, sentence=sentence + ".",
+                         mean_baseline=s["mean_baseline"], mean_treated=s["mean_treated"], sd_diff=s["sd"],
+                         p_value=p, detectable_effect=detectable, power=float(power), paper_effect=effect,
+                         reason=weak or reason)
 
 
 def correlation_verdict(x, y, *, confidence: float = 0.95, r_min: float = 0.3, n_permutations: int = 10000,
-                        seed: int = 0) -> CorrelationVerdict:
+                        seed: int = 0, paper_effect: float | None = None, power: float = 0.8,
+                        unit: str = "classes") -> CorrelationVerdict:
     """Is y positively correlated with x? Inputs: ``(n_classes,)`` vectors paired by position (e.g. per-class
     semantic scale and per-class accuracy). estimate = Pearson r with a Fisher-z CI (:func:`fisher_ci`); the
     permutation p (seeded) and Spearman rho are reported but do not decide. Verdict by :func:`verdict_from_ci` with
-    contradiction bound ``r_min``; n < 4 or a constant vector -> "not testable" (r NaN)."""
-    xv, yv = _vectors(x=x, y=y)
-    pct = _check_confidence(confidence)
+    contradiction bound ``r_min``; n < 4 or a constant vector -> "not testable" (r NaN); inconclusive with
+    |``paper_effect``| (the paper's r) below :func:`~semscale_lib.power.detectable_correlation` (n) ->
+    "not testable" (underpowered; ``unit`` names what n counts in the reason)."""
+    xv, yv = vectors(x=x, y=y)
+    pct, pw = check_confidence(confidence), check_power(power)
+    paper_effect = check_paper_effect(paper_effect)
     n = xv.size
     rule = (f"held if the {pct} Fisher-z CI of Pearson r lies above 0 (and not wholly below r_min = {r_min:g}); "
             f"contradicted if it lies wholly below r_min = {r_min:g} (the correlation is at most weak); "
-            f"inconclusive otherwise; not testable when n < 4 or a variable is constant")
+            f"inconclusive otherwise; not testable when n < 4 or a variable is constant; "
+            + POWER_RULE.format(power=pw))
+    detectable = safe(detectable_correlation, n, 1 - confidence, power) if n > 3 else NAN
     common = dict(kind="correlation", n=n, confidence=confidence, rule=rule, r_min=float(r_min),
-                  n_permutations=int(n_permutations), seed=int(seed))
-    constant = _constant(("x", xv), ("y", yv)) if n else []
-    if n < 4 or constant:
-        why = f"n = {n} < 4" if n < 4 else f"{' and '.join(constant)} is constant"
-        return CorrelationVerdict(verdict="not testable", estimate=_NAN, ci_low=_NAN, ci_high=_NAN,
-                                  sentence=f"Pearson r is not testable: {why}.", spearman_rho=_NAN,
-                                  p_value=_NAN, p_method="none", **common)
-    r = _pearson(xv, yv)
+                  n_permutations=int(n_permutations), seed=int(seed), detectable_effect=detectable,
+                  power=float(power), paper_effect=paper_effect)
+    flat = constant(("x", xv), ("y", yv)) if n else []
+    if n < 4 or flat:
+        why = f"n = {n} < 4" if n < 4 else f"{' and '.join(flat)} is constant"
+        return CorrelationVerdict(verdict="not testable", estimate=NAN, ci_low=NAN, ci_high=NAN,
+                                  sentence=f"Pearson r is not testable: {why}.", spearman_rho=NAN,
+                                  p_value=NAN, p_method="none", reason=why, **common)
+    r = pearson(xv, yv)
     low, high = fisher_ci(r, n, confidence)
     rho = float(stats.spearmanr(xv, yv)[0])
-    p, method = _permutation_p(xv, yv, r, n_permutations, seed)
-    verdict = verdict_from_ci(low, high, lower_bound_for_contradiction=r_min)
+    p, method = permutation_p(xv, yv, r, n_permutations, seed)
+    needed = safe(correlation_sample_size, paper_effect, 1 - confidence, power) if paper_effect else NAN
+    verdict, weak, power_text = _paper_parts(
+        verdict=verdict_from_ci(low, high, lower_bound_for_contradiction=r_min), detectable=detectable,
+        effect=paper_effect, needed=needed, unit=unit, design=f"{n} {unit}", what="r", power=power, dec=2)
     sentence = (f"Pearson r = {r:+.2f}, {pct} CI {format_ci(low, high)}, over n = {n} "
                 f"(Spearman rho = {rho:+.2f}, permutation p = {p:.3g}): {verdict}")
     if verdict == "contradicted":
         sentence += f" — the correlation is at most weak: CI below r_min = {r_min:g}"
+    if weak:
+        sentence = power_text + sentence
+    elif power_text:
+        sentence += f"; the paper reports {paper_effect:+g}, and " + power_text[2:]
     return CorrelationVerdict(verdict=verdict, estimate=r, ci_low=low, ci_high=high, sentence=sentence + ".",
-                              spearman_rho=rho, p_value=p, p_method=method, **common)
+                              spearman_rho=rho, p_value=p, p_method=method, reason=weak, **common)
 
 
-def dependent_correlation_verdict(y, a, b, *, confidence: float = 0.95) -> DependentCorrelationVerdict:
+def dependent_correlation_verdict(y, a, b, *, confidence: float = 0.95, paper_effect: float | None = None,
+                                  power: float = 0.8, unit: str = "classes") -> DependentCorrelationVerdict:
     """Does ``a`` track ``y`` better than ``b`` does, i.e. r(y, a) > r(y, b)? Inputs: ``(n_classes,)`` vectors paired
     by position (e.g. y = per-class accuracy, a = semantic scale, b = number of training images).
 
@@ -367,49 +263,104 @@ def dependent_correlation_verdict(y, a, b, *, confidence: float = 0.95) -> Depen
     (:func:`williams_t`; Steiger 1980 recommends it for this case) gives the p-value, and Zou's (2007) interval
     (:func:`zou_ci`) the CI of r_ya - r_yb. Both are closed-form and hold their level at small n; a bootstrap over
     the ~10 classes of CIFAR-10 would give intervals that are too narrow. estimate = r_ya - r_yb; verdict by
-    :func:`verdict_from_ci` with bound 0; n < 4 or a constant column -> "not testable"."""
-    yv, av, bv = _vectors(y=y, a=a, b=b)
-    pct = _check_confidence(confidence)
+    :func:`verdict_from_ci` with bound 0; n < 4 or a constant column -> "not testable"; inconclusive with
+    |``paper_effect``| (the paper's r_ya − r_yb) below
+    :func:`~semscale_lib.power.detectable_correlation_difference` (n, observed r_yb and r_ab) -> "not testable"
+    (underpowered; the classes needed are for r_ya = observed r_yb + the paper's difference)."""
+    yv, av, bv = vectors(y=y, a=a, b=b)
+    pct, pw = check_confidence(confidence), check_power(power)
+    paper_effect = check_paper_effect(paper_effect)
     n = yv.size
     rule = (f"held if the {pct} Zou (2007) CI of r(y, a) − r(y, b) lies above 0, contradicted if it lies below 0, "
-            f"inconclusive otherwise; not testable when n < 4 or a column is constant")
-    common = dict(kind="dependent correlation", n=n, confidence=confidence, rule=rule, df=max(n - 3, 0))
-    constant = _constant(("y", yv), ("a", av), ("b", bv)) if n else []
-    if n < 4 or constant:
-        why = f"n = {n} < 4" if n < 4 else f"{' and '.join(constant)} is constant"
-        return DependentCorrelationVerdict(verdict="not testable", estimate=_NAN, ci_low=_NAN, ci_high=_NAN,
-                                           sentence=f"r(y, a) − r(y, b) is not testable: {why}.", r_ya=_NAN,
-                                           r_yb=_NAN, r_ab=_NAN, williams_t=_NAN, p_value=_NAN, **common)
-    r_ya, r_yb, r_ab = _pearson(yv, av), _pearson(yv, bv), _pearson(av, bv)
+            f"inconclusive otherwise; not testable when n < 4 or a column is constant; "
+            + POWER_RULE.format(power=pw))
+    common = dict(kind="dependent correlation", n=n, confidence=confidence, rule=rule, df=max(n - 3, 0),
+                  power=float(power), paper_effect=paper_effect)
+    flat = constant(("y", yv), ("a", av), ("b", bv)) if n else []
+    if n < 4 or flat:
+        why = f"n = {n} < 4" if n < 4 else f"{' and '.join(flat)} is constant"
+        return DependentCorrelationVerdict(verdict="not testable", estimate=NAN, ci_low=NAN, ci_high=NAN,
+                                           sentence=f"r(y, a) − r(y, b) is not testable: {why}.", r_ya=NAN,
+                                           r_yb=NAN, r_ab=NAN, williams_t=NAN, p_value=NAN, reason=why, **common)
+    r_ya, r_yb, r_ab = pearson(yv, av), pearson(yv, bv), pearson(av, bv)
     t, p = williams_t(r_ya, r_yb, r_ab, n)
     low, high = zou_ci(r_ya, r_yb, r_ab, n, confidence)
     est = r_ya - r_yb
-    verdict = verdict_from_ci(low, high)
-    dec = _decimals(est, low, high)
+    detectable = safe(detectable_correlation_difference, n, r_yb, r_ab, 1 - confidence, power)
+    needed = (safe(correlation_difference_sample_size, r_yb + paper_effect, r_yb, r_ab, 1 - confidence, power)
+              if paper_effect else NAN)
+    dec = decimals(est, low, high)
+    verdict, weak, power_text = _paper_parts(
+        verdict=verdict_from_ci(low, high), detectable=detectable, effect=paper_effect, needed=needed, unit=unit,
+        design=f"{n} {unit}", what="r(y, a) − r(y, b)", power=power, dec=dec)
     sentence = (f"r(y, a) − r(y, b) = {est:+.{dec}f}, {pct} Zou CI {format_ci(low, high, dec)}, over n = {n} "
                 f"(r(y, a) = {r_ya:+.2f}, r(y, b) = {r_yb:+.2f}, r(a, b) = {r_ab:+.2f}; Williams' t({n - 3}) = "
-                f"{t:.2f}, p = {p:.3g}): {verdict}.")
-    return DependentCorrelationVerdict(verdict=verdict, estimate=est, ci_low=low, ci_high=high, sentence=sentence,
-                                       r_ya=r_ya, r_yb=r_yb, r_ab=r_ab, williams_t=t, p_value=p, **common)
+                f"{t:.2f}, p = {p:.3g}): {verdict}")
+    if weak:
+        sentence = power_text + sentence
+    elif power_text:
+        sentence += (f"; the paper reports {paper_effect:+g}, and " + power_text[2:]
+                     + " at the observed r(y, b) and r(a, b)")
+    return DependentCorrelationVerdict(verdict=verdict, estimate=est, ci_low=low, ci_high=high,
+                                       sentence=sentence + ".", r_ya=r_ya, r_yb=r_yb, r_ab=r_ab, williams_t=t,
+                                       p_value=p, detectable_effect=detectable, reason=weak, **common)
 
 
 def pooled_correlation_verdict(estimate: float, ci_low: float, ci_high: float, *, k: int, i2: float,
-                               confidence: float = 0.95) -> VerdictRecord:
+                               confidence: float = 0.95, se_z: float | None = None, interval: str = "normal",
+                               paper_effect: float | None = None, power: float = 0.8,
+                               unit: str = "studies") -> PooledVerdict:
     """Our rule for "per-class accuracy rises with a predictor across studies" (notebook 06): a random-effects
-    pooled Pearson r over ``k`` studies with its CI at ``confidence`` (the caller's, e.g. Bonferroni-adjusted)
-    and heterogeneity ``i2`` (fraction) — :func:`verdict_from_ci`: held above 0, contradicted below 0,
-    inconclusive otherwise; not testable when fewer than 2 studies define it (NaN bounds)."""
-    pct = _check_confidence(confidence)
-    rule = (f"random-effects (DerSimonian–Laird) pooled Pearson r over studies on Fisher z; held if its {pct} CI "
-            "lies above 0, contradicted if below 0, inconclusive otherwise; not testable in < 2 studies")
+    pooled Pearson r over ``k`` studies (or groups of studies) with its CI at ``confidence`` (the caller's, e.g.
+    Bonferroni-adjusted) and heterogeneity ``i2`` (fraction) — :func:`verdict_from_ci`: held above 0, contradicted
+    below 0, inconclusive otherwise; not testable when fewer than 2 studies define it (NaN bounds).
+
+    ``interval``: how the CI was formed, "normal" (z quantiles) or "hk" (Hartung–Knapp, t on k − 1 df), as in
+    :func:`semscale_lib.meta.pooled_correlation`; ``se_z``: the pooled Fisher z's standard error (default: read
+    back from the CI's width on the z scale). p_value: two-sided, from atanh(estimate) / se_z on the normal or
+    t_{k−1}. Inconclusive with |``paper_effect``| below :func:`~semscale_lib.power.detectable_pooled_correlation`
+    (se_z, df) -> "not testable" (underpowered; ``unit`` needed from
+    :func:`~semscale_lib.power.pooled_sample_size` with the average study's variance k · se_z²)."""
+    pct, pw = check_confidence(confidence), check_power(power)
+    if interval not in ("normal", "hk"):
+        raise ValueError(f"interval must be 'normal' or 'hk', got {interval!r}")
+    paper_effect = check_paper_effect(paper_effect)
+    kind = "normal-theory" if interval == "normal" else "Hartung–Knapp t (k − 1 df)"
+    rule = (f"random-effects pooled Pearson r over studies on Fisher z with a {kind} CI; held if its {pct} CI "
+            "lies above 0, contradicted if below 0, inconclusive otherwise; not testable in < 2 studies; "
+            + POWER_RULE.format(power=pw))
+    df = int(k) - 1 if interval == "hk" and k >= 2 else None
     if k < 2:
-        estimate = ci_low = ci_high = _NAN
+        estimate = ci_low = ci_high = NAN
     verdict = verdict_from_ci(ci_low, ci_high)
-    if verdict == "not testable":
-        sentence = f"defined in {k} studies: not testable."
+    z_bounds = [math.atanh(float(np.clip(v, -1 + 1e-12, 1 - 1e-12))) for v in (ci_low, ci_high)] \
+        if verdict != "not testable" else [NAN, NAN]
+    quantile = (stats.norm.ppf((1 + confidence) / 2) if df is None else stats.t.ppf((1 + confidence) / 2, df))
+    if se_z is None:
+        se_z = (z_bounds[1] - z_bounds[0]) / (2 * quantile)
+    se_z, p = float(se_z), NAN
+    if verdict != "not testable" and se_z > 0:
+        stat = math.atanh(float(np.clip(estimate, -1 + 1e-12, 1 - 1e-12))) / se_z
+        p = float(2 * (stats.norm.sf(abs(stat)) if df is None else stats.t.sf(abs(stat), df)))
+    detectable = safe(detectable_pooled_correlation, se_z, 1 - confidence, power, df=df) \
+        if verdict != "not testable" and se_z > 0 else NAN
+    needed = (safe(pooled_sample_size, paper_effect, k * se_z**2, 1 - confidence, power, t_based=df is not None)
+              if paper_effect and math.isfinite(detectable) else NAN)
+    verdict, weak, power_text = _paper_parts(
+        verdict=verdict, detectable=detectable, effect=paper_effect, needed=needed, unit=unit,
+        design=f"{k} {unit}", what="a pooled r", power=power, dec=2)
+    if verdict == "not testable" and not weak:
+        sentence = f"defined in {k} studies: not testable"
     else:
         sentence = (f"pooled r = {estimate:+.2f}, {pct} CI {format_ci(ci_low, ci_high)} over {k} studies "
-                    f"(I² = {100 * i2:.0f} %): {verdict}.")
-    return VerdictRecord(kind="pooled correlation", verdict=verdict, n=int(k), estimate=float(estimate),
+                    f"(I² = {100 * i2:.0f} %): {verdict}")
+        if weak:
+            sentence = power_text + sentence
+        elif power_text:
+            sentence += f"; the paper reports {paper_effect:+g}, and " + power_text[2:]
+    return PooledVerdict(kind="pooled correlation", verdict=verdict, n=int(k), estimate=float(estimate),
                          ci_low=float(ci_low), ci_high=float(ci_high), confidence=confidence, rule=rule,
-                         sentence=sentence)
+                         sentence=sentence + ".", p_value=p, detectable_effect=detectable, power=float(power),
+                         paper_effect=paper_effect, reason=weak or ("fewer than 2 studies" if k < 2 else None),
+                         se_z=se_z, i2=float(i2), interval=interval, df=df)
+

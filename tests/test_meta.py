@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from semscale_lib.meta import MetaResult, pooled_correlation
+from semscale_lib.meta import MetaResult, pooled_correlation, pooled_correlation_by_group
 from semscale_lib.verdicts import fisher_ci
 
 Z975 = stats.norm.ppf(0.975)
@@ -118,6 +118,7 @@ def test_perfect_correlation_is_clipped_not_infinite():
     (dict(r=[0.1, 0.2, 0.3], n=[10, 10]), ValueError, "n"),
     (dict(r=[0.1], n=[10]), ValueError, "r"),
     (dict(r=[0.1, 0.2], n=[10, 10], method="reml"), ValueError, "method"),
+    (dict(r=[0.1, 0.2], n=[10, 10], interval="t"), ValueError, "interval"),
     (dict(r=[0.1, 0.2], n=[10, 10], labels=["a"]), ValueError, "labels"),
     (dict(r=[0.1, 0.2], n=[10, 10], confidence=95), ValueError, "confidence"),
     (dict(r=None, n=[10, 10]), TypeError, "r"),
@@ -127,3 +128,92 @@ def test_perfect_correlation_is_clipped_not_infinite():
 def test_bad_input_is_refused_by_name(kwargs, error, match):
     with pytest.raises(error, match=match):
         pooled_correlation(**kwargs)
+
+
+# --------------------------------------------------------------------------- Hartung–Knapp and pooling by group
+def test_normal_interval_is_the_default_and_reports_its_p():
+    res = pooled_correlation([0.1, 0.45, 0.7, 0.3], [15, 40, 25, 60])
+    assert res.interval == "normal" and res.df is None and math.isnan(res.hk_q)
+    assert res.p_value == pytest.approx(2 * stats.norm.sf(abs(res.z) / res.se_z))
+
+
+def test_hartung_knapp_matches_statsmodels_where_q_is_at_least_one():
+    from statsmodels.stats.meta_analysis import combine_effects
+    r, n = np.array([0.1, 0.45, 0.7, 0.3]), np.array([15, 40, 25, 60])
+    res = pooled_correlation(r, n, interval="hk")
+    sm = combine_effects(np.arctanh(r), 1 / (n - 3), method_re="dl", use_t=True)
+    assert res.hk_q == pytest.approx(sm.scale_hksj_re, rel=1e-10) and res.hk_q > 1
+    hk_low, hk_high = np.tanh(sm.conf_int(alpha=0.05, use_t=True)[3])   # statsmodels' RE HKSJ interval
+    assert (res.ci_low, res.ci_high) == pytest.approx((hk_low, hk_high), abs=1e-10)
+    assert res.df == 3 and res.se_z == pytest.approx(sm.sd_eff_w_re_hksj, rel=1e-10)
+    assert res.p_value == pytest.approx(2 * stats.t.sf(abs(res.z) / res.se_z, 3))
+    # the point estimate, τ² and the study table do not depend on the interval
+    normal = pooled_correlation(r, n)
+    assert (res.z, res.tau2, res.i2) == pytest.approx((normal.z, normal.tau2, normal.i2))
+
+
+def test_hartung_knapp_with_q_below_one_keeps_the_plain_standard_error():
+    # three nearly equal studies: τ² = 0, q = Σ w (z − ẑ)² / 2 = 0.0078 < 1, so se = 1/√Σ(n − 3) with t on 2 df —
+    # the plain HK interval (√q · se) would be 11 times narrower than this
+    r, n = np.array([0.30, 0.31, 0.29]), np.array([20, 50, 100])
+    res = pooled_correlation(r, n, interval="hk")
+    z, w = np.arctanh(r), n - 3.0
+    mean = (w * z).sum() / w.sum()
+    assert res.hk_q == pytest.approx((w * (z - mean) ** 2).sum() / 2) and res.hk_q < 0.01
+    se = 1 / math.sqrt(w.sum())
+    half = stats.t.ppf(0.975, 2) * se
+    assert res.se_z == pytest.approx(se)
+    assert (res.ci_low, res.ci_high) == pytest.approx((math.tanh(mean - half), math.tanh(mean + half)))
+    # equal studies: q = 0, still a finite, non-degenerate t interval
+    equal = pooled_correlation([0.4, 0.4], [20, 20], interval="hk")
+    assert equal.hk_q == pytest.approx(0.0, abs=1e-20)
+    assert equal.ci_high - equal.ci_low > 0.5
+
+
+def test_by_group_with_identical_studies_equals_one_study_per_group():
+    grouped = pooled_correlation_by_group([0.3, 0.3, 0.6, 0.6, 0.6], [20, 20, 30, 30, 30],
+                                          ["cifar", "cifar", "mnist", "mnist", "mnist"], labels=list("abcde"))
+    single = pooled_correlation([0.3, 0.6], [20, 30], interval="hk")
+    assert grouped.k == 2 and grouped.interval == "hk" and grouped.df == 1
+    for name in ("estimate", "ci_low", "ci_high", "z", "se_z", "tau2", "i2", "q", "p_value"):
+        assert getattr(grouped, name) == pytest.approx(getattr(single, name), abs=1e-12), name
+    assert list(grouped.studies["label"]) == list("abcde")
+    assert list(grouped.studies["group"]) == ["cifar", "cifar", "mnist", "mnist", "mnist"]
+    assert grouped.studies["weight"].sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(grouped.studies["weight"].iloc[[0, 2]] * [2, 3], grouped.groups["weight"])
+    assert grouped.groups["studies"].tolist() == [2, 3]
+
+
+def test_by_group_uses_the_mean_z_and_the_squared_mean_standard_error():
+    r, n = np.array([0.2, 0.4, 0.7, 0.5]), np.array([12, 28, 19, 53])
+    grouped = pooled_correlation_by_group(r, n, [0, 0, 1, 2], method="dl", interval="normal")
+    z = np.arctanh(r)
+    se = 1 / np.sqrt(n - 3)
+    z_g = np.array([(z[0] + z[1]) / 2, z[2], z[3]])
+    var_g = np.array([((se[0] + se[1]) / 2) ** 2, se[2] ** 2, se[3] ** 2])
+    np.testing.assert_allclose(grouped.groups["z"], z_g)
+    np.testing.assert_allclose(grouped.groups["var_z"], var_g)
+    # the conservative variance exceeds the independent-studies one, 1 / (9 + 25)
+    assert var_g[0] > 1 / (9 + 25)
+    # then ordinary DerSimonian–Laird over the three groups, by hand
+    w = 1 / var_g
+    z_fe = (w * z_g).sum() / w.sum()
+    q = (w * (z_g - z_fe) ** 2).sum()
+    tau2 = max(0.0, (q - 2) / (w.sum() - (w**2).sum() / w.sum()))
+    w_re = 1 / (var_g + tau2)
+    assert grouped.tau2 == pytest.approx(tau2, abs=1e-10)
+    assert grouped.z == pytest.approx((w_re * z_g).sum() / w_re.sum(), abs=1e-10)
+    assert grouped.se_z == pytest.approx(1 / math.sqrt(w_re.sum()), abs=1e-10)
+    assert grouped.k == 3 and grouped.to_dict()["groups"][0]["studies"] == 2
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(r=[0.1, 0.2], n=[10, 10], groups=["a", "a"]), ValueError, "2 groups"),
+    (dict(r=[0.1, 0.2], n=[10, 10], groups=["a"]), ValueError, "groups"),
+    (dict(r=[0.1, 0.2], n=[10, 10], groups="ab"), TypeError, "groups"),
+    (dict(r=[0.1, 0.2], n=[10, 10], groups=["a", "b"], interval="t"), ValueError, "interval"),
+    (dict(r=[0.1, 0.2], n=[10, 2], groups=["a", "b"]), ValueError, "n"),
+])
+def test_by_group_bad_input(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        pooled_correlation_by_group(**kwargs)
