@@ -237,7 +237,7 @@ def test_cifar_checksums_fail_with_clear_error(cifar_fixture_root, tmp_path):
 def test_unknown_dataset_lists_names():
     with pytest.raises(ValueError, match="fashion-mnist"):
         load_dataset("svhn")
-    assert set(DATASETS) == {"cifar10", "cifar100", "mnist", "fashion-mnist", "digits"}
+    assert set(DATASETS) == {"cifar10", "cifar100", "mnist", "fashion-mnist", "digits", "double-mnist", "imagefolder"}
 
 
 # -------------------------------------------------------------------------------------------------------- IDX

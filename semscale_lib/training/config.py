@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..data import DATASETS
 from ..dsb import DSBSettings
@@ -18,13 +19,15 @@ from ..weights import WEIGHTINGS
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("step", "exp", "linear", "constant")
 IMAGE_LIST = "imagelist"      # dataset name for ImageNet-LT / iNaturalist style `path label` list files
+IMAGE_FOLDER = "imagefolder"  # a name of DATASETS: your own root/<class>/<image> tree, root = image_root
 DSB_PREFIX = "dsb_"           # flat names of DSBSettings fields: dsb_stage_epochs, dsb_alpha, ...
 
 
 @dataclass
 class TrainConfig:
     """Every setting of a training run. Nested: ``dsb`` (a :class:`~semscale_lib.dsb.DSBSettings`)."""
-    dataset: str = "fashion-mnist-lt"   # a name from DATASETS, "-lt" suffix for a long-tailed training set
+    dataset: str = "fashion-mnist-lt"   # a name from DATASETS (e.g. "double-mnist", "imagefolder"), "-lt" suffix
+                                        # for a long-tailed training set; or "imagelist"
     imbalance_factor: float | None = 100.0
     profile: str = "exp"                # "exp", "step" or a named count table ("mnist-lt-1", "mnist-lt-2")
     split_seed: int = 0                 # seeds the long-tailed split and the per-class subset
@@ -59,22 +62,35 @@ class TrainConfig:
     eval_every: int = 1                 # evaluate on the test set every k epochs (0: after the last epoch only)
     eval_batch_size: int = 512
     data_root: str | None = None
-    image_root: str | None = None       # dataset "imagelist": folder the list files' paths are relative to
+    image_root: str | None = None       # "imagelist": folder the list files' paths are relative to;
+                                        # "imagefolder(-lt)": the image tree (made absolute, so it names the run)
     train_list: str | None = None
     test_list: str | None = None
-    image_size: int = 224
+    image_size: int = 224               # "imagelist", "imagefolder(-lt)": side of the square images (pixels)
     num_workers: int = 4
     class_weights: tuple[float, ...] | None = None   # reweight="static": fixed class weights (C,)
     preset: str | None = None
+
+    def __post_init__(self):
+        # the tree's absolute path is part of the run's settings: two trees never share a run folder
+        if isinstance(self.dataset, str) and split_dataset_name(self.dataset)[0] == IMAGE_FOLDER \
+                and self.image_root is not None and str(self.image_root).strip():
+            self.image_root = str(Path(self.image_root).expanduser().resolve())
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that is out of range or unknown (with the valid names)."""
         base, long_tailed = split_dataset_name(self.dataset)
         checks = [(base in DATASETS or self.dataset == IMAGE_LIST,
                    f"unknown dataset {self.dataset!r}; valid: {', '.join(sorted(DATASETS))} (add -lt for "
-                   f"long-tailed) or {IMAGE_LIST!r} with image_root, train_list, test_list"),
+                   f"long-tailed; {IMAGE_FOLDER!r} with image_root) or {IMAGE_LIST!r} with image_root, "
+                   "train_list, test_list"),
                   (self.dataset != IMAGE_LIST or None not in (self.image_root, self.train_list, self.test_list),
                    "dataset 'imagelist' needs image_root, train_list and test_list"),
+                  (base != IMAGE_FOLDER or bool(self.image_root and str(self.image_root).strip()),
+                   f"dataset {self.dataset!r} needs image_root: the folder holding <class>/<image> (or train/ and "
+                   "test/)"),
+                  (isinstance(self.image_size, int) and not isinstance(self.image_size, bool)
+                   and self.image_size >= 1, f"image_size must be an integer ≥ 1 (pixels), got {self.image_size!r}"),
                   (self.model in MODELS, f"unknown model {self.model!r}; valid: {', '.join(MODELS)}"),
                   (self.loss in LOSSES, f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}"),
                   (self.reweight in WEIGHTINGS, f"unknown reweight {self.reweight!r}; valid: {', '.join(WEIGHTINGS)}"),

@@ -9,9 +9,9 @@ import numpy as np
 from ..data import ImageArrays, load_dataset, long_tailed_subset, named_counts, nested_balanced_indices
 from ..data.batches import TensorBatches
 from ..data.list_batches import ListBatches
-from .config import IMAGE_LIST, TrainConfig, split_dataset_name
+from .config import IMAGE_FOLDER, IMAGE_LIST, TrainConfig, split_dataset_name
 
-NO_FLIP = {"mnist", "digits"}  # digits are not mirror-symmetric
+NO_FLIP = {"mnist", "digits", "double-mnist"}  # digits are not mirror-symmetric (and a flip swaps "37" and "73")
 
 
 @dataclass
@@ -25,6 +25,15 @@ class RunData:
     subset_indices: np.ndarray | None = None   # subset_per_class: the drawn indices into the (split) training set
 
 
+def load_config_dataset(config: TrainConfig, *, train: bool) -> ImageArrays:
+    """The whole training or test set of ``config.dataset`` (without ``-lt``): ``imagefolder`` reads the tree
+    ``image_root`` at ``image_size``; every other dataset reads ``data_root`` (None: the default data folder)."""
+    base, _ = split_dataset_name(config.dataset)
+    if base == IMAGE_FOLDER:
+        return load_dataset(base, train=train, root=config.image_root, image_size=config.image_size)
+    return load_dataset(base, train=train, root=config.data_root)
+
+
 def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None, np.ndarray | None]:
     """The training images a config trains on, the saved split file when it is a long-tailed subset, and the
     drawn indices when it is a per-class subset (the trainer saves them in the run folder).
@@ -33,7 +42,7 @@ def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None, np.nd
     (saved under data/splits). ``subset_per_class`` = m: the first m images of every class in a seeded
     permutation (``nested_balanced_indices``), so that subsets of growing m are nested."""
     base, long_tailed = split_dataset_name(config.dataset)
-    images = load_dataset(base, train=True, root=config.data_root)
+    images = load_config_dataset(config, train=True)
     split_file = None
     if long_tailed:
         named = config.profile not in ("exp", "step")
@@ -52,7 +61,7 @@ def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None, np.nd
 def tensor_batches(images: ImageArrays, *, device, dataset: str, reference: TensorBatches | None = None
                    ) -> TensorBatches:
     """Batches of in-memory images on ``device``. Training sets (``reference`` None) get random crops (padding 4,
-    or 1 below 28 px) and flips (none for digits) and their own mean/sd; other sets are normalised with the
+    or 1 below 28 px) and flips (none for :data:`NO_FLIP`) and their own mean/sd; other sets are normalised with the
     ``reference`` training batches' statistics."""
     if reference is None:
         base, _ = split_dataset_name(dataset)
@@ -63,7 +72,8 @@ def tensor_batches(images: ImageArrays, *, device, dataset: str, reference: Tens
 
 
 def load_run_data(config: TrainConfig, device="cpu") -> RunData:
-    """Training set (:func:`training_arrays`) and test set as batch sources on ``device``. ``imagelist``: the
+    """Training set (:func:`training_arrays`) and test set (:func:`load_config_dataset`) as batch sources on
+    ``device``, in memory; ``imagefolder(-lt)`` reads the tree ``image_root`` at ``image_size``. ``imagelist``: the
     ``path label`` files ``train_list``/``test_list`` under ``image_root`` (ImageNet-LT, iNaturalist), read by a
     DataLoader with ``num_workers`` workers."""
     if config.dataset == IMAGE_LIST:
@@ -74,9 +84,8 @@ def load_run_data(config: TrainConfig, device="cpu") -> RunData:
         counts = np.bincount(train.labels.numpy(), minlength=int(max(train.labels.max(), test.labels.max())) + 1)
         classes, in_channels, split_file, subset = [str(c) for c in range(len(counts))], 3, None, None
     else:
-        base, _ = split_dataset_name(config.dataset)
         train_images, split_file, subset = training_arrays(config)
-        test_images = load_dataset(base, train=False, root=config.data_root)
+        test_images = load_config_dataset(config, train=False)
         counts = np.bincount(train_images.labels, minlength=len(train_images.classes))
         train = tensor_batches(train_images, device=device, dataset=config.dataset)
         test = tensor_batches(test_images, device=device, dataset=config.dataset, reference=train)
