@@ -7,14 +7,17 @@ stderr and exit status 1, never a traceback; ``SEMSCALE_DEBUG=1`` re-raises it f
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+PACKAGE = "semscale"
+PACKAGE_DIR = Path(__file__).resolve().parent
 DEBUG_VARIABLE = "SEMSCALE_DEBUG"
 NPY_MAGIC = b"\x93NUMPY"
 EPILOG = (f"A mistake in the input ends with one line 'semscale <command>: error: <message>' and exit status 1; set "
@@ -79,6 +82,9 @@ def _measure_inputs(args):
         raise ValueError(f"{labels_name}: expected class indices 0 … C−1 (C ≥ 2) each with at least one sample, "
                          + (f"classes {np.flatnonzero(present == 0).tolist()} have none" if len(present) >= 2
                             else "got a single class"))
+    if np.all(present == 1):
+        raise ValueError(f"{labels_name}: every class has a single sample, so every S′ is 0 (one vector spans no "
+                         "volume) and S′/max S′ is undefined; expected at least one class with ≥ 2 samples")
     classes = len(present)
     counts = accuracy = None
     if args.counts is not None:
@@ -140,7 +146,8 @@ def _features_from_training(args):
 
 
 def _train(args) -> int:
-    from .training import make_config, train
+    from .training import PRESETS, make_config, train
+    from .training.flags import CLI_DEFAULTS
     _check_out(args)
     overrides = {k: v for k, v in vars(args).items()
                  if k not in {"command", "func", "preset", "out", "resume", "no_progress", "force"} and v is not None}
@@ -158,44 +165,13 @@ def _train(args) -> int:
                 preset = args.preset or saved.pop("preset", None)
                 saved.pop("preset", None)
                 config = make_config(preset, **{**saved, **overrides})
-        out = train(config, resume=args.resume, progress=not args.no_progress)
+        train(config, resume=args.resume, progress=not args.no_progress, log=True)
     else:
-        out = train(make_config(args.preset, **overrides), out_dir=args.out, progress=not args.no_progress,
-                    force=args.force)
-    print(f"run folder: {out}")
+        preset_settings = PRESETS.get(args.preset, {}) if args.preset else {}
+        defaults = {k: v for k, v in CLI_DEFAULTS.items() if k not in preset_settings}
+        train(make_config(args.preset, **{**defaults, **overrides}), out_dir=args.out, progress=not args.no_progress,
+              force=args.force, log=True)   # train() prints "run folder: ..." first
     return 0
-
-
-def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    from .dsb import DSBSettings
-    from .training import PRESETS, TrainConfig
-    from .training.config import DSB_PREFIX
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="named protocol; explicit options override it")
-    parser.add_argument("--out", help="output folder (must be new or empty); default runs/train/<name>-<time>")
-    parser.add_argument("--force", action="store_true",
-                        help="write into a non-empty --out: same-named files are replaced, nothing is deleted")
-    parser.add_argument("--resume", help="folder of an interrupted run to continue")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    fields = [(f.name, f.default) for f in dataclasses.fields(TrainConfig) if f.name not in ("preset", "dsb")]
-    fields += [(DSB_PREFIX + f.name, f.default) for f in dataclasses.fields(DSBSettings)]
-    for name, default in fields:
-        flag = "--" + name.replace("_", "-")
-        if name == "milestones":
-            parser.add_argument(flag, type=float, nargs="+", default=None, help="fractions of epochs, e.g. 0.8 0.9")
-        elif name == "class_weights":
-            parser.add_argument(flag, type=float, nargs="+", default=None,
-                                help="with --reweight static: one weight per class")
-        elif isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes", "on"), default=None,
-                                help=f"true/false (default {default})")
-        elif name in ("imbalance_factor",):
-            parser.add_argument(flag, type=float, default=None, help=f"default {default}")
-        elif name in ("dsb_pool_dim", "subset_per_class"):
-            parser.add_argument(flag, type=lambda s: None if s.lower() == "none" else int(s), default=None,
-                                help=f"an integer or 'none' (default {default})")
-        else:
-            kind = type(default) if default is not None else str
-            parser.add_argument(flag, type=kind, default=None, help=f"default {default}")
 
 
 def _run(args) -> int:
@@ -208,23 +184,50 @@ def _add_run_parser(sub) -> None:
     """``run``: the batch runner (semscale_lib.runner) — the notebook suite under a profile, optionally a grid."""
     from .runner import add_arguments
     run = sub.add_parser("run", help="execute the notebooks with papermill under a profile (and a grid); "
-                                     "writes runs/<profile>-<time>/ with summary and report.md", epilog=EPILOG)
+                                     "writes runs/<profile>-<time>/ with summary and report.md", epilog=EPILOG,
+                         command="run")
     add_arguments(run)
     run.set_defaults(func=_run)
 
 
+class Parser(argparse.ArgumentParser):
+    """A usage mistake (an unknown flag, a bad value) ends like every other mistake in the input: one line
+    ``semscale <command>: error: <message>`` and exit status 1, instead of argparse's usage block and status 2."""
+
+    def __init__(self, *args, command: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.command = command
+
+    def error(self, message: str):
+        name = f"semscale {self.command}" if self.command else "semscale"
+        if self.command is None and "required: command" in message:
+            message = "give a command: fetch, measure, train or run"
+        raise SystemExit(f"{name}: error: {message} (see {self.prog} --help)")
+
+
+def package_version() -> str:
+    """The installed package's version (importlib.metadata); ``__version__`` when run from a plain checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m semscale_lib",
-                                     description="Measure, see and fix semantic scale imbalance.", epilog=EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True)
+    prog = "semscale" if Path(sys.argv[0]).name == "semscale" else "python -m semscale_lib"
+    parser = Parser(prog=prog, description="Measure, see and fix semantic scale imbalance.", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"{PACKAGE} {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     fetch = sub.add_parser("fetch", help="make a dataset available locally (says what it tried on failure)",
-                           epilog=EPILOG)
+                           epilog=EPILOG, command="fetch")
     fetch.add_argument("name", help="cifar10, cifar100, mnist, fashion-mnist or digits")
     fetch.set_defaults(func=_fetch)
 
     measure = sub.add_parser("measure", help="per-class semantic scales (+ correlation with accuracy) to a folder",
-                             epilog=EPILOG)
+                             epilog=EPILOG, command="measure")
     measure.add_argument("--features", help=".npy of shape (N, d)")
     measure.add_argument("--labels", help=".npy of shape (N,)")
     measure.add_argument("--counts", help=".npy of shape (C,): training counts (for N and E_n)")
@@ -240,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--device", default="auto")
     measure.set_defaults(func=_measure)
 
-    train = sub.add_parser("train", help="train one model (CE/focal/LDAM/BS/LA × none/cb/drw/dsb)", epilog=EPILOG)
-    _add_train_arguments(train)
+    from .training.flags import add_train_arguments
+    train = sub.add_parser("train", help="train one model (CE/focal/LDAM/BS/LA × none/cb/drw/static/dsb)",
+                           epilog=EPILOG, command="train")
+    add_train_arguments(train)
     train.set_defaults(func=_train)
 
     _add_run_parser(sub)
@@ -260,18 +265,39 @@ def error_line(command: str, error: BaseException) -> str:
     """``semscale <command>: error: <message>`` on one line."""
     message = " ".join(part.strip() for part in str(error).splitlines() if part.strip()) or type(error).__name__
     if isinstance(error, FloatingPointError):
-        message = (f"the run diverged: {message}; the folder keeps the last finished epoch (or only its settings), "
-                   "so resuming would diverge again: start a new run with a smaller --lr (README, 'When a run "
-                   "stops')")
+        message = (f"the run diverged: {message}; this is recorded in the run folder (diverged.json), which is "
+                   "never resumed since it would diverge again: start a new run (another --out) with a smaller --lr "
+                   "(README, 'When a run stops')")
     return f"semscale {command}: error: {message}"
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str):
+    """Warnings raised by semscale's own code print as one line ``semscale <command>: warning: <message>`` on
+    stderr (others as Python prints them)."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if Path(filename).resolve().is_relative_to(PACKAGE_DIR):
+            print(f"semscale {command}: warning: {message}", file=sys.stderr, flush=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a user error ends with :func:`error_line` (SystemExit, status 1) unless SEMSCALE_DEBUG."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:   # named after the command they were given to, not the top-level parser
+        raise SystemExit(f"semscale {args.command}: error: unrecognized arguments: {' '.join(unknown)} (see "
+                         f"{parser.prog} {args.command} --help)")
     try:
-        return int(args.func(args) or 0)
+        with one_line_warnings(args.command):
+            return int(args.func(args) or 0)
     except Exception as error:
         if not _is_user_error(error) or os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0"):
             raise

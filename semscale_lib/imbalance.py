@@ -10,6 +10,7 @@ Class centres are the class means of the same vectors [ours: the paper does not 
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping, Set
 from typing import Sequence
 
@@ -24,6 +25,13 @@ from .scale import _as_float64_tensor, as_label_array, class_counts, class_seman
 TABLE1_ALPHAS = (1.0, 1.5, 2.0, 2.5, 3.0)
 MAX_MAGNITUDE = 1e100   # [ours] |values| above this overflow float64 in the (d × d) scatter matrices (≈ d·x²)
 TABLE_COLUMNS = ("count", "normalized_scale", "normalized_distance", "interclass")   # what correlate reads
+
+UNDEFINED = "undefined"
+
+
+class SingleSampleWarning(UserWarning):
+    """Some class has a single sample: its S′ is 0 by definition (one vector spans no volume)."""
+
 
 _KINDS = {"U": "strings", "S": "bytes", "O": "Python objects (mixed or ragged values)", "b": "booleans",
           "c": "complex numbers", "M": "dates", "m": "time spans", "V": "raw records"}
@@ -174,6 +182,10 @@ def quantify_imbalance(features, labels, *, alpha: float = 1.0, num_classes: int
     ``class``, ``count``, ``semantic_scale`` (S' raw, bits), ``normalized_scale`` (S'/max), ``normalized_distance``
     (W' = w/max w), ``interclass`` (W = log₂(α + W')), ``imbalance_scale`` (S = S'_norm ⊙ W), and ``name`` when
     ``class_names`` is given. ``df.attrs`` records alpha and eps. α = 2 on long-tailed, 1 on balanced data (paper).
+
+    A class with a single sample has S′ = 0 by definition (and so S = 0): a :class:`SingleSampleWarning` says which.
+    When every class has S′ = 0 (one sample each, or identical vectors within every class) S′/max S′ is undefined:
+    ValueError.
     """
     _check_alpha(alpha)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)):
@@ -190,13 +202,23 @@ def quantify_imbalance(features, labels, *, alpha: float = 1.0, num_classes: int
     if len(counts) < 2:
         raise ValueError("quantify_imbalance needs at least 2 classes")
     raw = class_semantic_scales(x, y, num_classes=len(counts), eps=eps)
+    if not raw.max() > 0:
+        why = "every class has a single sample" if np.all(counts == 1) else \
+            "every class has a single sample or identical vectors"
+        raise ValueError(f"{why}: S′ is 0 for every class (no spread to measure), so S′/max S′ is undefined; "
+                         "expected at least one class with ≥ 2 distinct vectors")
+    single = np.flatnonzero(counts == 1)
+    if single.size:
+        warnings.warn(f"classes {single.tolist()} have a single sample: their S′ is 0 by definition (one vector "
+                      "spans no volume), so their S is 0 and max/min ratios over classes are undefined",
+                      SingleSampleWarning, stacklevel=2)
     centres = class_centres(x, y, len(counts))
     w_prime, w = interclass_term(centres, alpha=alpha)
     table = pd.DataFrame({
         "class": np.arange(len(counts)),
         "count": counts,
         "semantic_scale": raw,
-        "normalized_scale": raw / raw.max() if raw.max() > 0 else np.full(len(raw), np.nan),
+        "normalized_scale": raw / raw.max(),
         "normalized_distance": w_prime,
         "interclass": w,
     })
@@ -268,11 +290,13 @@ def correlate(per_class_accuracy, table: pd.DataFrame, *, alphas: Sequence[float
 
 def imbalance_summary(table: pd.DataFrame) -> pd.DataFrame:
     """[ours — the paper defines no dataset-level index] max/min ratio and coefficient of variation (sd/mean)
-    of the count, of S' and of S across classes, as a small DataFrame labelled accordingly."""
+    of the count, of S' and of S across classes, as a small DataFrame labelled accordingly. A ratio over a
+    smallest value of 0 (e.g. S′ of a class with a single sample) and a coefficient over a mean of 0 are
+    :data:`UNDEFINED` (the string), never inf or an empty cell."""
     rows = []
     for column, label in [("count", "count N"), ("semantic_scale", "S' (raw)"), ("imbalance_scale", "S")]:
         values = table[column].to_numpy(np.float64)
-        ratio = values.max() / values.min() if values.min() > 0 else np.inf
+        ratio = values.max() / values.min() if values.min() > 0 else UNDEFINED
         rows.append({"quantity": label, "max_over_min [ours]": ratio,
-                     "coef_of_variation [ours]": values.std() / values.mean() if values.mean() else np.nan})
+                     "coef_of_variation [ours]": values.std() / values.mean() if values.mean() > 0 else UNDEFINED})
     return pd.DataFrame(rows)

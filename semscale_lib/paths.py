@@ -4,15 +4,19 @@ Every location can be moved with an environment variable so that an installed co
 run from another folder and CI all agree:
 
 - ``SEMSCALE_DATA``  — downloaded / copied raw data (default ``<repo>/data/raw``, git-ignored)
-- ``SEMSCALE_SPLITS`` — saved long-tailed index lists (default ``<repo>/data/splits``, committed)
+- ``SEMSCALE_SPLITS`` — saved long-tailed index lists (default ``<repo>/data/splits``, committed); a training run
+  that draws a split no list there holds saves it in its own folder instead (:func:`splits_folder`)
 - ``SEMSCALE_RUNS`` — outputs of training runs and batch runs (default ``<repo>/runs``, git-ignored)
 """
 from __future__ import annotations
 
+import contextlib
 import os
+from contextvars import ContextVar
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_SPLITS_FOLDER: ContextVar[Path | None] = ContextVar("semscale_splits_folder", default=None)
 
 
 def data_root() -> Path:
@@ -21,8 +25,26 @@ def data_root() -> Path:
 
 
 def splits_root() -> Path:
-    """Folder for saved long-tailed split index files."""
+    """Folder for saved long-tailed split index files: :func:`project_splits_root`, or inside
+    :func:`splits_folder` the folder it names."""
+    folder = _SPLITS_FOLDER.get()
+    return folder if folder is not None else project_splits_root()
+
+
+def project_splits_root() -> Path:
+    """The project's folder of split index files (``SEMSCALE_SPLITS``, default ``<repo>/data/splits``)."""
     return Path(os.environ.get("SEMSCALE_SPLITS", REPO_ROOT / "data" / "splits"))
+
+
+@contextlib.contextmanager
+def splits_folder(folder):
+    """Within the block (this thread or task only), :func:`splits_root` is ``folder``: a training run reads and
+    writes the split it draws in its own folder, not in the project's."""
+    token = _SPLITS_FOLDER.set(Path(folder))
+    try:
+        yield Path(folder)
+    finally:
+        _SPLITS_FOLDER.reset(token)
 
 
 def runs_root() -> Path:

@@ -65,6 +65,7 @@ RUNS_FOLDER = "training-runs"     # <run folder>/training-runs: the training run
 RUNNER_PARAMETERS = {OUT_PARAMETER: "each notebook's own folder", REPORT_PARAMETER: "the run folder",
                      RUNS_PARAMETER: f"<run folder>/{RUNS_FOLDER}"}
 PROFILE_KEYS = {"description", "notebooks", "common", "parameters", "grid"}
+TIMEOUT_ERROR = "CellTimeoutError"
 
 
 def default_notebooks_dir() -> Path:
@@ -338,11 +339,55 @@ def _runner_parameters(parameters: dict, declared: Mapping, run_dir: Path, folde
 # ----------------------------------------------------------------------------------------------------------------
 # execution
 # ----------------------------------------------------------------------------------------------------------------
+def kernel_options(timeout: float | None) -> dict:
+    """nbclient settings for papermill's kernels. The kernel manager provisions CurveZMQ keys where the kernel
+    declares support (ipykernel ≥ 7), so the kernel no longer warns "Kernel is running over TCP without
+    encryption" on stderr. With a cell ``timeout`` the kernel is interrupted when a cell runs over it, so that the
+    cell ends in an error (KeyboardInterrupt) before the kernel is shut down, instead of a kernel that is shut down
+    while still running and prints a ZMQError traceback."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    options: dict = {}
+    if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
+        options["config"] = Config({"KernelManager": {"transport_encryption": "auto"}})
+    if timeout is not None:
+        options.update(interrupt_on_timeout=True, error_on_timeout={
+            "ename": TIMEOUT_ERROR, "evalue": f"the cell ran longer than {timeout:g} s", "traceback": []})
+    return options
+
+
+def _quiet_papermill_log() -> None:
+    """nbclient logs a cell timeout through papermill's logger ("Timeout waiting for execute reply", "Interrupting
+    kernel"); the runner reports it on one line itself."""
+    import logging
+
+    class Timeouts(logging.Filter):
+        def filter(self, record):
+            return not str(record.msg).startswith(("Timeout waiting for execute reply", "Interrupting kernel"))
+
+    log = logging.getLogger("papermill")
+    if not any(isinstance(f, Timeouts) for f in log.filters):
+        log.addFilter(Timeouts())
+
+
+def _timed_out(job: Job, timeout: float, cell_index, exec_count, source: str) -> dict:
+    where = f"cell {exec_count} (index {cell_index})" if cell_index is not None else "a cell"
+    text = f": {source}" if source else ""
+    return {"status": "failed", "timed_out": True, "ename": TIMEOUT_ERROR, "evalue": f"longer than {timeout:g} s",
+            "cell_index": cell_index, "exec_count": exec_count, "cell_source": source,
+            "error": f"{job.notebook.stem}: {where} timed out after {timeout:g} s (run --timeout){text}"}
+
+
 def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: float | None = None,
                 progress: bool = True, bar_position: int | None = None) -> dict:
     """Run one notebook with papermill into ``job.out_dir``; returns its summary entry (never raises for a
-    failing notebook: the failing cell and the error are recorded). ``progress``: a bar over its cells (stderr)."""
+    failing notebook: the failing cell and the error are recorded). ``progress``: a bar over its cells (stderr).
+    A cell that runs longer than ``timeout`` seconds is interrupted and recorded as ``timed_out`` with a one-line
+    error naming the notebook and the cell."""
     import papermill
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
 
     job.out_dir.mkdir(parents=True, exist_ok=True)
@@ -356,18 +401,43 @@ def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: fl
                                    kernel_name=kernel_name, cwd=str(cwd or job.notebook.parent),
                                    progress_bar=({"desc": job.notebook.stem, "leave": False, "position": bar_position}
                                                  if progress else False),
-                                   log_output=False, execution_timeout=timeout)
+                                   log_output=False, execution_timeout=timeout, **kernel_options(timeout))
     except PapermillExecutionError as error:
         source = (error.source or "").strip().splitlines()
-        entry.update(status="failed", cell_index=error.cell_index, exec_count=error.exec_count,
-                     ename=error.ename, evalue=error.evalue, cell_source=source[0] if source else "",
-                     error=f"cell {error.exec_count} (index {error.cell_index}): {error.ename}: {error.evalue}")
-    except Exception as error:  # kernel death, timeouts, missing kernels: still report, keep going
+        first = source[0] if source else ""
+        if timeout is not None and error.ename in (TIMEOUT_ERROR, "KeyboardInterrupt"):
+            entry.update(_timed_out(job, timeout, error.cell_index, error.exec_count, first))
+        else:
+            entry.update(status="failed", cell_index=error.cell_index, exec_count=error.exec_count,
+                         ename=error.ename, evalue=error.evalue, cell_source=first,
+                         error=f"cell {error.exec_count} (index {error.cell_index}): {error.ename}: {error.evalue}")
+    except CellTimeoutError as error:   # the kernel did not answer the interrupt in time
+        entry.update(_timed_out(job, timeout or 0, *_running_cell(output)), evalue=_one_line(error))
+    except Exception as error:  # kernel death, missing kernels: still report, keep going
         entry.update(status="failed", ename=type(error).__name__, evalue=str(error),
-                     error=f"{type(error).__name__}: {error}",
+                     error=f"{type(error).__name__}: {_one_line(error)}",
                      traceback=traceback.format_exc(limit=3))
     entry["duration_s"] = round(time.perf_counter() - started, 1)
     return entry
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
+def _running_cell(output: Path) -> tuple:
+    """(index, execution count, first source line) of the last cell papermill started in a partly executed
+    notebook; (None, None, "") when it cannot tell."""
+    try:
+        import nbformat
+        cells = nbformat.read(output, as_version=4).cells
+    except Exception:   # not written (yet), or unreadable: the cell stays unnamed
+        return None, None, ""
+    started = [i for i, cell in enumerate(cells) if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return None, None, ""
+    cell = cells[started[-1]]
+    return started[-1], cell.get("execution_count"), (cell.source.strip().splitlines() or [""])[0]
 
 
 def _markdown_summary(summary: Mapping) -> str:
@@ -471,6 +541,7 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
     and last ``<n> notebooks, <k> failed, <time>; report: <path>``.
     """
     stream = stream or sys.stdout
+    _quiet_papermill_log()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs (notebooks side by side) must be a whole number ≥ 1, got {jobs!r}")
     profile = profile if isinstance(profile, Mapping) else load_profile(profile, profiles_dir)
@@ -601,7 +672,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar over each notebook's cells")
     parser.add_argument("--notebooks", help="folder of NN_name.ipynb notebooks (default: the repo's notebooks/)")
     parser.add_argument("--no-report", action="store_true", help="do not run the report notebook")
-    parser.add_argument("--timeout", type=float, default=None, help="seconds per cell (default: no limit)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds per cell; a cell that runs longer is interrupted and its notebook recorded as "
+                             "timed out (default: no limit)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="notebooks run side by side (the report still runs last, alone); each kernel gets "
                              "cores / jobs CPU threads unless OMP_NUM_THREADS is set or the notebook sets threads")
@@ -611,6 +684,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main_run(args) -> int:
     """Entry point of ``python -m semscale_lib run``; errors in what was given raise (ValueError, OSError) for
     the command line to report on one line."""
+    if args.timeout is not None and not args.timeout > 0:
+        raise ValueError(f"--timeout must be a number of seconds > 0 (per cell), got {args.timeout:g}")
     profile = load_profile(args.profile)
     grid = load_grid(args.grid) if args.grid else None
     only = [k for k in args.only.split(",") if k.strip()] if args.only else None

@@ -13,6 +13,7 @@ Every function accepts numpy arrays or torch tensors (CPU or CUDA); tensors are 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import numpy as np
@@ -23,11 +24,17 @@ import torch
 # input checks
 # ----------------------------------------------------------------------------------------------------------------
 def _as_float64_tensor(features, *, name: str = "features") -> torch.Tensor:
-    """(m, d) numpy array or tensor → float64 tensor on the input's device, after checking shape and finiteness."""
+    """(m, d) numpy array or tensor of real numbers → float64 tensor on the input's device, after checking type,
+    shape and finiteness. Complex numbers and booleans are a TypeError (casting would drop the imaginary part)."""
     if isinstance(features, torch.Tensor):
+        if features.is_complex() or features.dtype == torch.bool:
+            raise TypeError(f"{name} must be real numbers, got a tensor of dtype {features.dtype}")
         tensor = features.detach().to(torch.float64)
     else:
         array = np.asarray(features)
+        if array.dtype.kind in "cb":
+            kind = "complex numbers" if array.dtype.kind == "c" else "booleans"
+            raise TypeError(f"{name} must be real numbers, got {kind} (dtype {array.dtype})")
         if array.dtype == object or not np.issubdtype(array.dtype, np.number):
             raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
@@ -41,15 +48,19 @@ def _as_float64_tensor(features, *, name: str = "features") -> torch.Tensor:
     return tensor
 
 
-def _check_positive(value: float, name: str) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+def _check_positive(value: float, name: str) -> float:
+    """``value`` as a float when it is a finite real number > 0 (Python or numpy scalar; not a bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
-def _check_base(base: float) -> None:
-    _check_positive(base, "base")
+def _check_base(base: float) -> float:
+    base = _check_positive(base, "base")
     if base == 1:
         raise ValueError("base must not be 1 (log base 1 is undefined)")
+    return base
 
 
 def as_label_array(labels, n_samples: int, num_classes: int | None = None) -> np.ndarray:
@@ -63,9 +74,14 @@ def as_label_array(labels, n_samples: int, num_classes: int | None = None) -> np
         if not np.issubdtype(array.dtype, np.floating) or not np.all(np.isfinite(array)) \
                 or not np.all(array == np.round(array)):
             raise ValueError("labels must be integers (got non-integer values)")
+    if array.size:   # checked before the cast to int64, which would wrap a label ≥ 2**63 to a negative one
+        low, high = int(array.min().item()), int(array.max().item())
+        if low < 0:
+            raise ValueError(f"labels must be ≥ 0; found {low}")
+        if high > np.iinfo(np.int64).max:
+            raise ValueError(f"label {high} is out of range (class indices are < 2**63)" if num_classes is None
+                             else f"label {high} is out of range for num_classes={num_classes}")
     array = array.astype(np.int64)
-    if array.size and array.min() < 0:
-        raise ValueError(f"labels must be ≥ 0; found {int(array.min())}")
     if num_classes is not None:
         if num_classes < 1:
             raise ValueError(f"num_classes must be ≥ 1, got {num_classes}")
@@ -130,8 +146,7 @@ def semantic_scale(features, *, eps: float = 1.0, base: float = 2.0, center: boo
     centring (not the paper).
     m = 1 (centred) gives 0.0; m = 0 is a ValueError.
     """
-    _check_positive(eps, "eps")
-    _check_base(base)
+    eps, base = _check_positive(eps, "eps"), _check_base(base)
     gram, m, d = _single_class_gram(features, center=center, caller="semantic_scale")
     coef = _scale_coefficient(d, torch.tensor([m], device=gram.device), eps)
     return float(half_logdet_identity_plus(gram[None], coef, base=base)[0])
@@ -178,8 +193,7 @@ def class_semantic_scales(features, labels, *, num_classes: int | None = None, e
     GEMM over zero-padded class blocks; all C determinants come from one batched Cholesky.
     ``num_classes`` (default max label + 1): every class below it must have ≥ 1 sample.
     """
-    _check_positive(eps, "eps")
-    _check_base(base)
+    eps, base = _check_positive(eps, "eps"), _check_base(base)
     x = _as_float64_tensor(features)
     y = as_label_array(labels, x.shape[0], num_classes)
     if y.size == 0:
@@ -198,12 +212,11 @@ def multiscale_semantic_scale(features, eps_grid: Sequence[float], *, base: floa
     [ours] The paper defines ε as a tunable radius but no aggregation over several ε; this returns the curve and
     leaves any aggregation to the caller.
     """
-    grid = [float(e) for e in eps_grid]
-    if not grid:
+    eps_grid = list(eps_grid)
+    if not eps_grid:
         raise ValueError("eps_grid is empty")
-    for e in grid:
-        _check_positive(e, "every eps in eps_grid")
-    _check_base(base)
+    grid = [_check_positive(e, "every eps in eps_grid") for e in eps_grid]
+    base = _check_base(base)
     gram, m, d = _single_class_gram(features, center=center, caller="multiscale_semantic_scale")
     eigenvalues = torch.linalg.eigvalsh(gram).clamp_min(0.0)
     eps = torch.tensor(grid, dtype=torch.float64, device=gram.device)

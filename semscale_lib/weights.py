@@ -58,7 +58,8 @@ def dsb_class_weights(imbalance_scales, normalize: str = "sum1"):
     every entry finite and > 0, otherwise :class:`ValueError` names the offending class indices. Returns the
     input's type (``np.ndarray`` float64, or a tensor with the input's floating dtype and device).
     ``normalize``: ``"sum1"`` (Σ a = 1, the paper's text), ``"none"`` (Eq. 4 as printed), ``"mean1"`` (Σ a = C,
-    ours: keeps the loss on the unweighted scale).
+    ours: keeps the loss on the unweighted scale). The normalised weights come from S_min/S ∈ (0, 1], which cannot
+    overflow however small an S is; with ``"none"`` a 1/S beyond float64 is a ValueError.
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
@@ -69,11 +70,15 @@ def dsb_class_weights(imbalance_scales, normalize: str = "sum1"):
     bad = np.flatnonzero(~np.isfinite(s) | (s <= 0))
     if bad.size:
         raise ValueError(f"semantic scales must be finite and > 0; offending class indices: {bad.tolist()}")
-    a = 1.0 / s
-    if normalize == "sum1":
-        a = a / a.sum()
-    elif normalize == "mean1":
-        a = a * (a.size / a.sum())
+    if normalize == "none":
+        with np.errstate(over="ignore"):
+            a = 1.0 / s
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"1/S overflows float64 for classes {np.flatnonzero(~np.isfinite(a)).tolist()} (S = "
+                             f"{s[~np.isfinite(a)].min():g}); use normalize='sum1' or 'mean1'")
+    else:
+        a = s.min() / s        # ∝ 1/S, largest weight 1; Σ a ≥ 1, so the division below is safe
+        a = a / a.sum() if normalize == "sum1" else a * (a.size / a.sum())
     if is_tensor:
         dtype = imbalance_scales.dtype if imbalance_scales.is_floating_point() else torch.float32
         return torch.tensor(a, dtype=dtype, device=imbalance_scales.device)

@@ -1,12 +1,23 @@
-"""Command line (semscale_lib.cli): ``measure`` on files, clear exits on bad input, ``train`` name checks."""
+"""Command line (semscale_lib.cli): ``measure`` on files, clear exits on bad input, ``train`` flags and output,
+``--version``."""
 from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import semscale_lib
+import semscale_lib.training as training
+import semscale_lib.training.flags
 from semscale_lib import cli
+from semscale_lib.data import DATASETS
 from semscale_lib.losses import LOSSES
+from semscale_lib.models import MODELS
 from semscale_lib.weights import WEIGHTINGS
 
 TABLE_COLUMNS = ["class", "count", "semantic_scale", "normalized_scale", "normalized_distance", "interclass",
@@ -116,11 +127,74 @@ def test_train_unknown_name_exits_with_the_valid_ones(flag, value, valid, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-def test_train_unknown_preset_is_an_argparse_error(capsys):
+@pytest.mark.parametrize("argv,expected", [
+    (["train", "--preset", "nope"], "semscale train: error: argument --preset: invalid choice: 'nope'"),
+    (["train", "--augment", "maybe"], "semscale train: error: argument --augment: expected true/false, yes/no or "
+                                      "1/0, got 'maybe'"),
+    (["train", "--epochs", "two"], "semscale train: error: argument --epochs: invalid int value: 'two'"),
+    (["train", "--nope"], "semscale train: error: unrecognized arguments: --nope"),
+    ([], "semscale: error: give a command: fetch, measure, train or run"),
+])
+def test_usage_mistakes_are_one_line_and_exit_status_1(argv, expected, capsys):
     with pytest.raises(SystemExit) as error:
-        cli.main(["train", "--preset", "nope"])
-    assert error.value.code == 2
-    assert "cpu-quick" in capsys.readouterr().err
+        cli.main(argv)
+    message = error.value.code
+    assert isinstance(message, str) and message.startswith(expected) and "\n" not in message, message
+    assert "--help" in message and "usage:" not in capsys.readouterr().err
+    if argv[:2] == ["train", "--preset"]:
+        assert "cpu-quick" in message
+
+
+def test_train_help_groups_the_flags_and_lists_the_valid_values(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")                    # one line per flag: names are not hyphen-wrapped
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for group in ("data:", "model:", "optimisation:", "loss:", "re-weighting / DSB:", "evaluation:",
+                  "run / output:"):
+        assert group in text, group
+    assert "other settings:" not in text                     # every setting has its group
+    names = [n for base in sorted(DATASETS) for n in (base, f"{base}-lt")]
+    assert f"one of: {', '.join(names)}, imagelist" in text
+    assert {"double-mnist-lt", "imagefolder-lt"} <= set(training.flags.dataset_names())
+    for registry in (MODELS, LOSSES, WEIGHTINGS):
+        assert f"one of: {', '.join(registry)};" in text
+    assert "--dsb-normalize NAME DSB: of the weights a ∝ 1/S; one of: sum1, mean1, none; default mean1 here" in text
+
+
+def _parsed(*argv):
+    return cli.build_parser().parse_args(["train", *argv])
+
+
+def test_booleans_are_parsed_strictly():
+    for text, value in (("true", True), ("Yes", True), ("1", True), ("false", False), ("NO", False), ("0", False)):
+        assert _parsed("--augment", text).augment is value
+    assert _parsed("--augment").augment is True and _parsed("--no-augment").augment is False
+    assert _parsed().augment is None                         # not given: the preset's or the library's default
+
+
+def test_train_uses_mean1_dsb_weights_unless_told_otherwise(monkeypatch):
+    seen = []
+    monkeypatch.setattr(training, "train", lambda config=None, **kwargs: seen.append((config, kwargs)))
+    assert cli.main(["train", "--reweight", "dsb", "--out", "unused"]) == 0
+    assert cli.main(["train", "--reweight", "dsb", "--dsb-normalize", "sum1", "--out", "unused"]) == 0
+    assert [config.dsb.normalize for config, _ in seen] == ["mean1", "sum1"]
+    assert seen[0][1]["log"] is True and seen[0][1]["progress"] is True
+    assert cli.main(["train", "--no-progress", "--out", "unused"]) == 0
+    assert seen[-1][1]["progress"] is False and seen[-1][1]["log"] is True   # the bar goes, the lines stay
+
+
+def test_version_is_the_installed_packages(capsys):
+    expected = f"semscale {importlib.metadata.version('semscale')}"
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == expected
+    assert semscale_lib.__version__ == importlib.metadata.version("semscale")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    module = subprocess.run([sys.executable, "-m", "semscale_lib", "--version"], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert module.returncode == 0 and module.stdout.strip() == expected
 
 
 @pytest.mark.slow
@@ -152,13 +226,19 @@ def test_train_that_diverges_exits_with_one_line_and_a_resumable_folder(tmp_path
     assert (out / "config.json").exists() and not (out / "per_class.csv").exists()
 
 
-def test_train_prints_a_line_per_epoch_and_a_summary(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("bar", [[], ["--no-progress"]])
+def test_train_prints_a_line_per_epoch_and_a_summary(bar, tmp_path, monkeypatch, capsys):
+    """With or without the progress bar: "run folder:" once, a line per epoch and the summary."""
     monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
     args = ["train", "--dataset", "digits-lt", "--imbalance-factor", "10", "--model", "cnn-small", "--epochs", "2",
-            "--warmup-epochs", "0", "--eval-every", "2", "--out", str(tmp_path / "run")]
+            "--warmup-epochs", "0", "--eval-every", "2", "--out", str(tmp_path / "run"), *bar]
     assert cli.main(args) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     lines = [line for line in out.splitlines() if line.startswith("epoch ")]
     assert len(lines) == 2 and "top-1" not in lines[0] and "top-1" in lines[1]
     assert all("images/s" in line and "s left" in line and ", lr " in line for line in lines)
-    assert "done: 2 epochs, top-1" in out and "run folder:" in out
+    assert "done: 2 epochs, top-1" in out
+    assert out.count("run folder") == 1 and f"run folder: {tmp_path / 'run'}" in out.splitlines()
+    if bar:
+        assert "it/s" not in captured.err and "%|" not in captured.err

@@ -22,5 +22,5 @@ def test_torchrun_two_processes_dsb(tmp_path):
     weights = pd.read_csv(out / "weights.csv")
     assert len(weights) > 0 and set(weights["epoch"]) == {2}
     a = weights[[c for c in weights.columns if c.startswith("a_")]]
-    assert (a.sum(axis=1) - 1).abs().max() < 1e-9
+    assert (a.sum(axis=1) - 10).abs().max() < 1e-9   # the CLI default normalisation, mean1: sum = C = 10
     assert len(pd.read_csv(out / "metrics.csv")) == 2

@@ -9,12 +9,15 @@ import sys
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from semscale_lib import cli, paths
-from semscale_lib.training import make_config
-from semscale_lib.training.trainer import _resolve_run
+from semscale_lib.data import DATASETS, load_dataset, long_tailed_subset
+from semscale_lib.models import build_model
+from semscale_lib.training import load_run, make_config, train, training_images
+from semscale_lib.training.provenance import code_record
 
 
 def refused(argv, capsys) -> str:
@@ -138,6 +141,41 @@ def test_bad_per_class_files_are_one_line_naming_the_file(flag, values, expected
     assert not (tmp_path / "out").exists()
 
 
+# ------------------------------------------------------------------------------------------- one-sample classes
+def test_measure_with_a_class_of_one_sample_warns_and_shows_undefined(good, tmp_path, capsys):
+    """Its S′ is 0 by definition: a warning on stderr, and "undefined" (not inf) where a ratio divides by it."""
+    features = np.vstack([np.load(good["F"]), np.ones((1, 5))])
+    labels = np.append(np.load(good["L"]), 4)
+    out = tmp_path / "out"
+    assert cli.main(["measure", "--features", str(_npy(tmp_path, "F1.npy", features)), "--labels",
+                     str(_npy(tmp_path, "L1.npy", labels)), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["semscale measure: warning: classes [4] have a single sample: their S′ is 0 by definition (one "
+                   "vector spans no volume), so their S is 0 and max/min ratios over classes are undefined"]
+    summary = pd.read_csv(out / "imbalance_summary.csv").set_index("quantity")
+    assert summary.loc["S' (raw)", "max_over_min [ours]"] == "undefined"
+    assert summary.loc["S", "max_over_min [ours]"] == "undefined"
+    assert not summary.isna().any().any() and "inf" not in (out / "imbalance_summary.csv").read_text()
+
+
+def test_measure_with_every_class_of_one_sample_is_refused(tmp_path, capsys):
+    features, labels = _npy(tmp_path, "F.npy", np.eye(4)), _npy(tmp_path, "L.npy", np.arange(4))
+    message = refused(["measure", "--features", features, "--labels", labels, "--out", tmp_path / "out"], capsys)
+    assert message == (f"semscale measure: error: labels file {labels}: every class has a single sample, so every S′ "
+                       "is 0 (one vector spans no volume) and S′/max S′ is undefined; expected at least one class "
+                       "with ≥ 2 samples")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_uint64_label_beyond_int64_is_reported_as_it_is(good, tmp_path, capsys):
+    labels = np.load(good["L"]).astype(np.uint64)
+    labels[5] = 2**63
+    path = _npy(tmp_path, "L64.npy", labels)
+    message = refused(["measure", "--features", good["F"], "--labels", path, "--out", tmp_path / "out"], capsys)
+    assert "found 9223372036854775808" in message and "-9223372036854775808" not in message
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------------------------ output folders
 def test_measure_out_must_be_a_new_or_empty_folder_unless_force(good, tmp_path, capsys):
     afile = tmp_path / "afile"
@@ -199,10 +237,17 @@ def test_train_out_refusals(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------------------------------- resume
 def _run_folder(folder, **overrides):
+    """A run folder as a run killed before its first checkpoint leaves it: its config.json only."""
     folder.mkdir()
     config = make_config(dataset="digits", epochs=1, model="cnn-small", warmup_epochs=0, **overrides)
-    (folder / "config.json").write_text(json.dumps({"config": config.to_dict()}))
+    (folder / "config.json").write_text(json.dumps({"config": config.to_dict(), "code": code_record()}))
     return folder
+
+
+def _snapshot(folder) -> dict:
+    """Every file under ``folder``: relative path → (bytes, modification time in ns)."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_resume_refusals(tmp_path, capsys):
@@ -255,17 +300,63 @@ def test_a_run_killed_during_its_first_epoch_resumes_from_scratch(tmp_path, caps
     assert (folder / "checkpoint.pt").is_file() and (folder / "per_class.csv").is_file()
 
 
-def test_a_diverged_run_stops_with_one_line_and_stays_resumable(tmp_path, capsys, monkeypatch):
+def test_a_diverged_run_stops_with_one_line_and_is_never_resumed(tmp_path, capsys, monkeypatch):
+    """Resuming a run that diverged would diverge again (and used to train it again, rewriting its config.json):
+    the divergence is recorded in the folder, and a resume is refused, saying why and what to do."""
     monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
     out = tmp_path / "diverged"
     message = refused(["train", "--lr", "1e4", "--epochs", "1", "--dataset", "digits", "--model", "cnn-small",
                        "--out", out, "--no-progress"], capsys)
     assert message.startswith("semscale train: error: the run diverged: non-finite loss (")
     assert "in epoch 1, iteration " in message and "at learning rate 10000" in message
-    assert f"(run folder {out})" in message and "smaller --lr" in message
+    assert f"(run folder {out})" in message and "smaller --lr" in message and "diverged.json" in message
     assert (out / "config.json").is_file() and not (out / "per_class.csv").exists()
-    config, folder = _resolve_run(None, None, out)                        # resumable: from scratch
-    assert folder == out and config.lr == 1e4
+    record = json.loads((out / "diverged.json").read_text())
+    assert record["epoch"] == 1 and record["lr"] == 1e4 and record["iteration"] >= 1
+    before = _snapshot(out)
+    message = refused(["train", "--resume", out, "--no-progress"], capsys)
+    assert message == (f"semscale train: error: cannot resume {out}: the run diverged (non-finite loss in epoch 1, "
+                       f"iteration {record['iteration']}, at learning rate 10000; recorded in {out / 'diverged.json'}"
+                       "), and resuming it would diverge again; start a new run (another --out) with a smaller --lr; "
+                       "the folder is left as it is")
+    assert _snapshot(out) == before
+
+
+def test_resume_of_a_checkpoint_of_another_model_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
+    out = tmp_path / "run"
+    train(make_config(dataset="digits", epochs=2, model="cnn-small", warmup_epochs=0), out_dir=out, progress=False,
+          stop_after_epoch=1)
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    state["model"] = build_model("resnet-tiny", 10, in_channels=1).state_dict()   # another model's weights
+    torch.save(state, out / "checkpoint.pt")
+    before = _snapshot(out)
+    message = refused(["train", "--resume", out, "--no-progress"], capsys)
+    assert message.startswith(f"semscale train: error: cannot resume {out}: its checkpoint.pt is not of the model "
+                              "its config.json names (cnn-small, 10 classes): ")
+    assert "tensors missing (" in message and "unexpected (" in message and "load_state_dict" not in message
+    assert _snapshot(out) == before
+
+
+def test_a_new_split_seed_writes_its_split_into_the_run_folder(tmp_path, capsys, monkeypatch):
+    """A split drawn for a run belongs to the run's folder; a list the project's splits folder holds is read."""
+    splits = tmp_path / "splits"
+    monkeypatch.setenv("SEMSCALE_SPLITS", str(splits))
+    _, committed = long_tailed_subset(load_dataset("digits"), imbalance_factor=10.0, seed=0)   # as data/splits
+    before = _snapshot(splits)
+    args = ["train", "--dataset", "digits-lt", "--imbalance-factor", "10", "--model", "cnn-small", "--epochs", "1",
+            "--no-progress"]
+    assert cli.main(args + ["--split-seed", "7", "--out", str(tmp_path / "new")]) == 0
+    assert cli.main(args + ["--split-seed", "0", "--out", str(tmp_path / "known")]) == 0
+    assert _snapshot(splits) == before                                        # nothing written there
+    new = json.loads((tmp_path / "new" / "config.json").read_text())["split_file"]
+    assert new == str(tmp_path / "new" / "digits-exp-if10-seed7.txt") and os.path.isfile(new)
+    assert json.loads((tmp_path / "known" / "config.json").read_text())["split_file"] == str(committed)
+    assert not list((tmp_path / "known").glob("*.txt"))
+    images = training_images(load_run(tmp_path / "new"))                     # read back from the run folder
+    assert np.bincount(images.labels).tolist() == json.loads((tmp_path / "new" / "config.json").read_text())[
+        "train_counts"]
+    assert _snapshot(splits) == before
 
 
 # ------------------------------------------------------------------------------------------------ devices, names
@@ -282,12 +373,13 @@ def test_cuda_requested_without_cuda(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,expected", [
     (["train", "--device", "nonsense"], "unknown device 'nonsense'; valid: auto, cpu, cuda, cuda:N (a GPU index), mps"),
-    (["measure", "--dataset", "nosuch"], "unknown dataset 'nosuch'; valid: cifar10, cifar100, digits, "
-                                         "fashion-mnist, mnist"),
+    (["measure", "--dataset", "nosuch"], f"unknown dataset 'nosuch'; valid: {', '.join(sorted(DATASETS))}"),
     (["measure", "--dataset", "fashion-mnist", "--epochs", "0"], "--epochs must be ≥ 1, got 0"),
     (["measure", "--dataset", "fashion-mnist", "--epochs", "-2"], "--epochs must be ≥ 1, got -2"),
     (["measure", "--dataset", "digits", "--alpha", "0.5"], "alpha must be ≥ 1"),
     (["measure", "--dataset", "digits", "--features", "F.npy"], "give either --dataset NAME or --features"),
+    (["train", "--augment", "maybe"], "argument --augment: expected true/false, yes/no or 1/0, got 'maybe'"),
+    (["run", "--timeout", "0"], "--timeout must be a number of seconds > 0 (per cell), got 0"),
 ])
 def test_bad_names_and_numbers_are_one_line(argv, expected, tmp_path, capsys):
     out = tmp_path / "out"

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from semscale_lib.imbalance import (
+    UNDEFINED,
+    SingleSampleWarning,
     correlate,
     imbalance_scale,
     imbalance_summary,
@@ -255,3 +257,24 @@ def test_correlate_refuses_bad_accuracy_values(accuracy, message):
         correlate(accuracy, table)
     with pytest.raises(ValueError, match=r"^table: expected the columns of quantify_imbalance, missing \['interclass'\]"):
         correlate([0.5, 0.6, 0.7], table.drop(columns="interclass"))
+
+
+# ---------------------------------------------------------------------------------------- one-sample classes
+def test_every_class_of_one_sample_is_a_valueerror_not_nan():
+    with pytest.raises(ValueError, match=r"every class has a single sample: S′ is 0 for every class"):
+        quantify_imbalance(np.random.default_rng(0).normal(size=(4, 3)), [0, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"single sample or identical vectors"):
+        quantify_imbalance(np.repeat(np.eye(3), 2, axis=0), [0, 0, 1, 1, 2, 2])
+
+
+def test_a_class_of_one_sample_warns_and_its_ratios_are_undefined():
+    x, y = three_classes_on_a_line()
+    x, y = np.vstack([x, [[5.0, 0.0]]]), np.append(y, 3)
+    with pytest.warns(SingleSampleWarning, match=r"classes \[3\] have a single sample: their S′ is 0"):
+        table = quantify_imbalance(x, y)
+    assert table.loc[3, "semantic_scale"] == 0.0 and table.loc[3, "imbalance_scale"] == 0.0
+    summary = imbalance_summary(table).set_index("quantity")
+    assert summary.loc["S' (raw)", "max_over_min [ours]"] == UNDEFINED
+    assert summary.loc["S", "max_over_min [ours]"] == UNDEFINED
+    assert summary.loc["count N", "max_over_min [ours]"] == pytest.approx(2.0)
+    assert not np.isinf(pd.to_numeric(summary["max_over_min [ours]"], errors="coerce")).any()

@@ -304,6 +304,30 @@ def test_run_reports_the_failing_cell_and_keeps_going(suite, tmp_path):
     assert any("1 of 4 failed" in line for line in lines)
 
 
+def test_a_cell_timeout_is_one_line_and_the_kernel_prints_no_warnings(tmp_path, capfd):
+    """A cell that runs over --timeout is interrupted: the summary records which notebook and cell, on one line, and
+    the kernel's stderr (which the runner's console shows) has neither a ZMQError traceback nor the warning
+    "Kernel is running over TCP without encryption"."""
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    _notebook(folder / "01_slow.ipynb", 'out_dir = "out"', "import time", "time.sleep(30)", "after = True")
+    _notebook(folder / "02_quick.ipynb", 'out_dir = "out"', "Path(out_dir).mkdir(parents=True, exist_ok=True)")
+    stream = io.StringIO()
+    code, run_dir = runner.run({"name": "slow", "notebooks": None}, notebooks_dir=folder, out=tmp_path / "run",
+                               stream=stream, progress=False, timeout=2)
+    assert code == 1
+    entries = {e["notebook"]: e for e in json.loads((run_dir / "summary.json").read_text())["entries"]}
+    slow = entries["01_slow"]
+    assert slow["timed_out"] is True and slow["cell_index"] == 4 and slow["duration_s"] < 25
+    assert slow["error"] == "01_slow: cell 5 (index 4) timed out after 2 s (run --timeout): time.sleep(30)"
+    assert entries["02_quick"]["status"] == "ok"                   # the next notebook still ran
+    assert "    failed in" in stream.getvalue() and slow["error"] in stream.getvalue()
+    assert slow["error"] in (run_dir / "summary.md").read_text()
+    err = capfd.readouterr().err
+    for noise in ("without encryption", "ZMQError", "Traceback", "Timeout waiting for execute reply"):
+        assert noise not in err, err
+
+
 def test_run_with_grid_and_all_ok(suite, tmp_path, capsys):
     folder, profiles = suite
     (profiles / "ok.yaml").write_text("notebooks: ['01']\n")

@@ -212,3 +212,36 @@ def test_sample_volume_resizes_grey_images_to_256_dims():
     np.testing.assert_allclose(sample_volume(constant, np.arange(10) % 2), [0.0, 0.0], atol=1e-9)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         sample_volume(np.full((4, 8, 8), 2.0), np.arange(4) % 2)
+
+
+# ------------------------------------------------------------------------------------------- hostile inputs
+@pytest.mark.parametrize("features", [np.array([[1 + 1j, 0], [0, 1]]), torch.tensor([[1 + 1j, 0], [0, 1]]),
+                                      np.array([[True, False], [False, True]]), torch.ones(2, 2, dtype=torch.bool)])
+def test_complex_or_boolean_features_are_a_typeerror(features):
+    """Casting complex numbers to float64 would drop the imaginary part and return a number."""
+    with pytest.raises(TypeError, match="features must be real numbers"):
+        semantic_scale(features)
+    with pytest.raises(TypeError, match="features must be real numbers"):
+        class_semantic_scales(features, [0, 1])
+
+
+def test_numpy_scalars_are_accepted_for_eps_and_base():
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    assert semantic_scale(x, eps=np.float32(1)) == semantic_scale(x, eps=1.0)
+    assert semantic_scale(x, eps=np.int64(2), base=np.float64(2.0)) == semantic_scale(x, eps=2.0)
+    np.testing.assert_array_equal(class_semantic_scales(x, [0, 0, 0, 1, 1, 1], eps=np.float64(0.5)),
+                                  class_semantic_scales(x, [0, 0, 0, 1, 1, 1], eps=0.5))
+    np.testing.assert_allclose(multiscale_semantic_scale(x, np.array([0.5, 1.0], dtype=np.float32)),
+                               [semantic_scale(x, eps=0.5), semantic_scale(x, eps=1.0)], rtol=1e-12)
+    for bad in (True, np.bool_(True), "1", None):
+        with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+            semantic_scale(x, eps=bad)
+
+
+def test_a_uint64_label_of_2_to_the_63_is_reported_as_it_is():
+    labels = np.array([0, 1, 2**63], dtype=np.uint64)
+    with pytest.raises(ValueError, match=r"label 9223372036854775808 is out of range") as error:
+        class_semantic_scales(np.ones((3, 2)), labels)
+    assert "-" not in str(error.value)
+    with pytest.raises(ValueError, match=r"labels must be ≥ 0; found -10000000000000000000$"):
+        class_semantic_scales(np.ones((2, 2)), np.array([0.0, -1e19]))

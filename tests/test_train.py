@@ -17,8 +17,10 @@ import semscale_lib.training as T
 import semscale_lib.training.data as training_data
 from semscale_lib import cli, paths
 from semscale_lib.losses import ClassWeighting
+from semscale_lib.training import provenance
+from semscale_lib.training.trainer import run_folder_name, train_or_reuse
 from semscale_lib.weights import WEIGHTINGS, SemanticScaleBalanced, build_weighting
-from semscale_lib.data import load_dataset
+from semscale_lib.data import DATASETS, load_dataset
 from semscale_lib.losses import LOSSES
 from semscale_lib.models import MODELS
 
@@ -76,7 +78,9 @@ def test_short_run_writes_every_file(short_run):
     assert {"python", "torchvision", "numpy", "platform", "threads"} <= set(env)
     counts = np.asarray(saved["train_counts"])
     assert counts[0] == counts.max() and counts[-1] == counts[0] // 10 and len(counts) == 10
-    assert Path(saved["split_file"]).parent == Path(paths.splits_root())   # not the repo's data/splits
+    assert Path(saved["split_file"]).parent == short_run              # drawn for the run: in its folder
+    assert not any(Path(paths.splits_root()).glob("*.txt"))           # nothing in the project's splits folder
+    assert saved["code"] == provenance.code_record() and len(saved["code"]["digest"]) == provenance.DIGEST_LENGTH
 
     metrics = pd.read_csv(short_run / "metrics.csv")
     assert list(metrics.columns) == METRIC_COLUMNS
@@ -157,7 +161,7 @@ def test_resume_through_the_cli(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------------- errors
 @pytest.mark.parametrize("field,value,valid", [
-    ("dataset", "imagenet-lt", "cifar10, cifar100, digits, fashion-mnist, mnist"),
+    ("dataset", "imagenet-lt", ", ".join(sorted(DATASETS))),
     ("loss", "hinge", ", ".join(LOSSES)),
     ("model", "vgg", ", ".join(MODELS)),
     ("reweight", "ipw", ", ".join(WEIGHTINGS)),
@@ -323,6 +327,67 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path):
     with pytest.raises(FloatingPointError, match=r"epoch 1, iteration \d+, at learning rate 1e\+30"):
         T.train(tiny(lr=1e30, epochs=2, warmup_epochs=0), out_dir=tmp_path / "nan", progress=False)
     assert not (tmp_path / "nan" / "per_class.csv").exists()
+    assert json.loads((tmp_path / "nan" / "diverged.json").read_text())["epoch"] == 1
+    with pytest.raises(ValueError, match="the run diverged .* resuming it would diverge again"):
+        T.train(resume=tmp_path / "nan", progress=False)
+
+
+# ----------------------------------------------------------------------------------- runs of other code
+def _files(folder: Path) -> dict:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_a_run_trained_by_other_code_is_neither_reused_nor_resumed(tmp_path, monkeypatch, capsys):
+    """Runs are shared by their settings and the digest of the code that trains them: after a change to that code
+    a new run is trained into a new folder; the old one is left as it was, and resuming it is refused."""
+    config = tiny(epochs=1)
+    runs = tmp_path / "runs"
+    old = train_or_reuse(config, runs / run_folder_name(config))
+    assert json.loads((old / "config.json").read_text())["code"]["digest"] == provenance.code_digest()
+    before = _files(old)
+    assert train_or_reuse(config, runs / run_folder_name(config)) == old and _files(old) == before   # reused
+
+    current = provenance.code_digest()
+    monkeypatch.setattr(provenance, "code_digest", lambda: "0123456789ab")     # the training code changed
+    new = train_or_reuse(config, runs / run_folder_name(config))
+    assert new != old and (new / "per_class.csv").exists()
+    assert json.loads((new / "config.json").read_text())["code"]["digest"] == "0123456789ab"
+    assert _files(old) == before
+    with pytest.raises(ValueError, match="trained by other code"):             # the old folder, given by hand
+        train_or_reuse(config, old)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["train", "--resume", str(old), "--no-progress"])
+    assert stopped.value.code == (f"semscale train: error: cannot resume {old}: it was trained by other code (code "
+                                  f"digest {current}; this checkout's: 0123456789ab), and continuing its optimizer "
+                                  "state with this code would not be the same run; start a new run (another --out) "
+                                  "instead; the folder is left as it is")
+    assert _files(old) == before
+
+
+def test_a_run_with_no_recorded_digest_counts_as_other_code(short_run, tmp_path):
+    older = tmp_path / "older"
+    older.mkdir()
+    saved = json.loads((short_run / "config.json").read_text())
+    del saved["code"]                                                 # written before digests were recorded
+    (older / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"code digest none recorded \(trained before code digests were recorded\)"):
+        T.train(resume=older, progress=False)
+    assert [p.name for p in older.iterdir()] == ["config.json"]
+
+
+def test_the_code_digest_ignores_comments_and_docstrings():
+    plain = "import math\n\ndef area(r):\n    return math.pi * r ** 2\n"
+    prose = ('"""Areas."""\nimport math  # for pi\n\n\ndef area(r):\n    """The area of a circle of radius r."""\n'
+             "    # πr²\n    return math.pi * r**2\n\n\nclass Empty:\n    \"\"\"Only a docstring.\"\"\"\n")
+    with_class = plain + "\n\nclass Empty:\n    pass\n"
+    assert provenance.source_digest({"m.py": with_class}) == provenance.source_digest({"m.py": prose})
+    assert provenance.source_digest({"m.py": with_class}) != \
+        provenance.source_digest({"m.py": with_class.replace("** 2", "** 3")})      # code: another digest
+    assert provenance.source_digest({"m.py": with_class}) != provenance.source_digest({"n.py": with_class})
+    modules = provenance.code_record()["modules"]
+    assert {"training/trainer.py", "training/config.py", "training/data.py", "losses.py", "models.py", "weights.py",
+            "dsb.py", "data/longtail.py", "scale.py", "imbalance.py"} <= set(modules)
+    assert "data/fetch.py" not in modules and "cli.py" not in modules
 
 
 # -------------------------------------------------------------------------------------------------- DSB run

@@ -111,3 +111,14 @@ def test_drw_always_reweights_the_last_epoch_of_a_short_run():
     rule = build_weighting(make_config(dataset="digits", reweight="drw", epochs=2), np.array([100, 10]),
                            dataset_size=110)
     assert rule.epoch_weights(1) is None and rule.epoch_weights(2) is not None
+
+
+def test_dsb_weights_of_a_tiny_scale_do_not_overflow():
+    """1/1e-320 overflows float64; the weights come from S_min/S instead."""
+    s = np.array([1e-320, 1.0, 1.0])
+    a = dsb_class_weights(s)
+    assert np.all(np.isfinite(a)) and a[0] == pytest.approx(1.0) and a[1:] == pytest.approx([1e-320, 1e-320])
+    assert dsb_class_weights(s, "mean1") == pytest.approx([3.0, 3e-320, 3e-320])
+    assert dsb_class_weights(torch.tensor(s, dtype=torch.float64)).tolist() == pytest.approx([1.0, 1e-320, 1e-320])
+    with pytest.raises(ValueError, match=r"1/S overflows float64 for classes \[0\].*normalize='sum1' or 'mean1'"):
+        dsb_class_weights(s, "none")

@@ -8,6 +8,7 @@ subset, ``subset_split.txt`` (its indices, a split file of :func:`semscale_lib.d
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -24,6 +25,7 @@ from ..models import build_model
 from ..scale import pool_features
 from .config import TrainConfig, make_config
 from .data import RunData, tensor_batches, training_arrays
+from .splits import run_splits
 
 CHECKPOINT = "checkpoint.pt"
 SUBSET_FILE = "subset_split.txt"
@@ -67,9 +69,9 @@ def write_per_class(out: Path, data: RunData, result: dict, config: TrainConfig)
 
 def load_run(out_dir) -> dict:
     """config (the saved JSON), metrics, per_class and weights (DataFrames or None) of a run folder, plus
-    test_features / test_labels when saved."""
+    test_features / test_labels when saved, and the folder itself."""
     out = Path(out_dir)
-    run = {"config": json.loads((out / "config.json").read_text()),
+    run = {"folder": out, "config": json.loads((out / "config.json").read_text()),
            "metrics": pd.read_csv(out / "metrics.csv")}
     for name in ("per_class", "weights"):
         path = out / f"{name}.csv"
@@ -87,11 +89,13 @@ def run_config(run: dict) -> TrainConfig:
 
 def training_images(run: dict, data_root=None) -> ImageArrays:
     """The training images of a finished run (``load_run`` dict), exactly the set the model saw: the whole
-    training set, its long-tailed split or its per-class subset (:func:`~.data.training_arrays`)."""
+    training set, its long-tailed split (read where the run read it: the project's splits folder or the run
+    folder) or its per-class subset (:func:`~.data.training_arrays`)."""
     config = run_config(run)
     if data_root is not None:
         config.data_root = str(data_root)
-    images, _, _ = training_arrays(config)
+    with run_splits(config, run["folder"]) if run.get("folder") is not None else contextlib.nullcontext():
+        images, _, _ = training_arrays(config)
     counts = np.bincount(images.labels, minlength=images.num_classes).tolist()
     if counts != list(run["config"]["train_counts"]):
         raise ValueError(f"training images give counts {counts}, the run recorded {run['config']['train_counts']}")

@@ -1,20 +1,18 @@
 """The one training loop: every loss × every weighting rule, on a whole, long-tailed or subsampled training set.
 
 ``train(config)`` (or ``python -m semscale_lib train ...``) writes into its own folder (:mod:`.runs`);
-``resume=<folder>`` continues an interrupted run, and on the CPU ends with exactly the metrics of an
-uninterrupted one. Per epoch the loop asks the run's weighting rule (:mod:`semscale_lib.weights`) for weights,
-and after every forward pass hands it the batch's embeddings: trainer → weights → loss, in that direction.
+``resume=<folder>`` continues an interrupted run (:mod:`.resume` says which folders may be), and on the CPU ends
+with exactly the metrics of an uninterrupted one. Per epoch the loop asks the run's weighting rule
+(:mod:`semscale_lib.weights`) for weights, and after every forward pass hands it the batch's embeddings:
+trainer → weights → loss, in that direction. Runs shared by their settings: :mod:`.reuse`; what trained a run:
+:mod:`.provenance`; devices: :mod:`.device`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import platform
-import sys
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,26 +21,25 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-try:
-    import fcntl   # POSIX; elsewhere runs are not locked against a second process
-except ImportError:  # pragma: no cover
-    fcntl = None
-
 from ..data import save_split
 from ..losses import ClassWeighting, build_loss
 from ..metrics import group_accuracy, per_class_accuracy
 from ..models import build_model
-from ..paths import claim_output_dir
 from ..weights import build_weighting
+from . import provenance
 from .config import TrainConfig, make_config
 from .data import RunData, load_run_data
-from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, default_out_dir, write_per_class, write_tables
+from .device import check_device, deterministic_algorithms, distributed as _distributed, environment_info, \
+    resolve_device
+from .resume import RunDiverged, corrupt_checkpoint as _corrupt_checkpoint, record_divergence, restore, \
+    resolve_run as _resolve_run
+from .reuse import run_folder_name, settings_key, train_or_reuse
+from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, write_per_class, write_tables
+from .splits import run_splits
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+__all__ = ["check_device", "deterministic_algorithms", "environment_info", "evaluate", "make_config", "make_loss",
+           "make_optimizer_and_schedule", "resolve_device", "run_folder_name", "settings_key", "train",
+           "train_or_reuse"]
 
 
 def make_optimizer_and_schedule(model, config: TrainConfig):
@@ -119,124 +116,6 @@ def evaluate(model, batches, counts: np.ndarray, *, batch_size: int, amp: bool =
             "embeddings": torch.cat(embeddings).numpy()}
 
 
-def deterministic_algorithms() -> None:
-    """``torch.use_deterministic_algorithms(True)``, without the import of ``torch._inductor`` that the public call
-    makes to set the compiler's own flag (≈ 3 s per process; eager training never reads it). When the compiler is
-    already loaded, or torch lacks the internal setter, the public call is made."""
-    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None or "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(True)
-    else:
-        setter(True)
-
-
-def environment_info(device: torch.device) -> dict:
-    from importlib.metadata import version   # not `import torchvision`: that costs seconds, for a version string
-
-    info = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": version("torchvision"),
-            "numpy": np.__version__, "device": str(device), "platform": platform.platform(),
-            "threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def _comparable(config_dict: dict) -> dict:
-    """The settings that decide what a run trains: where it runs is left out, and so are settings the run's
-    re-weighting rule never reads (DSB settings unless ``reweight="dsb"``, class weights unless ``"static"``)."""
-    ignored = {"device", "data_root", "eval_batch_size"}
-    if config_dict.get("reweight") != "dsb":
-        ignored.add("dsb")
-    if config_dict.get("reweight") != "static":
-        ignored.add("class_weights")
-    return json.loads(json.dumps({k: v for k, v in config_dict.items() if k not in ignored}))
-
-
-def settings_key(config: TrainConfig) -> str:
-    """A 10-hex-digit digest of the settings that decide what ``config`` trains (not where it runs): two configs
-    with the same key train the same model, so a folder named by it can be shared by every notebook that asks."""
-    text = json.dumps(_comparable(config.to_dict()), sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-def run_folder_name(config) -> str:
-    """The folder a run of ``config`` lives in under a shared runs folder: readable parts, then
-    :func:`~semscale_lib.training.trainer.settings_key` — two notebooks that ask for the same settings share one
-    run (trained once, reused after); different settings never share a folder."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{config.dataset}-{config.model}")
-    return f"{safe}-{config.loss}-{config.reweight}-seed{config.seed}-{settings_key(config)}"
-
-
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); under ``torchrun`` (WORLD_SIZE > 1) the process group is initialised here
-    (NCCL on CUDA, gloo on the CPU)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def check_device(name: str) -> None:
-    """Refuse (RuntimeError) a CUDA device this machine does not have, before anything is loaded or written."""
-    if not str(name).startswith("cuda"):
-        return
-    if not torch.cuda.is_available():
-        raise RuntimeError(f"CUDA was requested (--device {name}) but torch.cuda.is_available() is False; use "
-                           "--device cpu or auto")
-    index = torch.device(name).index
-    if index is not None and index >= torch.cuda.device_count():
-        raise RuntimeError(f"CUDA device {index} was requested (--device {name}) but this machine has "
-                           f"{torch.cuda.device_count()} (cuda:0 … cuda:{torch.cuda.device_count() - 1})")
-
-
-def _resolve_run(config, out_dir, resume, force: bool = False) -> tuple[TrainConfig, Path]:
-    """(config, folder) of a new run or of the run ``resume`` continues (its saved config; a different ``config``
-    is an error, except for the settings that may change on resume: device, data_root, eval_batch_size). A new run's
-    folder must be new or empty unless ``force`` (:func:`semscale_lib.paths.claim_output_dir`: same-named files are
-    replaced, nothing is deleted). A run killed before its first checkpoint restarts from scratch in its folder; a
-    checkpoint that is not a readable torch file is refused."""
-    if resume is None:
-        config = config or TrainConfig()
-        config.validate()
-        check_device(config.device)
-        out = claim_output_dir(out_dir if out_dir is not None else default_out_dir(config), force=force,
-                               hint=" (or resume the run in it with --resume)", create=False)
-        return config, out
-    if not str(resume).strip():
-        raise ValueError("--resume must name the folder of a run, got an empty path")
-    out = Path(resume)
-    if not out.exists():
-        raise ValueError(f"cannot resume {out}: it is not a run folder (no such folder)")
-    if not out.is_dir():
-        raise ValueError(f"cannot resume {out}: it is not a run folder (it is a file)")
-    if not (out / "config.json").is_file():
-        raise ValueError(f"cannot resume {out}: it is not a run folder (no config.json)")
-    try:
-        saved = json.loads((out / "config.json").read_text())["config"]
-        if not isinstance(saved, dict):
-            raise TypeError("'config' is not a mapping")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot resume {out}: its config.json is not a run's settings ({type(error).__name__}: "
-                         f"{error})") from None
-    if config is not None and _comparable(saved) != _comparable(config.to_dict()):
-        given = _comparable(config.to_dict())
-        diff = {k: (_comparable(saved).get(k), v) for k, v in given.items() if _comparable(saved).get(k) != v}
-        raise ValueError(f"resume folder {out} was trained with a different config: {diff} (saved, given)")
-    config = config if config is not None else make_config(**saved)   # a given config may move the run's device
-    config.validate()
-    check_device(config.device)
-    checkpoint = out / CHECKPOINT
-    if checkpoint.exists() and not zipfile.is_zipfile(checkpoint):
-        raise ValueError(_corrupt_checkpoint(checkpoint, "not a complete torch checkpoint"))
-    return config, out
-
-
-def _corrupt_checkpoint(checkpoint: Path, why: str) -> str:
-    return (f"cannot resume {checkpoint.parent}: its {checkpoint.name} is truncated or corrupt ({why}); move it "
-            "away to restart this run from scratch in the same folder, or start a new run")
-
-
 def _evaluate_now(config: TrainConfig, epoch: int) -> bool:
     return epoch == config.epochs or (config.eval_every > 0 and epoch % config.eval_every == 0)
 
@@ -262,9 +141,11 @@ class _Run:
     start_epoch: int = 1
 
 
+
 def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
     """Device, data, model, optimizer, loss and weighting rule of a run; restored from the checkpoint when
-    ``resuming``, else the folder's config.json (and subset split) written."""
+    ``resuming``, else the folder's config.json (and subset split) written. A long-tailed split drawn for the run
+    is saved in its folder (a split list already in the project's splits folder is read from there)."""
     rank, world = _distributed()
     if world > 1:
         dist.barrier()  # every rank has checked the output folder before rank 0 writes into it
@@ -274,7 +155,8 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
     if device.type == "cpu":
         deterministic_algorithms()
     amp = device.type == "cuda"
-    data = load_run_data(config, device)
+    with run_splits(config, out):
+        data = load_run_data(config, device)
     torch.manual_seed(config.seed)
     model = build_model(config.model, len(data.counts), in_channels=data.in_channels,
                         normalized_classifier=config.loss == "ldam").to(device)
@@ -292,15 +174,13 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
         except Exception as error:  # truncated / corrupt file: one clear message, never a pickle traceback
             raise ValueError(_corrupt_checkpoint(out / CHECKPOINT, f"{type(error).__name__}: "
                                                  f"{str(error).splitlines()[0] if str(error) else ''}")) from error
-        for name in ("model", "optimizer", "scheduler", "weighting"):
-            getattr(run, name).load_state_dict(state[name])
-        run.generator.set_state(state["generator"])
-        run.history, run.start_epoch = state["history"], state["epoch"] + 1
+        restore(run, state, out)
     elif rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(
-            {"config": config.to_dict(), "environment": environment_info(device), "split_file": data.split_file,
-             "train_counts": data.counts.tolist(), "world_size": world, "reduction": config.reduction},
+            {"config": config.to_dict(), "code": provenance.code_record(), "environment": environment_info(device),
+             "split_file": data.split_file, "train_counts": data.counts.tolist(), "world_size": world,
+             "reduction": config.reduction},
             indent=2))
         if data.subset_indices is not None:
             save_split(out / SUBSET_FILE, data.subset_indices,
@@ -311,7 +191,7 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
 
 def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
     """One epoch (or what is left of the step budget): returns {loss (mean per sample), lr (at its start),
-    images}. Raises FloatingPointError at the first non-finite loss."""
+    images}. Raises RunDiverged (a FloatingPointError) at the first non-finite loss."""
     config, data = run.config, run.data
     weights = run.weighting.epoch_weights(epoch)
     run.loss_fn.set_weights(None if weights is None else weights.to(run.device))
@@ -336,8 +216,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
                 run.loss_fn.set_weights(refreshed)
         loss = run.loss_fn(logits.float(), targets)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss ({float(loss.detach())}) in epoch {epoch}, iteration "
-                                     f"{iteration}, at learning rate {lr:g} (run folder {run.out})")
+            raise RunDiverged(float(loss.detach()), epoch, iteration, lr, run.out)
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
@@ -371,20 +250,32 @@ def _epoch_line(run: _Run, row: dict, images_per_second: float) -> str:
 
 
 def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progress: bool = True,
-          stop_after_epoch: int | None = None, force: bool = False) -> Path:
+          stop_after_epoch: int | None = None, force: bool = False, log: bool | None = None) -> Path:
     """Train one model; returns its output folder. ``resume``: a folder of an interrupted run. The test set is
-    evaluated every ``config.eval_every`` epochs and after the last. ``progress``: a bar per epoch and one line
-    per epoch (loss, top-1, lr, images/s, time left) plus a final summary. ``stop_after_epoch`` simulates an
-    interruption (for tests). A non-finite loss stops the run at once (FloatingPointError naming epoch,
-    iteration and learning rate); the last finished epoch's checkpoint stays, so the folder is resumable.
-    ``out_dir`` must be new or empty unless ``force`` (same-named files are then replaced; nothing is deleted)."""
+    evaluated every ``config.eval_every`` epochs and after the last.
+
+    ``progress``: a bar over each epoch's batches. ``log`` (default: as ``progress``): the line ``run folder:
+    <folder>`` first, one line per epoch (loss, top-1, lr, images/s, time left) and a final summary — the lines a
+    batch or cluster log keeps without the bar. ``stop_after_epoch`` simulates an interruption (for tests). A
+    non-finite loss stops the run at once (RunDiverged, a FloatingPointError naming epoch, iteration and learning
+    rate), recorded in the folder's ``diverged.json``: such a folder is never resumed. ``out_dir`` must be new or
+    empty unless ``force`` (same-named files are then replaced; nothing is deleted)."""
+    log = progress if log is None else log
     config, out = _resolve_run(config, out_dir, resume, force=force)
     run = _start(config, out, resuming=resume is not None and (out / CHECKPOINT).exists())
+    if log and run.rank == 0:
+        tqdm.write(f"run folder: {out}" + (f" (resumed after epoch {run.start_epoch - 1})" if run.start_epoch > 1
+                                            else ""))
     result = None
     for epoch in range(run.start_epoch, config.epochs + 1):
         started = time.perf_counter()
-        row = {"epoch": epoch, **_train_epoch(run, epoch, progress), "top1": np.nan, "many": np.nan,
-               "medium": np.nan, "few": np.nan}
+        try:
+            trained = _train_epoch(run, epoch, progress)
+        except RunDiverged as error:
+            if run.rank == 0:
+                record_divergence(out, error)
+            raise
+        row = {"epoch": epoch, **trained, "top1": np.nan, "many": np.nan, "medium": np.nan, "few": np.nan}
         images = row.pop("images")
         if _evaluate_now(config, epoch):
             result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.eval_batch_size,
@@ -392,7 +283,7 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
             row.update({k: result[k] for k in ("top1", "many", "medium", "few")})
         run.history.append({**row, "seconds": time.perf_counter() - started})
         _save_epoch(run, epoch)
-        if progress and run.rank == 0:
+        if log and run.rank == 0:
             tqdm.write(_epoch_line(run, row, images * run.world / run.history[-1]["seconds"]))
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
             return out
@@ -400,43 +291,12 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
         result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.eval_batch_size, amp=run.amp)
     if run.rank == 0:
         write_per_class(out, run.data, result, config)
-        if progress:
+        if log:
             tqdm.write(f"done: {config.epochs} epochs, top-1 {100 * result['top1']:.2f} % (many / medium / few "
                        f"{_percent(result['many'])} / {_percent(result['medium'])} / {_percent(result['few'])}), "
-                       f"{sum(h['seconds'] for h in run.history):.0f} s; run folder {out}")
+                       f"{sum(h['seconds'] for h in run.history):.0f} s")
     return out
 
 
 def _percent(value: float) -> str:
     return "—" if not np.isfinite(value) else f"{100 * value:.1f} %"
-
-
-def train_or_reuse(config: TrainConfig, folder, *, progress: bool = False) -> Path:
-    """Train ``config`` into ``folder`` unless it already holds that run: a finished run with the same settings
-    is reused, an interrupted one is resumed. A folder holding anything else is refused (ValueError), never
-    deleted. Two processes asking for the same folder at once (notebooks sharing a runs folder) take turns: the
-    second waits on ``<folder>.lock`` and then reuses what the first trained."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        return _train_or_reuse_locked(config, folder, progress)
-    with open(folder.with_name(folder.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return _train_or_reuse_locked(config, folder, progress)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _train_or_reuse_locked(config: TrainConfig, folder: Path, progress: bool) -> Path:
-    saved_file = folder / "config.json"
-    if not folder.exists() or not any(folder.iterdir()):
-        return train(config, out_dir=folder, progress=progress)
-    same = saved_file.exists() and _comparable(json.loads(saved_file.read_text())["config"]) == \
-        _comparable(config.to_dict())
-    if not same:
-        raise ValueError(f"{folder} holds something other than this run ({config.loss}/{config.reweight}, seed "
-                         f"{config.seed}); delete it or choose another output folder")
-    if (folder / "per_class.csv").exists():
-        return folder
-    return train(resume=folder, progress=progress)
