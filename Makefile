@@ -1,4 +1,4 @@
-# The README's commands. Both create .venv/ on first use (Python 3.11, pip install -e .[dev,lab]).
+# The README's commands. Both create .venv/ on first use (Python 3.11, pip install -c constraints.txt -e .[dev,lab]).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -25,10 +25,11 @@ XDIST_ORDERED = --dist loadfile --no-loadscope-reorder
 #     .venv/bin/python notebooks/build_notebooks.py --check           # what `make test` runs first
 # nbval directives are cell tags: `# %% tags=["nbval-check-output"]` (or nbval-ignore-output, nbval-skip).
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the torch/torchvision pair of this project's machines; pyproject.toml asks only for ranges
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,lab]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,lab]'
 	touch $(STAMP)
 
 venv: $(STAMP)
