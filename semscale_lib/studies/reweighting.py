@@ -122,27 +122,42 @@ def summary_table(groups: pd.DataFrame, *, order: Sequence[str] | None = None, d
 
 def compare_pairs(results: pd.DataFrame, pairs, *, metric: str = "top1",
                   paper_deltas: Mapping[str, float] | None = None, min_n: int = 3,
-                  confidence: float = 0.95) -> pd.DataFrame:
+                  confidence: float = 0.95, power: float = 0.8) -> pd.DataFrame:
     """Paired comparison (same seeds) of each (treated, baseline) method pair on ``metric`` (a fraction,
     compared in percentage points) by :func:`~semscale_lib.verdicts.paired_verdict`. ``pairs``: a mapping
     treated → baseline, or a sequence of (treated, baseline) pairs (one treated method may face two baselines).
 
     ``paper_deltas``: the paper's gain in points, keyed by (treated, baseline) or by treated method, placed
-    against our CI. ``confidence``: of every pair's CI (e.g. 1 − 0.05/m for a Bonferroni family of m pairs).
-    Returns one row per pair: method, baseline, n_seeds, mean_with, mean_without (%), diff, ci_low, ci_high (points), verdict,
-    sentence, and record (the verdict record itself).
+    against our CI and against the smallest gain the seeds detect with ``power`` (underpowered → not testable).
+    ``confidence``: of every pair's CI (e.g. 1 − 0.05/m for a Bonferroni family of m pairs).
+    Refuses (ValueError) a method with the same seed twice, and — when ``results`` has a ``run_dir`` column — two
+    methods whose runs of one seed are the same run folder: either would pair a run with itself.
+    Returns one row per pair: method, baseline, n_seeds, mean_with, mean_without (%), diff, ci_low, ci_high
+    (points), verdict, sentence, and record (the verdict record itself, with its power).
     """
     rows = []
     for method, baseline in (pairs.items() if isinstance(pairs, Mapping) else pairs):
-        a = results[results["method"] == method].set_index("seed")[metric]
-        b = results[results["method"] == baseline].set_index("seed")[metric]
+        runs = {}
+        for name in (method, baseline):
+            part = results[results["method"] == name]
+            repeated = part["seed"][part["seed"].duplicated()]
+            if len(repeated):
+                raise ValueError(f"method {name!r} has seed {repeated.iloc[0]} more than once; each seed must be "
+                                 "one run (duplicated runs would be paired as if independent)")
+            runs[name] = part.set_index("seed")
+        a, b = runs[method][metric], runs[baseline][metric]
         seeds = sorted(set(a.index) & set(b.index))
         if not seeds:
             raise ValueError(f"no common seed between {method!r} and {baseline!r}")
+        if "run_dir" in results:
+            same = [seed for seed in seeds if runs[method].at[seed, "run_dir"] == runs[baseline].at[seed, "run_dir"]]
+            if same:
+                raise ValueError(f"{method!r} and {baseline!r} are the same run for seed {same[0]} "
+                                 f"(run_dir {runs[method].at[same[0], 'run_dir']!r}): a method compared with itself")
         deltas = paper_deltas or {}
         record = paired_verdict(100 * b.loc[seeds].to_numpy(), 100 * a.loc[seeds].to_numpy(), min_n=min_n,
                                 paper_delta=deltas.get((method, baseline), deltas.get(method)),
-                                confidence=confidence)
+                                confidence=confidence, power=power)
         rows.append({"method": method, "baseline": baseline, "n_seeds": len(seeds),
                      "mean_with": record.mean_treated, "mean_without": record.mean_baseline,
                      "diff": record.estimate, "ci_low": record.ci_low, "ci_high": record.ci_high,
