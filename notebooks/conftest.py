@@ -14,8 +14,16 @@ second one asks:
 
 The two take about as long on this project's 2-core CI machine (one CPU thread per notebook). A notebook not
 listed here comes last.
+
+Cells tagged ``semscale-tolerance`` (a notebook's checked block of trained numbers,
+:mod:`semscale_lib.studies.tolerance`) are compared by ``compare_checked``: numbers within their tolerance, verdicts
+equal unless on the edge. Every other ``nbval-check-output`` cell is compared exactly, as nbval does.
 """
 from __future__ import annotations
+
+from nbval.plugin import IPyNbCell
+
+from semscale_lib.studies.tolerance import TOLERANCE_TAG, compare_checked
 
 #: the order pytest-xdist hands the notebooks out in (see above)
 ORDER = ["02", "01", "03", "04", "06", "00"]
@@ -30,3 +38,30 @@ def pytest_collection_modifyitems(config, items):
         key = item.path.name[:2] if item.path.suffix == ".ipynb" else ""
         return (ORDER.index(key) if key in ORDER else len(ORDER), key, position[id(item)])
     items.sort(key=rank)
+
+
+def _text(outputs) -> str:
+    """The text of a cell's outputs (streams, then plain-text results), as nbval hands them over."""
+    parts = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            parts.append(output.get("text", ""))
+        elif "data" in output:
+            parts.append(output["data"].get("text/plain", ""))
+    return "".join(part if part.endswith("\n") else part + "\n" for part in parts)
+
+
+_exact_compare = IPyNbCell.compare_outputs
+
+
+def compare_outputs(self, test, ref, skip_compare=None):
+    """nbval's comparison, except for cells tagged ``semscale-tolerance``: there :func:`compare_checked` on the
+    outputs' text, and the problems it finds become nbval's failure report."""
+    if TOLERANCE_TAG not in self.cell.metadata.get("tags", []):
+        return _exact_compare(self, test, ref, skip_compare)
+    problems = compare_checked(_text(ref), _text(test))
+    self.comparison_traceback = [f"  {problem}" for problem in problems]
+    return not problems
+
+
+IPyNbCell.compare_outputs = compare_outputs

@@ -17,10 +17,12 @@ import pandas as pd
 
 from ..verdicts import VERDICTS, VerdictRecord, summarize
 from .notebook import write_json
+from .tolerance import claim_tolerance_fields
 
 CLAIMS_FILE = "claims.json"
 COLUMNS = ["notebook", "folder", "scope", "claim_id", "claim", "section", "dataset", "data", "paper", "paper_value",
-           "measured", "verdict", "estimate", "ci_low", "ci_high", "rule", "evidence", "numbers", "figures"]
+           "measured", "verdict", "estimate", "ci_low", "ci_high", "rule", "evidence", "numbers", "figures",
+           "tolerance", "edge"]
 #: "paper": a claim the paper makes; "beyond": our own question, not the paper's claim.
 SCOPES = ("paper", "beyond")
 #: The report's heading of the "beyond" claims.
@@ -39,7 +41,10 @@ def claim_record(*, claim_id: str, claim: str, section: str, paper: str, dataset
     ``dataset``: the report's column; ``data``: the setting in words; ``evidence``: rows shown under the verdict
     (sensitivity analyses, other sources), each a flat mapping; ``scope``: "paper" (the paper makes this claim)
     or "beyond" (our own question: ``section`` then names what it relates to, ``paper`` what the paper says
-    about it if anything; the report shows no paper figure for it, so ``paper_value`` is best left None)."""
+    about it if anything; the report shows no paper figure for it, so ``paper_value`` is best left None).
+
+    The record also carries ``tolerance`` (of its estimate and CI bounds across machines) and ``edge`` (why its
+    verdict may read otherwise on another CPU, or None): :mod:`semscale_lib.studies.tolerance`."""
     if not isinstance(record, VerdictRecord):
         raise TypeError(f"record must be a semscale_lib.verdicts record, got {type(record).__name__}")
     if scope not in SCOPES:
@@ -48,7 +53,7 @@ def claim_record(*, claim_id: str, claim: str, section: str, paper: str, dataset
             "paper": paper, "paper_value": paper_value, "measured": record.sentence, "verdict": record.verdict,
             "estimate": record.estimate, "ci_low": record.ci_low, "ci_high": record.ci_high, "rule": record.rule,
             "evidence": [dict(e) for e in evidence], "numbers": {**record.to_dict(), **dict(numbers or {})},
-            "figures": list(figures)}
+            "figures": list(figures), **claim_tolerance_fields(record)}
 
 
 def write_claims(out_dir, notebook: str, claims: Sequence[dict], *, parameters: Mapping | None = None,
