@@ -70,3 +70,4 @@ bench: data
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_cpu_training.py
 	$(PY) benchmarks/bench_side_by_side.py
+	$(PY) benchmarks/bench_cheap_seeds.py

@@ -257,7 +257,8 @@ def _pearson_row(name: str, values: np.ndarray, accuracy: np.ndarray) -> dict:
 
 def correlate(per_class_accuracy, table: pd.DataFrame, *, alphas: Sequence[float] = TABLE1_ALPHAS,
               beta: float = 0.9999) -> pd.DataFrame:
-    """Table 1 of the paper on your data: correlation over classes of accuracy with N, E_n, W, S', S(α).
+    """Table 1 of the paper on your data: correlation over classes of accuracy with N, log N (ours: with an
+    exponential count profile accuracy follows log N far more closely than N), E_n, W, S', S(α).
 
     per_class_accuracy: (C,) in any unit; table: the output of ``quantify_imbalance``. Returns one row per
     quantity: Pearson r and p (the paper's measure), Spearman ρ and p, a 95% Fisher-z CI of r (ours;
@@ -276,6 +277,7 @@ def correlate(per_class_accuracy, table: pd.DataFrame, *, alphas: Sequence[float
         raise ValueError("correlation over classes needs at least 3 classes")
     quantities = {
         "N": table["count"].to_numpy(np.float64),
+        "log N": np.log2(table["count"].to_numpy(np.float64)),
         "E_n": effective_number(table["count"].to_numpy(), beta),
         "W": table["interclass"].to_numpy(),
         "S'": table["normalized_scale"].to_numpy(),

@@ -11,9 +11,10 @@
         "01": {epochs: 3}
 
 - A **grid** (a YAML file, or a profile's own ``grid:`` key) maps parameter names to lists of values; each notebook
-  that declares some of them runs once per point of their cartesian product (in its own subfolder). An optional
-  ``notebooks: ["04"]`` key limits the grid to some notebooks. A ``--grid`` file replaces the profile's grid; a
-  grid parameter that no notebook it varies declares is an error.
+  that declares some of them runs once per point of their cartesian product (in its own subfolder). Or it lists
+  its ``points:`` one by one, each a mapping of parameters with an optional ``name`` for its folder (datasets that
+  need their own epochs and seeds). An optional ``notebooks: ["04"]`` key limits the grid to some notebooks. A
+  ``--grid`` file replaces the profile's grid; a grid parameter that no notebook it varies declares is an error.
 - Output: ``<runs_root>/<profile>-<YYYYmmdd-HHMMSS>/`` (or ``--out``) with one folder per notebook (and per grid
   point) holding the executed notebook beside what it wrote (its ``out_dir`` parameter points there), then
   ``summary.json`` and ``summary.md`` (what ran, parameters, duration, status, the failing cell and error).
@@ -61,9 +62,11 @@ NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[\w.-]+\.ipynb$")
 REPORT_PARAMETER = "run_dir"
 OUT_PARAMETER = "out_dir"
 RUNS_PARAMETER = "runs_dir"
+LINKS_PARAMETER = "links_from"    # where the executed notebook is saved: the folder its relative links start from
 RUNS_FOLDER = "training-runs"     # <run folder>/training-runs: the training runs shared by a batch run's notebooks
 RUNNER_PARAMETERS = {OUT_PARAMETER: "each notebook's own folder", REPORT_PARAMETER: "the run folder",
-                     RUNS_PARAMETER: f"<run folder>/{RUNS_FOLDER}"}
+                     RUNS_PARAMETER: f"<run folder>/{RUNS_FOLDER}",
+                     LINKS_PARAMETER: "the folder the executed notebook is saved in"}
 PROFILE_KEYS = {"description", "notebooks", "common", "parameters", "grid"}
 TIMEOUT_ERROR = "CellTimeoutError"
 
@@ -162,13 +165,30 @@ def load_profile(name_or_path, directory=None) -> dict:
 
 
 def _grid(raw: Mapping, where: str) -> dict:
-    """Validate a grid mapping {parameter → non-empty list, optional notebooks: [keys]}."""
+    """Validate a grid mapping: {parameter → non-empty list} (a cartesian product) or ``points:`` (a list of
+    {parameter → value} mappings, each with an optional ``name`` for its folder), and optional notebooks: [keys]."""
     raw = dict(raw)
     notebooks = raw.pop("notebooks", None)
+    points = raw.pop("points", None)
+    if points is not None:
+        if raw:
+            raise ValueError(f"{where}: a grid has either points or lists of values, not both ({sorted(raw)})")
+        if not isinstance(points, list) or not points or not all(isinstance(p, dict) and p for p in points):
+            raise ValueError(f"{where}: grid points must be a non-empty list of parameter mappings")
     for name, values in raw.items():
         if not isinstance(values, list) or not values:
             raise ValueError(f"{where}: grid values must be non-empty lists, got {name}: {values!r}")
-    return {"values": raw, "notebooks": None if notebooks is None else [_key(k) for k in notebooks]}
+    return {"values": raw, "points": points, "notebooks": None if notebooks is None else [_key(k) for k in notebooks]}
+
+
+def _grid_points(grid: Mapping | None, declared) -> list[tuple[str | None, dict]]:
+    """(folder label or None, parameters) of every grid point for a notebook declaring ``declared``: the explicit
+    ``points`` (their ``name`` as label), else the cartesian product of the values it declares."""
+    if grid and grid.get("points"):
+        return [(point.get("name"), {k: v for k, v in point.items() if k != "name" and k in declared})
+                for point in grid["points"]]
+    return [(None, point) for point in expand_grid({k: v for k, v in (grid or {}).get("values", {}).items()
+                                                    if k in declared})]
 
 
 def load_grid(path) -> dict:
@@ -211,16 +231,21 @@ class Job:
     parameters: dict
     point: dict = field(default_factory=dict)
     report: bool = False
+    name: str | None = None          # a grid point's own name (its folder), when the grid lists points
 
     @property
     def label(self) -> str:
+        if self.name:
+            return f"{self.notebook.stem} [{self.name}]"
         return self.notebook.stem + (f" [{point_label(self.point)}]" if self.point else "")
 
     @property
     def title(self) -> str:
-        """For people: ``02_imbalance_on_balanced_data (dataset=mnist, epochs=2)``."""
+        """For people: ``02_imbalance_on_balanced_data (dataset=mnist, epochs=2)``, or the point's name."""
         def text(value) -> str:
             return value if isinstance(value, str) else json.dumps(value, default=str)
+        if self.name:
+            return f"{self.notebook.stem} ({self.name})"
         return self.notebook.stem + (f" ({', '.join(f'{k}={text(v)}' for k, v in self.point.items())})"
                                      if self.point else "")
 
@@ -277,7 +302,8 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
         raise ValueError(f"profile {profile.get('name')!r}: common sets {undeclared}, which none of its notebooks "
                          f"({', '.join(notebooks[k].stem for k in scope)}) declares; valid: {valid}")
     jobs: list[Job] = []
-    grid_values = (grid or {}).get("values", {})
+    grid_values = {k: None for point in (grid or {}).get("points") or [] for k in point if k != "name"} or \
+        (grid or {}).get("values", {})
     grid_notebooks = (grid or {}).get("notebooks")
     where = f"grid {(grid or {}).get('path') or ''}".strip()
     unknown = [k for k in grid_notebooks or [] if k not in notebooks]
@@ -298,13 +324,12 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
     for key in regular:
         params = declared[key]
         base = _profile_parameters(profile, key, notebooks[key], params)
-        relevant = {} if grid_notebooks is not None and key not in grid_notebooks else \
-            {k: v for k, v in grid_values.items() if k in params}
+        varied = grid_notebooks is None or key in grid_notebooks
         labels: dict[str, dict] = {}
-        for point in expand_grid(relevant):
+        for name, point in _grid_points(grid, params) if varied else [(None, {})]:
             folder = run_dir / notebooks[key].stem
-            if point:
-                label = point_label(point)
+            if point or name:
+                label = name or point_label(point)
                 if label in labels:
                     raise ValueError(f"{where}: the points {labels[label]} and {point} of {notebooks[key].stem} "
                                      f"would share the folder {label!r} (folder names keep [A-Za-z0-9.=_-] and "
@@ -313,7 +338,7 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
                 folder = folder / label
             parameters = {**base, **point}
             _runner_parameters(parameters, params, run_dir, folder)
-            jobs.append(Job(key, notebooks[key], folder, parameters, point))
+            jobs.append(Job(key, notebooks[key], folder, parameters, point, name=name))
     for key in reports:
         if not report and key not in (only or []):
             continue
@@ -327,13 +352,15 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
 
 def _runner_parameters(parameters: dict, declared: Mapping, run_dir: Path, folder: Path) -> None:
     """The runner's own parameters, for a notebook that declares them: out_dir, run_dir (report notebooks),
-    runs_dir (the batch run's shared training runs)."""
+    runs_dir (the batch run's shared training runs), links_from (the folder the executed notebook is saved in)."""
     if REPORT_PARAMETER in declared:
         parameters[REPORT_PARAMETER] = str(run_dir)
     if OUT_PARAMETER in declared:
         parameters[OUT_PARAMETER] = str(folder)
     if RUNS_PARAMETER in declared:
         parameters[RUNS_PARAMETER] = str(run_dir / RUNS_FOLDER)
+    if LINKS_PARAMETER in declared:
+        parameters[LINKS_PARAMETER] = str(folder)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -556,7 +583,7 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
     workers = max(1, min(workers, sum(not j.report for j in jobs)))
     summary = {"profile": profile["name"], "profile_file": profile.get("path"),
                "description": profile.get("description", ""), "grid": (grid or {}).get("path"),
-               "grid_values": (grid or {}).get("values"), "run_dir": str(run_dir),
+               "grid_values": (grid or {}).get("points") or (grid or {}).get("values"), "run_dir": str(run_dir),
                "notebooks_dir": str(notebooks_dir), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                "entries": []}
     print(f"run folder: {run_dir} ({len(jobs)} notebook runs, profile {profile['name']}"
@@ -687,7 +714,7 @@ def main_run(args) -> int:
     if args.timeout is not None and not args.timeout > 0:
         raise ValueError(f"--timeout must be a number of seconds > 0 (per cell), got {args.timeout:g}")
     profile = load_profile(args.profile)
-    grid = load_grid(args.grid) if args.grid else None
+    grid = load_grid(args.grid) if args.grid else profile.get("grid")   # a --grid file replaces the profile's own
     only = [k for k in args.only.split(",") if k.strip()] if args.only else None
     if args.list:
         jobs = plan_jobs(profile, Path(args.out or paths.runs_root() / f"{profile['name']}-<time>"),

@@ -27,6 +27,7 @@ gives a JSON-friendly form (NaN -> None).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -44,7 +45,7 @@ from .verdict_records import (NAN, VERDICTS, CorrelationVerdict, DependentCorrel
 __all__ = ["VERDICTS", "VerdictRecord", "PairedVerdict", "CorrelationVerdict", "DependentCorrelationVerdict",
            "PooledVerdict", "verdict_from_ci", "paired_verdict", "negligible_gain_verdict", "correlation_verdict",
            "dependent_correlation_verdict", "fisher_ci", "williams_t", "zou_ci", "summarize", "format_ci",
-           "pooled_correlation_verdict", "holm_adjust", "POWER_RULE"]
+           "pooled_correlation_verdict", "holm_adjust", "withheld", "POWER_RULE"]
 
 #: The power rule, appended to every record's ``rule`` (``{power}`` is the target, e.g. "80 %").
 POWER_RULE = ("not testable also when the CI decides nothing and the paper's effect lies below the smallest effect "
@@ -364,3 +365,13 @@ def pooled_correlation_verdict(estimate: float, ci_low: float, ci_high: float, *
                          paper_effect=paper_effect, reason=weak or ("fewer than 2 studies" if k < 2 else None),
                          se_z=se_z, i2=float(i2), interval=interval, df=df)
 
+
+
+def withheld(record: VerdictRecord, reason: str | None) -> VerdictRecord:
+    """``record`` as "not testable" with ``reason`` when the data behind it cannot bear a verdict whatever its CI
+    says (e.g. models not trained to a plateau); ``record`` unchanged when ``reason`` is None. The estimate and CI
+    stay in the record, the sentence says why no verdict was given."""
+    if not reason:
+        return record
+    return dataclasses.replace(record, verdict="not testable", reason=reason,
+                               sentence=f"Not judged — {reason}. The numbers: {record.sentence}")

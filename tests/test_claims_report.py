@@ -59,9 +59,9 @@ def test_claim_record_refuses_anything_but_a_verdict_record(record):
 
 
 def _frame(rows):
-    """A read_claims-like frame: (claim_id, dataset, verdict) rows."""
-    return pd.DataFrame([{"claim_id": c, "claim": f"claim {c}", "section": f"Sec. {c}", "dataset": d, "verdict": v}
-                         for c, d, v in rows])
+    """A read_claims-like frame: (claim_id, dataset, verdict) rows, without p-values (bare verdicts in the table)."""
+    return pd.DataFrame([{"claim_id": c, "claim": f"claim {c}", "section": f"Sec. {c}", "dataset": d, "verdict": v,
+                          "numbers": {}} for c, d, v in rows])
 
 
 def test_verdict_table_and_counts_two_datasets():
@@ -72,10 +72,11 @@ def test_verdict_table_and_counts_two_datasets():
     assert table.values.tolist() == [["claim a", "Sec. a", "held", "inconclusive"],
                                      ["claim b", "Sec. b", "contradicted", "—"],
                                      ["claim c", "Sec. c", "—", "not testable"]]
-    assert cl.verdict_counts(claims) == ("3 claims × 2 datasets = 4 verdicts: 1 held, 1 contradicted, "
+    # not every claim on every dataset: 4 verdicts, not 3 × 2
+    assert cl.verdict_counts(claims) == ("4 verdicts on 3 claims across 2 datasets: 1 held, 1 contradicted, "
                                          "1 inconclusive, 1 not testable")
     # zero counts are left out, in VERDICTS order
-    assert cl.verdict_counts(claims.iloc[[1, 0]]) == "1 claim × 2 datasets = 2 verdicts: 1 held, 1 inconclusive"
+    assert cl.verdict_counts(claims.iloc[[1, 0]]) == "2 verdicts on 1 claim across 2 datasets: 1 held, 1 inconclusive"
     # two records of one claim on one dataset share the cell
     double = cl.verdict_table(_frame([("a", "mnist", "held"), ("a", "mnist", "contradicted")]))
     assert double.loc[0, "mnist"] == "held, contradicted"
@@ -114,11 +115,17 @@ def test_build_report_two_datasets(tmp_path):
     report = build_report(tmp_path, exclude=[report_dir])
     squeezed = _squeeze(report)
     # read in path order: 01_fashion before 01_mnist
-    assert "2 claims × 2 datasets = 4 verdicts: 1 held, 1 contradicted, 1 inconclusive, 1 not testable." in report
+    assert "4 verdicts on 2 claims across 2 datasets: 1 held, 1 contradicted, 1 inconclusive, 1 not testable." in report
     assert "| claim | section | fashion-mnist | mnist |" in squeezed
-    assert "| claim gain | Sec. 4 | inconclusive | held |" in squeezed
-    assert "| claim scale | Sec. 4 | not testable | contradicted |" in squeezed
-    assert report.index("## Verdicts") < report.index("## Claims") < report.index("## Reference numbers")
+    # Holm within each dataset, by hand: mnist's two p are equal (p each): 2p, 2p; fashion-mnist's not testable claim
+    # is no test of its family, which then holds the inconclusive one alone: p_inc unadjusted
+    p, p_inc = HELD.p_value, INCONCLUSIVE.p_value
+    assert CONTRADICTED.p_value == pytest.approx(p)
+    assert f"| claim gain | Sec. 4 | inconclusive (Holm p {p_inc:.2g}) | held (Holm p {2 * p:.2g}) |" in squeezed
+    assert f"| claim scale | Sec. 4 | not testable | contradicted (Holm p {2 * p:.2g}) |" in squeezed
+    # one screen of verdicts first, the details after
+    assert (report.index("## Verdicts on the paper's claims") < report.index("## The paper's claims in detail")
+            < report.index("## Reference numbers"))
     # each claim's headline, with its verdict on every dataset
     assert "### claim gain (Sec. 4)" in report and "### claim scale (Sec. 4)" in report
     assert "Verdict — fashion-mnist: **inconclusive**; mnist: **held**." in report
@@ -146,20 +153,20 @@ def test_old_claims_without_scope_read_as_paper(tmp_path):
     cl.write_claims(tmp_path / "01_x", "01_x", [claim])
     claims = cl.read_claims(tmp_path)
     assert claims["scope"].tolist() == ["paper"]
-    assert cl.verdict_counts(claims) == "1 claim × 1 dataset = 1 verdict: 1 held"
+    assert cl.verdict_counts(claims) == "1 verdict on 1 claim across 1 dataset: 1 held"
 
 
 def test_verdict_table_and_counts_keep_beyond_claims_apart():
     claims = _frame([("a", "mnist", "held"), ("b", "mnist", "contradicted"), ("c", "mnist", "inconclusive")])
     claims["scope"] = ["paper", "beyond", "beyond"]
-    assert cl.verdict_counts(claims) == "1 claim × 1 dataset = 1 verdict: 1 held"
-    assert cl.verdict_counts(claims, "beyond") == ("2 claims × 1 dataset = 2 verdicts: 1 contradicted, "
+    assert cl.verdict_counts(claims) == "1 verdict on 1 claim across 1 dataset: 1 held"
+    assert cl.verdict_counts(claims, "beyond") == ("2 verdicts on 2 claims across 1 dataset: 1 contradicted, "
                                                    "1 inconclusive")
     assert cl.verdict_table(claims)["claim"].tolist() == ["claim a"]
     assert cl.verdict_table(claims, "beyond")["claim"].tolist() == ["claim b", "claim c"]
     assert len(cl.verdict_table(claims, None)) == 3
     # a frame without a scope column is the paper's
-    assert cl.verdict_counts(claims.drop(columns="scope")).startswith("3 claims")
+    assert cl.verdict_counts(claims.drop(columns="scope")).startswith("3 verdicts on 3 claims")
 
 
 def test_build_report_keeps_beyond_claims_in_their_own_section(tmp_path):
@@ -168,33 +175,41 @@ def test_build_report_keeps_beyond_claims_in_their_own_section(tmp_path):
         _claim("our-question", "mnist", CONTRADICTED, scope="beyond")])
     report = build_report(tmp_path)
     squeezed = _squeeze(report)
-    beyond_at = report.index("## Beyond the paper (our questions, not the paper's claims)")
-    paper_part, beyond_part = report[:beyond_at], report[beyond_at:report.index("## Reference numbers")]
-    # the paper's counts and table exclude the beyond claim ...
-    assert "1 claim × 1 dataset = 1 verdict: 1 held." in paper_part
-    assert "claim our-question" not in paper_part and "**contradicted**" not in paper_part
-    assert "| claim | section | mnist |" in _squeeze(paper_part) and "| claim paper-claim | Sec. 4 | held |" in squeezed
-    assert report.index("## Verdicts") < report.index("## Claims") < beyond_at
-    # ... which has its own counts, table and section, without a paper figure
-    assert "1 claim × 1 dataset = 1 verdict: 1 contradicted." in beyond_part
-    assert "| claim our-question | Sec. 4 | contradicted |" in _squeeze(beyond_part)
-    assert "### claim our-question (Sec. 4)" in beyond_part and "claim paper-claim" not in beyond_part
-    assert "Our question, not a claim of the paper." in beyond_part
-    row = next(line for line in _squeeze(beyond_part).splitlines() if line.startswith("| mnist | contradicted"))
+    title = "## Beyond the paper (our questions, not the paper's claims)"
+    headline_at, details_at = report.index(title + "\n"), report.index("## The paper's claims in detail")
+    beyond_details_at = report.index(title + ": in detail")
+    paper_part = report[report.index("## Verdicts on the paper's claims"):headline_at]
+    beyond_part = report[headline_at:details_at]
+    assert headline_at < details_at < beyond_details_at < report.index("## Reference numbers")
+    # the paper's counts, table and Holm family exclude the beyond claim (alone in its family: Holm p = p) ...
+    assert "1 verdict on 1 claim across 1 dataset: 1 held." in paper_part
+    assert "claim our-question" not in paper_part and "contradicted" not in paper_part
+    assert "| claim | section | mnist |" in _squeeze(paper_part)
+    assert f"| claim paper-claim | Sec. 4 | held (Holm p {HELD.p_value:.2g}) |" in squeezed
+    # ... which has its own counts and table, and its own detail section without a paper figure
+    assert "1 verdict on 1 claim across 1 dataset: 1 contradicted." in beyond_part
+    assert f"| claim our-question | Sec. 4 | contradicted (Holm p {CONTRADICTED.p_value:.2g}) |" in _squeeze(beyond_part)
+    paper_details, beyond_details = report[details_at:beyond_details_at], report[beyond_details_at:]
+    assert "### claim paper-claim (Sec. 4)" in paper_details and "claim our-question" not in paper_details
+    assert "### claim our-question (Sec. 4)" in beyond_details and "claim paper-claim" not in beyond_details
+    assert "Our question, not a claim of the paper." in beyond_details
+    row = next(line for line in _squeeze(beyond_details).splitlines() if line.startswith("| mnist | contradicted"))
     assert "| — |" in row                                                   # no paper figure column value
-    assert "2.050" in squeezed.split("## Beyond")[0]                        # the paper claim keeps its figure
+    assert "2.050" in _squeeze(paper_details)                               # the paper claim keeps its figure
 
 
 def test_build_report_with_only_beyond_claims(tmp_path):
     cl.write_claims(tmp_path / "06_x", "06_x", [_claim("q", "mnist", INCONCLUSIVE, scope="beyond")])
     report = build_report(tmp_path)
-    assert "No claim of the paper was checked" in report and "## Claims" not in report
+    assert "No claim of the paper was checked" in report and "## The paper's claims in detail" not in report
     assert "## Beyond the paper (our questions, not the paper's claims)" in report
+    assert "## Beyond the paper (our questions, not the paper's claims): in detail" in report
 
 
 def test_build_report_without_claims(tmp_path):
     report = build_report(tmp_path)
-    assert "No claim was checked" in report and "## Claims" not in report
+    assert "No claim of the paper was checked" in report and "## The paper's claims in detail" not in report
+    assert "Beyond the paper" not in report
 
 
 # ---------------------------------------------------------------------------------------- notebook helpers

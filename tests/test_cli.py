@@ -161,6 +161,10 @@ def test_train_help_groups_the_flags_and_lists_the_valid_values(capsys, monkeypa
     for registry in (MODELS, LOSSES, WEIGHTINGS):
         assert f"one of: {', '.join(registry)};" in text
     assert "--dsb-normalize NAME DSB: of the weights a ∝ 1/S; one of: sum1, mean1, none; default mean1 here" in text
+    # the validation split is a data setting; the cosine schedule is one of the choices
+    data_group = text[text.index("data:"):text.index("model:")]
+    assert "--val-fraction X hold out this fraction of every class of the training set for validation" in data_group
+    assert "--schedule NAME one of: step, exp, linear, cosine, constant; default step" in text
 
 
 def _parsed(*argv):
@@ -207,7 +211,7 @@ def test_measure_dataset_trains_and_measures(tmp_path, monkeypatch):
     table = pd.read_csv(out / "semantic_scales.csv")
     assert len(table) == 10 and table["count"].iloc[0] > table["count"].iloc[-1]   # training counts, LT
     correlations = pd.read_csv(out / "correlations.csv")
-    assert correlations["quantity"].tolist()[:4] == ["N", "E_n", "W", "S'"]
+    assert correlations["quantity"].tolist()[:5] == ["N", "log N", "E_n", "W", "S'"]
     for name in ("semantic_scales.png", "scale_vs_accuracy.png", "measure.json"):
         assert (out / name).exists()
 

@@ -85,7 +85,7 @@ def make_table(counts, scales, distances):
 def test_correlate_reports_constant_counts_as_undefined():
     table = make_table([500] * 5, [1, 2, 3, 4, 5], [1, .9, .8, .7, .6])
     result = correlate([0.5, 0.6, 0.7, 0.8, 0.9], table).set_index("quantity")
-    for name in ("N", "E_n"):
+    for name in ("N", "log N", "E_n"):
         assert not result.loc[name, "defined"]
         assert np.isnan(result.loc[name, "pearson_r"])
         assert "constant" in result.loc[name, "note"]
@@ -93,7 +93,8 @@ def test_correlate_reports_constant_counts_as_undefined():
     w = np.log2(1 + np.array([1, .9, .8, .7, .6]))
     assert result.loc["W", "pearson_r"] == pytest.approx(np.corrcoef(w, [0.5, 0.6, 0.7, 0.8, 0.9])[0, 1])
     assert result.loc["W", "pearson_r"] < 0                         # the sign is reported as measured
-    assert list(result.index[4:]) == [f"S (alpha={a:g})" for a in (1, 1.5, 2, 2.5, 3)]
+    assert list(result.index[:5]) == ["N", "log N", "E_n", "W", "S'"]               # log N right after N
+    assert list(result.index[5:]) == [f"S (alpha={a:g})" for a in (1, 1.5, 2, 2.5, 3)]
 
 
 def test_correlate_values_and_ci():
@@ -103,6 +104,10 @@ def test_correlate_values_and_ci():
     accuracy = np.log(counts) / 10 + rng.normal(scale=.02, size=10)
     result = correlate(accuracy, table).set_index("quantity")
     assert result.loc["N", "pearson_r"] == pytest.approx(np.corrcoef(counts, accuracy)[0, 1])
+    # log N is log2 of the counts: accuracy built from ln(counts) follows it far more closely than N
+    assert result.loc["log N", "pearson_r"] == pytest.approx(np.corrcoef(np.log2(counts), accuracy)[0, 1])
+    assert result.loc["log N", "pearson_r"] > result.loc["N", "pearson_r"] + 0.1
+    assert result.loc["log N", "spearman_rho"] == pytest.approx(result.loc["N", "spearman_rho"])   # same ranks
     from scipy.stats import spearmanr
     assert result.loc["N", "spearman_rho"] == pytest.approx(spearmanr(counts, accuracy).statistic)
     alpha_15 = table.normalized_scale * np.log2(1.5 + table.normalized_distance)

@@ -111,80 +111,143 @@ def test_saturating_volumes_by_hand():
     assert me.concavity(totals["m"], totals["total"])["concave"]
 
 
-def test_marginal_effect_verdict_held_when_accuracy_flattens():
+# The claim's two parts, in points, paired by seed. With SATURATING volumes m_s = 200; trained m = 20, 200, 500.
+FLATTENS = {20: [0.50, 0.52, 0.51], 200: [0.800, 0.810, 0.790], 500: [0.802, 0.811, 0.793]}
+
+
+def test_premise_on_the_data_alone():
+    state = me.premise(_volumes(M, SATURATING), level=0.95)
+    assert state == {"saturation_m": 200, "level": 0.95, "fraction_shrinking": 1.0, "concave_total": True,
+                     "classes_concave": 1.0, "failed": None}
+    linear = me.premise(_volumes(M, [np.array(M, float)]))
+    assert linear["saturation_m"] is None
+    assert linear["failed"] == "Σ S′ does not reach 95% of its final value before the largest m"
+    convex = me.premise(_volumes(M, [np.square(np.array(M, float))]))
+    assert convex["failed"] == "the increments of Σ S′ shrink at only 0% of the steps"
+    assert me.premise(_volumes(M, [np.square(np.array(M, float))]), concave_fraction=0.0)["failed"] != \
+        convex["failed"]
+
+
+def test_design_sizes_add_the_saturation_point():
+    assert me.design_sizes([500, 20, 100], 200) == [20, 100, 200, 500]
+    assert me.design_sizes([20, 500], None) == [20, 500]
+    assert me.design_sizes([20, 200, 500], 200) == [20, 200, 500]          # already trained: once
+    assert me.design_sizes([20, 500], 20) == [20, 500]                       # not strictly inside: not added
+    assert me.design_sizes([20, 500], 1000) == [20, 500]
+
+
+def test_marginal_effect_verdict_both_parts_held_when_accuracy_rises_then_flattens():
+    verdict = me.marginal_effect_verdict(_volumes(M, SATURATING), _training(FLATTENS), level=0.95)
+    assert verdict["compared"] == (20, 200, 500) and verdict["premise"]["saturation_m"] == 200
+    rise, flat = verdict["rise"], verdict["flat"]
+    # rise: m = 20 → 200 gains 30, 29, 28 points: mean 29, sd 1, CI 29 ± t·1/√3
+    half = T975_2DF / math.sqrt(3)
+    assert rise.kind == "paired" and rise.n == 3 and rise.estimate == pytest.approx(29.0)
+    assert (rise.ci_low, rise.ci_high) == pytest.approx((29 - half, 29 + half)) and rise.verdict == "held"
+    # flat: 0.25 · (30, 29, 28) − (0.2, 0.1, 0.3) = 7.3, 7.15, 6.7: mean 7.05, sd √(0.195 / 2)
+    sd = math.sqrt((0.25 ** 2 + 0.1 ** 2 + 0.35 ** 2) / 2)
+    assert flat.estimate == pytest.approx(7.05) and flat.sd_diff == pytest.approx(sd)
+    assert (flat.ci_low, flat.ci_high) == pytest.approx((7.05 - T975_2DF * sd / math.sqrt(3),
+                                                         7.05 + T975_2DF * sd / math.sqrt(3)))
+    assert flat.verdict == "held"
+    assert verdict["sentence"] == (
+        "Σ S′ saturates at m = 200 (95% of its final value). From m = 20 to 200 top-1 gains +29.00 points (95 % CI "
+        "[+26.52, +31.48]): held; from m = 200 to 500 it gains +0.20 points, and 0.25 × the gain before minus the "
+        "gain after is +7.05 ([+6.27, +7.83]): held")
+
+
+def test_marginal_effect_flat_part_contradicted_when_accuracy_keeps_rising():
     volumes = _volumes(M, SATURATING)
-    # seeds 0, 1, 2; from m = 200 to m = 500 the gains are 0.002, 0.001, 0.003: mean 0.002, sd 0.001
-    training = _training({20: [0.50, 0.52, 0.51], 200: [0.800, 0.810, 0.790], 500: [0.802, 0.811, 0.793]})
-    verdict = me.marginal_effect_verdict(volumes, training, level=0.95, margin=0.01)
-    record = verdict["record"]
-    half = T975_2DF * 0.001 / math.sqrt(3)
-    assert verdict["saturation_m"] == 200 and verdict["compared"] == (200, 500)
-    assert record.kind == "negligible gain" and record.n == 3
-    assert record.estimate == pytest.approx(0.002)
-    assert (record.ci_low, record.ci_high) == pytest.approx((0.002 - half, 0.002 + half))   # [-0.0005, +0.0045]
-    assert record.ci_high < 0.01
-    assert verdict["verdict"] == record.verdict == "held"
-    assert verdict["sentence"] == ("Σ S′ saturates at m = 200 (95% of its final value); top-1 from m = 200 to "
-                                   "m = 500: mean paired gain +0.0020, 95 % CI [-0.0005, +0.0045], over n = 3 seeds, "
-                                   "against a margin of 0.01: held")
-    assert verdict["classes_concave"] == 1.0 and verdict["concave_total"] and verdict["fraction_shrinking"] == 1.0
-    assert verdict["level"] == 0.95
+    # before: 10, 11, 9 points; after: 25, 26, 25 points — far more than a quarter of the gain before
+    training = _training({20: [0.5, 0.5, 0.5], 200: [0.60, 0.61, 0.59], 500: [0.85, 0.87, 0.84]})
+    verdict = me.marginal_effect_verdict(volumes, training)
+    diffs = 0.25 * np.array([10.0, 11.0, 9.0]) - np.array([25.0, 26.0, 25.0])
+    assert verdict["rise"].verdict == "held" and verdict["rise"].estimate == pytest.approx(10.0)
+    assert verdict["flat"].estimate == pytest.approx(diffs.mean())            # −22.83
+    assert verdict["flat"].ci_high == pytest.approx(diffs.mean() + T975_2DF * diffs.std(ddof=1) / math.sqrt(3))
+    assert verdict["flat"].ci_high < 0 and verdict["flat"].verdict == "contradicted"
+    # the margin is relative to the gain before: at 3 × it, 30, 33, 27 − 25, 26, 25 = 5, 7, 2 decide nothing
+    lenient = me.marginal_effect_verdict(volumes, training, relative_margin=3.0)["flat"]
+    assert lenient.estimate == pytest.approx(14 / 3) and lenient.verdict == "inconclusive"
 
 
-def test_marginal_effect_verdict_contradicted_when_accuracy_keeps_rising():
-    volumes = _volumes(M, SATURATING)
-    # gains 0.05, 0.06, 0.05: mean 0.0533, CI ≈ [0.039, 0.068], wholly above the margin 0.01
-    training = _training({20: [0.5, 0.5, 0.5], 200: [0.80, 0.81, 0.79], 500: [0.85, 0.87, 0.84]})
-    verdict = me.marginal_effect_verdict(volumes, training, margin=0.01)
-    sd = np.std([0.05, 0.06, 0.05], ddof=1)
-    assert verdict["record"].estimate == pytest.approx(0.16 / 3)
-    assert verdict["record"].ci_low == pytest.approx(0.16 / 3 - T975_2DF * sd / math.sqrt(3)) and \
-        verdict["record"].ci_low > 0.01
-    assert verdict["verdict"] == "contradicted" and verdict["compared"] == (200, 500)
-    # a wider margin (10 points) calls the same gain negligible
-    assert me.marginal_effect_verdict(volumes, training, margin=0.1)["verdict"] == "held"
+def test_marginal_effect_rise_contradicted_when_accuracy_falls_before_saturation():
+    training = _training({20: [0.80, 0.81, 0.79], 200: [0.70, 0.70, 0.71], 500: [0.70, 0.70, 0.71]})
+    verdict = me.marginal_effect_verdict(_volumes(M, SATURATING), training)
+    assert verdict["rise"].estimate == pytest.approx((-10 - 11 - 8) / 3) and verdict["rise"].verdict == "contradicted"
 
 
-def test_marginal_effect_verdict_compares_the_first_and_last_trained_m_after_saturation():
-    volumes = _volumes(M, SATURATING)
+def test_marginal_effect_verdict_compares_smallest_saturation_and_largest_m():
     training = _training({100: [0.1, 0.1, 0.1], 300: [0.80, 0.81, 0.79], 400: [0.9, 0.9, 0.9],
                           500: [0.802, 0.811, 0.793]})
-    verdict = me.marginal_effect_verdict(volumes, training)
-    assert verdict["compared"] == (300, 500)                  # 100 < 200 (saturation) is not compared
-    assert verdict["record"].estimate == pytest.approx(0.002) and verdict["verdict"] == "held"
-    # only the seeds trained at both m are paired: a fourth seed at m = 300 alone is dropped
-    extra = pd.concat([training, pd.DataFrame({"m": [300], "seed": [3], "top1": [0.2]})], ignore_index=True)
-    assert me.marginal_effect_verdict(volumes, extra)["record"].n == 3
-
-
-def test_marginal_effect_verdict_contradicted_without_saturation_or_concavity():
-    training = _training({20: [0.5, 0.5, 0.5], 200: [0.80, 0.81, 0.79], 500: [0.802, 0.811, 0.793]})
-    # linear Σ S′: increments constant (not growing), but only m = 500 reaches 95 % of the final value
-    linear = _volumes(M, [np.array(M, float), 2 * np.array(M, float)])
-    verdict = me.marginal_effect_verdict(linear, training)
-    assert verdict["saturation_m"] is None and verdict["compared"] is None
-    assert verdict["verdict"] == "contradicted"
-    assert verdict["sentence"].startswith("Σ S′ does not reach 95% of its final value before the largest m: "
-                                          "contradicted")
-    # convex Σ S′: the increments grow at every step
-    convex = _volumes(M, [np.square(np.array(M, float))])
-    verdict = me.marginal_effect_verdict(convex, training)
-    assert verdict["fraction_shrinking"] == 0.0 and verdict["verdict"] == "contradicted"
-    assert "shrink at only 0% of the steps" in verdict["sentence"]
-    # a looser concavity requirement lets the premise through to saturation
-    assert "shrink at only" not in me.marginal_effect_verdict(convex, training, concave_fraction=0.0)["sentence"]
-
-
-def test_marginal_effect_verdict_not_testable_with_one_trained_m_after_saturation():
-    training = _training({20: [0.5, 0.5, 0.5], 100: [0.7, 0.7, 0.7], 200: [0.80, 0.81, 0.79]})
     verdict = me.marginal_effect_verdict(_volumes(M, SATURATING), training)
-    assert verdict["saturation_m"] == 200 and verdict["compared"] is None
-    assert verdict["verdict"] == "not testable" and verdict["record"].n == 0
-    assert verdict["sentence"] == ("Σ S′ saturates at m = 200, but fewer than two sub-dataset sizes were trained at "
-                                   "m ≥ 200: not testable")
-    # two trained m after saturation but two seeds only: not testable (min_n = 3)
-    two_seeds = _training({200: [0.80, 0.81], 500: [0.80, 0.81]})
-    assert me.marginal_effect_verdict(_volumes(M, SATURATING), two_seeds)["verdict"] == "not testable"
+    # m_s = 200 was not trained: the first trained m at or after it (300) stands in; 400 is not compared
+    assert verdict["compared"] == (100, 300, 500)
+    assert verdict["rise"].estimate == pytest.approx(70.0)
+    assert verdict["flat"].estimate == pytest.approx(0.25 * 70 - 0.2)
+    # only the seeds trained at all three m are paired: a fourth seed at m = 300 alone is dropped
+    extra = pd.concat([training, pd.DataFrame({"m": [300], "seed": [3], "top1": [0.2]})], ignore_index=True)
+    again = me.marginal_effect_verdict(_volumes(M, SATURATING), extra)
+    assert again["rise"].n == again["flat"].n == 3
+
+
+def test_a_failed_premise_is_not_testable_never_contradicted():
+    # accuracy keeps rising (the flat part would be contradicted), but the premise fails: nothing is judged
+    rising = _training({20: [0.5, 0.5, 0.5], 200: [0.60, 0.61, 0.59], 500: [0.85, 0.87, 0.84]})
+    linear = _volumes(M, [np.array(M, float), 2 * np.array(M, float)])
+    verdict = me.marginal_effect_verdict(linear, rising)
+    reason = "Σ S′ does not reach 95% of its final value before the largest m"
+    assert verdict["compared"] is None and verdict["premise"]["failed"] == reason
+    for part in ("rise", "flat"):
+        assert verdict[part].verdict == "not testable" and verdict[part].reason == reason
+        assert verdict[part].sentence.startswith(f"Not judged — {reason}.")
+    assert verdict["sentence"] == f"Not testable: {reason}"
+    convex = me.marginal_effect_verdict(_volumes(M, [np.square(np.array(M, float))]), rising)
+    assert {convex["rise"].verdict, convex["flat"].verdict} == {"not testable"}
+    assert convex["rise"].reason == "the increments of Σ S′ shrink at only 0% of the steps"
+
+
+def test_trained_sizes_that_do_not_bracket_the_saturation_point_are_not_testable():
+    volumes = _volumes(M, SATURATING)
+    for sizes in ({20: [0.5] * 3, 100: [0.7] * 3, 200: [0.8, 0.81, 0.79]},      # one m at or after m_s
+                  {200: [0.8, 0.81, 0.79], 500: [0.8, 0.82, 0.8]}):             # none below m_s
+        verdict = me.marginal_effect_verdict(volumes, _training(sizes))
+        assert verdict["compared"] is None
+        assert verdict["rise"].verdict == verdict["flat"].verdict == "not testable"
+        assert verdict["rise"].reason == (f"the trained sizes {sorted(sizes)} do not bracket the saturation point "
+                                          "m = 200: the claim needs one m below it and two at or above it")
+    # three sizes but two seeds: paired_verdict's own minimum (3 seeds)
+    two_seeds = _training({20: [0.5, 0.52], 200: [0.80, 0.81], 500: [0.80, 0.81]})
+    verdict = me.marginal_effect_verdict(volumes, two_seeds)
+    assert verdict["compared"] == (20, 200, 500) and verdict["rise"].verdict == "not testable"
+
+
+def test_withheld_because_keeps_the_numbers_and_withholds_the_verdicts():
+    why = "models not trained to a plateau"
+    verdict = me.marginal_effect_verdict(_volumes(M, SATURATING), _training(FLATTENS), withheld_because=why)
+    assert verdict["compared"] == (20, 200, 500)
+    assert verdict["rise"].verdict == verdict["flat"].verdict == "not testable"
+    assert verdict["rise"].reason == why and verdict["rise"].estimate == pytest.approx(29.0)
+    assert verdict["flat"].estimate == pytest.approx(7.05)
+    # a failed premise is named before the budget
+    linear = _volumes(M, [np.array(M, float)])
+    assert me.marginal_effect_verdict(linear, _training(FLATTENS), withheld_because=why)["rise"].reason != why
+
+
+def test_marginal_effect_claims_two_records():
+    verdict = me.marginal_effect_verdict(_volumes(M, SATURATING), _training(FLATTENS))
+    claims = me.marginal_effect_claims(verdict, dataset="mnist", data="MNIST, nested subsets",
+                                       fit={"train_top1": 0.99, "val_top1": 0.95}, figures=["f.png"])
+    rise, flat = claims
+    assert [c["claim_id"] for c in claims] == ["marginal-effect-rise", "marginal-effect-flat"]
+    assert rise["verdict"] == "held" and rise["estimate"] == pytest.approx(29.0) and rise["section"] == "Sec. 3.3"
+    assert flat["claim"] == "after Σ S′ saturates, accuracy gains less than 0.25 × what it gained before"
+    assert flat["measured"] == verdict["flat"].sentence and flat["figures"] == ["f.png"]
+    for claim in claims:
+        numbers = claim["numbers"]
+        assert numbers["saturation_m"] == 200 and numbers["compared"] == (20, 200, 500) and "failed" not in numbers
+        assert numbers["train_top1"] == 0.99 and numbers["val_top1"] == 0.95 and numbers["kind"] == "paired"
+    assert "0.5 ×" in me.marginal_effect_claims(verdict, dataset="d", data="d", relative_margin=0.5)[1]["claim"]
 
 
 def test_marginal_effect_correlations_rows():
@@ -203,52 +266,67 @@ def test_marginal_effect_correlations_rows():
 
 
 # ------------------------------------------------------------------------------------------- training (slow: real)
-# digits: 10 classes of 8×8 grey images; m = 5 and 10 per class → 50 and 100 training images, batch 25 → 2 and 4
-# batches per epoch. steps = 6: m = 5 takes 3 full epochs, m = 10 takes 2 epochs, the second cut after 2 batches.
-# Adam, so that the checkpoint's optimizer state counts the optimizer steps the model took.
-STEPS = 6
+# digits: 10 classes of 8×8 grey images. val_fraction 0.2 carves ⌊0.2 m⌋ of each class out: m = 5 → 4 and m = 10 → 8
+# training images per class, 40 and 80 in all, batch 25 → 2 and 4 batches per epoch. min_epochs 2, min_steps 6:
+# m = 5 trains max(2, ⌈6 / 2⌉) = 3 epochs, m = 10 max(2, ⌈6 / 4⌉) = 2. Adam, so that the checkpoint's optimizer
+# state counts the optimizer steps the model took.
 SUBSETS = dict(dataset="digits", model="cnn-small", batch_size=25, warmup_epochs=0, device="cpu", optimizer="adam",
-               lr=0.01, schedule="constant")
+               lr=0.01, schedule="constant", val_fraction=0.2)
+
+
+def test_subset_settings_epochs_by_hand():
+    settings = me.subset_settings(5, 3, min_epochs=2, min_steps=6, **SUBSETS)
+    assert settings == {**SUBSETS, "subset_per_class": 5, "seed": 3, "split_seed": 3, "epochs": 3}
+    assert me.subset_settings(10, 3, min_epochs=2, min_steps=6, **SUBSETS)["epochs"] == 2
+    assert me.subset_settings(10, 3, min_epochs=7, min_steps=6, **SUBSETS)["epochs"] == 7     # min_epochs wins
+    assert me.subset_settings(10, 3, min_epochs=1, **SUBSETS)["epochs"] == 1                   # min_steps 0
+    # val_fraction 0.1 of m = 5 carves ⌊0.5⌋ = 0: all 50 images train, 2 batches of 45 per epoch → ⌈10 / 2⌉ = 5
+    # epochs (counting round(4.5) = 4 images per class would give 40 images, 1 batch, 10 epochs)
+    narrow = me.subset_settings(5, 0, min_epochs=1, min_steps=10, **{**SUBSETS, "val_fraction": 0.1,
+                                                                      "batch_size": 45})
+    assert narrow["epochs"] == 5
 
 
 @pytest.mark.slow
-def test_train_subsets_takes_exactly_steps_optimizer_steps_whatever_m(isolated_splits):
+def test_train_subsets_trains_each_m_at_least_min_steps_with_its_own_seeded_subset(isolated_splits):
     import json
 
     import torch
 
-    from semscale_lib.training import load_run, training_images
+    from semscale_lib.data import load_split
+    from semscale_lib.studies.plateau import final_validation
+    from semscale_lib.training import load_run
+    from semscale_lib.training.runs import SUBSET_FILE
 
-    first = me.train_subsets([5, 10], [3], isolated_splits / "a", steps=STEPS, **SUBSETS)
-    assert list(first.columns) == ["m", "seed", "top1", "epochs", "steps", "feature_total", "seconds", "run_dir"]
-    assert first["m"].tolist() == [5, 10] and (first["seed"] == 3).all()
-    assert first["epochs"].tolist() == [3, 2] and first["steps"].tolist() == [STEPS, STEPS]
+    first = me.train_subsets([5, 10], [3, 4], isolated_splits / "a", min_epochs=2, min_steps=6, **SUBSETS)
+    assert list(first.columns) == ["m", "seed", "top1", "train_top1", "val_top1", "epochs", "feature_total",
+                                   "seconds", "run_dir"]
+    assert first["m"].tolist() == [5, 5, 10, 10] and first["seed"].tolist() == [3, 4, 3, 4]
+    assert first["epochs"].tolist() == [3, 3, 2, 2]
     for row in first.itertuples(index=False):
-        per_epoch = math.ceil(row.m * 10 / SUBSETS["batch_size"])
-        assert (row.epochs - 1) * per_epoch < STEPS <= row.epochs * per_epoch
         saved = json.loads((Path(row.run_dir) / "config.json").read_text())
-        assert saved["config"]["max_steps"] == STEPS and saved["config"]["epochs"] == row.epochs
-        assert saved["config"]["subset_per_class"] == row.m and saved["train_counts"] == [row.m] * 10
-        # the optimizer's own count: every parameter was stepped exactly STEPS times
+        assert saved["config"]["epochs"] == row.epochs and saved["config"]["max_steps"] is None
+        assert saved["config"]["subset_per_class"] == row.m and saved["config"]["split_seed"] == row.seed
+        held = math.floor(0.2 * row.m)
+        assert saved["train_counts"] == [row.m - held] * 10 and saved["val_counts"] == [held] * 10
+        # the optimizer's own count: epochs × batches per epoch, at least min_steps
+        per_epoch = math.ceil((row.m - held) * 10 / SUBSETS["batch_size"])
         state = torch.load(Path(row.run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
-        assert state["epoch"] == row.epochs
-        counts = {float(s["step"]) for s in state["optimizer"]["state"].values()}
-        assert counts == {float(STEPS)}
-        run = load_run(row.run_dir)
-        assert run["metrics"]["epoch"].tolist() == list(range(1, row.epochs + 1))
-        assert 0 <= row.top1 <= 1 and row.top1 == run["metrics"]["top1"].iloc[-1]
-        assert np.isfinite(row.feature_total)
-        assert Path(row.run_dir).parent == isolated_splits / "a"
-    # without max_steps the same two epochs of m = 10 would take 2 · 4 = 8 steps: the cap did the cutting
-    assert first["epochs"].iloc[1] * math.ceil(100 / 25) == 8 > STEPS
-    # the subsets are nested: every training image of m = 5 is among those of m = 10
-    small, large = (training_images(load_run(d)) for d in first["run_dir"])
-    large_rows = {image.tobytes() for image in large.images}
-    assert all(image.tobytes() in large_rows for image in small.images)
+        assert {float(s["step"]) for s in state["optimizer"]["state"].values()} == {float(row.epochs * per_epoch)}
+        assert row.epochs * per_epoch >= 6
+        metrics = load_run(row.run_dir)["metrics"]
+        assert metrics["epoch"].tolist() == list(range(1, row.epochs + 1))
+        assert 0 <= row.top1 <= 1 and row.top1 == metrics["top1"].iloc[-1]
+        assert row.train_top1 == metrics["train_top1"].iloc[-1] and 0 <= row.train_top1 <= 1
+        assert metrics["val_top1"].notna().all() and row.val_top1 == pytest.approx(final_validation(metrics))
+        assert np.isfinite(row.feature_total) and Path(row.run_dir).parent == isolated_splits / "a"
+    subsets = {(row.m, row.seed): set(load_split(Path(row.run_dir) / SUBSET_FILE)[0].tolist())
+               for row in first.itertuples(index=False)}
+    # the draw varies with the seed, and is nested within a seed
+    assert subsets[(5, 3)] != subsets[(5, 4)]
+    assert subsets[(5, 3)] < subsets[(10, 3)] and subsets[(5, 4)] < subsets[(10, 4)]
     # a second call into the same folder reuses the finished runs: nothing is retrained
     stamps = [(Path(d) / "metrics.csv").stat().st_mtime_ns for d in first["run_dir"]]
-    reused = me.train_subsets([5, 10], [3], isolated_splits / "a", steps=STEPS, **SUBSETS)
+    reused = me.train_subsets([5, 10], [3, 4], isolated_splits / "a", min_epochs=2, min_steps=6, **SUBSETS)
     assert [(Path(d) / "metrics.csv").stat().st_mtime_ns for d in first["run_dir"]] == stamps
     pd.testing.assert_frame_equal(reused.drop(columns="seconds"), first.drop(columns="seconds"), check_exact=True)
-    with pytest.raises(ValueError, match="steps"):
-        me.train_subsets([5], [0], isolated_splits / "b", steps=0, **SUBSETS)

@@ -92,3 +92,51 @@ def test_unknown_name_lists_valid_names():
 def test_unknown_option_is_type_error():
     with pytest.raises(TypeError):
         build_model("resnet32", 10, small_input=True)
+
+
+# ------------------------------------------------------------------------------------------- cnn-small's blocks
+def _conv3_input_and_bn3_output(model, x):
+    """The map conv3 receives and bn3's output (before the last ReLU), by forward hooks."""
+    seen = {}
+    hooks = [model.conv3.register_forward_hook(lambda m, i, o: seen.__setitem__("conv3_in", i[0].shape[-2:])),
+             model.bn3.register_forward_hook(lambda m, i, o: seen.__setitem__("bn3_out", o))]
+    with torch.no_grad():
+        features = model.embed(x)
+    for hook in hooks:
+        hook.remove()
+    return seen, features
+
+
+def test_cnn_small_pools_after_the_first_conv_when_the_map_allows():
+    from semscale_lib.models import SIZE_AWARE
+
+    assert SIZE_AWARE == {"cnn-small"}
+    model = build_model("cnn-small", 10, in_channels=1).eval()
+    # 28 px: stride 2 → 14, ≥ 8 so pooled at once → 7; 8 px: stride 1 → 8 → 4; 6 px: no early pool, after conv2 → 3
+    for size, conv3_in in ((28, (7, 7)), (8, (4, 4)), (6, (3, 3))):
+        seen, features = _conv3_input_and_bn3_output(model, torch.randn(2, 1, size, size))
+        assert tuple(seen["conv3_in"]) == conv3_in and features.shape == (2, 64)
+
+
+def test_cnn_small_wide_input_gets_one_pooling_block_per_square():
+    model = build_model("cnn-small", 100, in_channels=1, input_size=(28, 56)).eval()   # Double-MNIST
+    assert model.blocks == 2 and model.embedding_dim == 128
+    x = torch.randn(3, 1, 28, 56)
+    seen, features = _conv3_input_and_bn3_output(model, x)
+    assert tuple(seen["conv3_in"]) == (7, 14) and features.shape == (3, 128)
+    # block-major: the 64 channel means of the left 7×7 half of the last map, then the 64 of the right half
+    last = torch.relu(seen["bn3_out"])
+    halves = torch.stack([last[..., :7].mean((2, 3)), last[..., 7:].mean((2, 3))], dim=1)
+    torch.testing.assert_close(features.view(3, 2, 64), halves)
+    torch.testing.assert_close(features[:, :64], last[..., :7].mean((2, 3)))
+    with torch.no_grad():
+        logits, feats = model(x, return_features=True)
+    assert logits.shape == (3, 100) and feats.shape == (3, 128)
+    # a square input keeps one block, 64-d; so does no input_size
+    assert build_model("cnn-small", 10, in_channels=1, input_size=(28, 28)).embedding_dim == 64
+    assert build_model("cnn-small", 10, in_channels=3).embedding_dim == 64
+    # other models take any size and ignore input_size
+    assert build_model("resnet-small", 10, in_channels=1, input_size=(28, 56)).embedding_dim == 128
+    from semscale_lib.models import SmallCNN
+    with pytest.raises(ValueError, match="blocks"):
+        SmallCNN(10, blocks=0)

@@ -43,12 +43,12 @@ def test_check_reports_an_edited_source(builder, tmp_path):
     source, _ = _copy_pair(tmp_path, "00_quickstart")
     assert builder.check(tmp_path) == []
     text = source.read_text()
-    assert text.count('image_size = 16 ') == 1
-    source.write_text(text.replace('image_size = 16 ', 'image_size = 32 '))
+    assert text.count('volume_size: int = 16 ') == 1
+    source.write_text(text.replace('volume_size: int = 16 ', 'volume_size: int = 32 '))
     problems = builder.check(tmp_path)
     assert len(problems) == 1
     assert problems[0].startswith("00_quickstart.ipynb: cell 2 (code) differs from _source/00_quickstart.py")
-    assert "image_size = 32" in problems[0]
+    assert "volume_size: int = 32" in problems[0]
 
 
 def test_check_reports_a_changed_tag_and_volatile_metadata(builder, tmp_path):

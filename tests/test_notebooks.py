@@ -43,15 +43,23 @@ def test_notebook_structure(key):
     tree = ast.parse(params.source)
     values = {}
     for statement in tree.body:
-        assert isinstance(statement, ast.Assign), f"only assignments in the parameters cell: {ast.dump(statement)}"
-        # literals only: papermill does not recompute derived values
-        values[statement.targets[0].id] = ast.literal_eval(statement.value)
+        # typed assignments of literals only: papermill shows the types (--help-notebook) and does not recompute
+        # derived values
+        assert isinstance(statement, ast.AnnAssign), f"only typed assignments: {ast.dump(statement)}"
+        values[statement.target.id] = ast.literal_eval(statement.value)
     names = list(values)
-    if "threads" in values:   # one thread: the same numbers on any CPU; nbval and --jobs run notebooks side by side
+    if "threads" in values:   # one thread: the same numbers on one CPU; nbval and --jobs run notebooks side by side
         assert values["threads"] == 1
+    # every parameter's help is the comment on its own (last) line, so papermill attaches it to the right name
+    lines = params.source.splitlines()
+    for statement in tree.body:
+        assert "#" in lines[statement.end_lineno - 1], f"{statement.target.id}: no help comment on its last line"
+    # the first code cell after the parameters checks them before any work
+    after = code[2].source
+    assert "check_parameters(globals())" in after or "check_parameters" in after, "parameters are not checked"
     assert "out_dir" in names
     if key in TRAINING:
         assert {"dataset", "model", "seeds", "device", "threads"} <= set(names)
-        assert "epochs" in names or "steps" in names
+        assert "epochs" in names or "min_epochs" in names
     # papermill must be able to read every parameter (a comment with '=' would hide it from the runner)
     assert set(runner.notebook_parameters(_notebooks()[key])) == set(names)

@@ -80,8 +80,9 @@ def test_compare_pairs_places_the_papers_delta_against_the_ci():
 
 def test_pair_claims_state_each_pair_with_its_record():
     pairs = rw.compare_pairs(RESULTS, [("A", "B"), ("A", "E")], paper_deltas={"A": 2.05})
-    claims, lines = rw.pair_claims(pairs, claim="{method} beats {baseline}", claim_id="dsb-{method}-vs-{baseline}",
-                                   paper={"A": "A wins by 2"}, dataset="digits-lt", data="toy", section="Sec. 4")
+    claims = rw.pair_claims(pairs, claim="{method} beats {baseline}", claim_id="dsb-{method}-vs-{baseline}",
+                            paper={"A": "A wins by 2"}, dataset="digits-lt", data="toy", section="Sec. 4")
+    assert isinstance(claims, list) and all(isinstance(c, dict) for c in claims)     # records only, no markdown
     assert [c["claim_id"] for c in claims] == ["dsb-A-vs-B", "dsb-A-vs-E"]
     assert [c["claim"] for c in claims] == ["A beats B", "A beats E"]
     # A vs E: CI [-0.32, +2.99], and 3 seeds with sd 0.67 detect only gains ≥ 2.17 > the paper's 2.05: underpowered
@@ -90,19 +91,87 @@ def test_pair_claims_state_each_pair_with_its_record():
                for c in claims)
     first = claims[0]
     assert first["paper_value"] == 2.05
-    assert first["measured"] == pairs.iloc[0]["sentence"]
+    assert first["measured"] == pairs.iloc[0]["sentence"] == (
+        "Mean paired gain (treated − baseline) +2.00, 95 % CI [+1.75, +2.25], over n = 3 paired seeds: held; "
+        "consistent with the paper's +2.05 (inside the CI); 3 paired seeds detect a gain ≥ 0.33 with 80 % power.")
     assert first["estimate"] == pytest.approx(2.0) and first["ci_low"] == pytest.approx(pairs.iloc[0]["ci_low"])
     assert first["numbers"]["with"] == pytest.approx(67.0) and first["numbers"]["without"] == pytest.approx(65.0)
     assert first["numbers"]["kind"] == "paired" and first["numbers"]["n"] == 3
-    assert lines[0] == ("- **A vs B: held.** B 65.00 % → A 67.00 %. Mean paired gain (treated − baseline) +2.00, "
-                        "95 % CI [+1.75, +2.25], over n = 3 paired seeds: held; consistent with the paper's +2.05 "
-                        "(inside the CI); 3 paired seeds detect a gain ≥ 0.33 with 80 % power.")
-    assert lines[1].startswith("- **A vs E: not testable.** E 65.67 % → A 67.00 %. Underpowered: 3 paired seeds "
-                               "detect a gain ≥ 2.17 with 80 % power, but the paper reports +2.05")
+    assert "train_top1" not in first["numbers"]                         # no results given: no fit numbers
+    assert claims[1]["measured"].startswith("Underpowered: 3 paired seeds detect a gain ≥ 2.17 with 80 % power, "
+                                            "but the paper reports +2.05")
     # a loss the paper does not report
-    other, _ = rw.pair_claims(rw.compare_pairs(RESULTS, {"E": "B"}), claim="{method} beats {baseline}",
-                              claim_id="x-{method}", paper={}, dataset="d", data="toy", section="Sec. 4")
+    other = rw.pair_claims(rw.compare_pairs(RESULTS, {"E": "B"}), claim="{method} beats {baseline}",
+                           claim_id="x-{method}", paper={}, dataset="d", data="toy", section="Sec. 4")
     assert other[0]["paper"] == "not reported for this loss" and other[0]["paper_value"] is None
+
+
+FIT = RESULTS.assign(train_top1=[0.90, 0.92, 0.94, 0.80, 0.82, 0.84, 0.5, 0.5, 0.5, 0.1],
+                     val_top1=[0.70, 0.71, 0.72, 0.60, 0.61, 0.62, 0.3, 0.3, 0.3, 0.1])
+ARGS = dict(claim="{method} beats {baseline}", claim_id="x-{method}-{baseline}", paper={}, dataset="d", data="toy",
+            section="Sec. 4")
+
+
+def test_pair_claims_carry_the_fit_of_the_two_methods_only():
+    budget = {"epochs": 16, "doubled": 32, "gain": 0.4, "threshold": 1.0, "plateaued": True}
+    claim = rw.pair_claims(rw.compare_pairs(FIT, {"A": "B"}), results=FIT, budget=budget, **ARGS)[0]
+    # means over the six runs of A and B (E and C left out): train (0.90 … 0.84) → 0.87, val → 0.66
+    assert claim["numbers"]["train_top1"] == pytest.approx(0.87)
+    assert claim["numbers"]["val_top1"] == pytest.approx(0.66)
+    assert claim["numbers"]["budget_gain"] == 0.4 and claim["numbers"]["plateaued"] is True
+    assert claim["verdict"] == "held"                                  # at the plateau: judged
+
+
+def test_pair_claims_withheld_when_the_budget_is_short_of_the_plateau():
+    budget = {"epochs": 16, "doubled": 32, "gain": 2.5, "threshold": 1.0, "plateaued": False}
+    pairs = rw.compare_pairs(FIT, [("A", "B"), ("B", "A")])
+    claims = rw.pair_claims(pairs, results=FIT, budget=budget, **ARGS)
+    reason = ("models not trained to a plateau: doubling the budget from 16 to 32 epochs added +2.5 points of "
+              "validation top-1 (a plateau adds < 1.0)")
+    for claim, row in zip(claims, pairs.itertuples(index=False)):
+        assert claim["verdict"] == "not testable" and claim["numbers"]["reason"] == reason
+        assert claim["estimate"] == pytest.approx(row.diff) and claim["ci_low"] == pytest.approx(row.ci_low)
+        assert claim["measured"].startswith(f"Not judged — {reason}. The numbers: ")
+    # no validation split: the plateau is not measured (None) and the verdicts stand
+    unmeasured = {**budget, "gain": float("nan"), "plateaued": None}
+    assert [c["verdict"] for c in rw.pair_claims(pairs, results=FIT, budget=unmeasured, **ARGS)] == \
+        ["held", "contradicted"]
+
+
+# --------------------------------------------------------------------------------------- many / few thresholds
+def _runs_with_largest_class(tmp_path, largest):
+    runs = []
+    for i, top in enumerate(largest):
+        run = tmp_path / f"r{i}"
+        run.mkdir()
+        pd.DataFrame({"class": [0, 1, 2], "train_count": [top, 50, 5], "accuracy": [0.9, 0.5, 0.1]}).to_csv(
+            run / "per_class.csv", index=False)
+        runs.append(str(run))
+    return pd.DataFrame({"method": ["CE"] * len(runs), "seed": range(len(runs)), "run_dir": runs})
+
+
+@pytest.mark.parametrize("largest,expected", [
+    ([500], (100, 20)),            # CIFAR-100-LT / Double-MNIST-LT: the paper's thresholds
+    ([1280], (100, 20)),           # ImageNet-LT's largest class
+    ([2560], (200, 40)),           # twice as large: twice the thresholds
+    ([5400], (422, 84)),           # Fashion-MNIST-LT: 100 · 5400 / 1280 = 421.9, 20 · 5400 / 1280 = 84.4
+    ([300, 2560], (200, 40)),      # the largest class over all runs decides
+])
+def test_shot_thresholds_scale_above_1280_images(tmp_path, largest, expected):
+    assert rw.shot_thresholds(_runs_with_largest_class(tmp_path, largest)) == expected
+
+
+def test_long_tailed_base_of_your_own_images(tmp_path):
+    assert rw.long_tailed_base("imagefolder", 10.0, image_root=tmp_path, image_size=16, epochs=2) == {
+        "dataset": "imagefolder-lt", "imbalance_factor": 10.0, "image_root": str(tmp_path), "image_size": 16,
+        "epochs": 2}
+    assert rw.long_tailed_base("imagefolder", None, image_root=tmp_path) == {"dataset": "imagefolder",
+                                                                           "image_root": str(tmp_path)}
+    with pytest.raises(ValueError, match="image_root"):
+        rw.long_tailed_base("imagefolder", 10.0)
+    # other datasets ignore both
+    assert rw.long_tailed_base("mnist", 10.0, image_root=tmp_path, image_size=16) == {"dataset": "mnist-lt",
+                                                                                      "imbalance_factor": 10.0}
 
 
 # ------------------------------------------------------------------------------------------ tables of run folders
@@ -205,6 +274,8 @@ def test_static_weighting_grid_passes_the_weights_to_training(isolated_splits):
     results, weights = rw.static_weighting_grid(["ce"], [0], BASE, isolated_splits / "grid", preset="cpu-quick",
                                                 alpha=2.0, normalize="mean1")
     assert list(results["method"]) == ["ce", "ce + S-weights"]
+    # the preset carves a validation split: every run reports how far it fits (fractions)
+    assert results[["train_top1", "val_top1"]].apply(lambda c: c.between(0, 1)).all().all()
     # unweighted runs have no batch reduction; static 1/S weights use the rule's default, the plain mean
     assert results["reduction"].tolist() == ["—", "mean"]
     assert rw.group_table(results)["reduction"].tolist() == ["—", "mean"]

@@ -261,16 +261,31 @@ def test_cli_run_refuses_a_taken_out_folder_and_force_writes_into_it(suite, tmp_
     assert (taken / "notes.txt").read_text() == "keep me" and (taken / "01_ok" / "result.txt").exists()
 
 
-def test_the_cpu_profile_runs_claims_on_two_datasets():
+def test_the_cpu_profile_runs_every_claim_on_three_datasets():
     profile = runner.load_profile("cpu")
     jobs = runner.plan_jobs(profile, "/tmp/unused", grid=profile["grid"])
     labels = [j.label for j in jobs]
     for key in ("01_marginal_effect", "02_imbalance_on_balanced_data", "03_semantic_scale_balanced_losses",
                 "04_dynamic_reweighting"):
-        assert f"{key} [dataset=fashion-mnist]" in labels and f"{key} [dataset=mnist]" in labels
+        for dataset in ("double-mnist", "fashion-mnist", "mnist"):
+            assert f"{key} [{dataset}]" in labels
     assert labels[0] == "00_quickstart" and labels[-1] == "05_report"
-    # the cpu profile keeps the larger balanced sets that the notebooks' quick defaults halve
-    assert {j.parameters["balanced_per_class"] for j in jobs if j.key in ("02", "06")} == {1000}
+    # each point's own settings reach only the notebooks that declare them: Double-MNIST's 6 seeds and 16 epochs
+    double = {j.key: j for j in jobs if j.name == "double-mnist"}
+    assert double["04"].parameters["seeds"] == [0, 1, 2, 3, 4, 5] and double["04"].parameters["epochs"] == 16
+    assert "epochs" not in double["01"].parameters and double["01"].parameters["min_epochs"] == 16
+    assert double["02"].parameters["balanced_per_class"] == 100
+    assert str(double["03"].out_dir).endswith("03_semantic_scale_balanced_losses/double-mnist")
+    assert {j.parameters["balanced_per_class"] for j in jobs if j.key == "02" and j.name != "double-mnist"} == {1000}
+
+
+def test_grid_points_give_each_point_its_own_parameters_and_folder(tmp_path):
+    grid = runner._grid({"notebooks": ["01"], "points": [{"name": "a", "x": 1, "y": [2]}, {"x": 3}]}, "test")
+    assert runner._grid_points(grid, {"x": None}) == [("a", {"x": 1}), (None, {"x": 3})]
+    with pytest.raises(ValueError, match="either points or lists"):
+        runner._grid({"points": [{"x": 1}], "y": [1, 2]}, "test")
+    with pytest.raises(ValueError, match="non-empty list of parameter mappings"):
+        runner._grid({"points": []}, "test")
 
 
 # --------------------------------------------------------------------------------------------------- a real run

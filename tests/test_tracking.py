@@ -47,33 +47,78 @@ def test_study_correlations_pearson_spearman_and_undefined_constant_columns():
 
 
 def _correlations(rows):
-    return pd.DataFrame(rows, columns=["study", "predictor", "n", "pearson_r", "spearman_rho", "defined"])
+    return pd.DataFrame(rows, columns=["study", "dataset", "predictor", "n", "pearson_r", "spearman_rho", "defined"])
 
 
-def test_pooled_ranking_pools_defined_studies_and_sorts_by_r():
+T975_2DF = 4.302652729911275   # t quantile 0.975 on 2 df
+
+
+def test_pooled_ranking_pools_by_dataset_with_hartung_knapp_and_sorts_by_r():
+    # four studies on three datasets: d1 holds two (balanced and long-tailed, say), d2 and d3 one each
+    studies = (("a1", "d1"), ("a2", "d1"), ("b", "d2"), ("c", "d3"))
     rows = []
-    for study in ("a", "b", "c"):
-        rows += [(study, "good", 10, 0.8, 0.7, True), (study, "bad", 10, -0.5, -0.4, True)]
-    rows += [("a", "N", 10, np.nan, np.nan, False), ("b", "N", 10, np.nan, np.nan, False),
-             ("c", "N", 10, 0.3, 0.3, True)]
+    for study, dataset in studies:
+        rows += [(study, dataset, "good", 10, 0.8, 0.7, True), (study, dataset, "bad", 10, -0.5, -0.4, True)]
+    rows += [("a1", "d1", "N", 10, 0.3, 0.3, True), ("a2", "d1", "N", 10, 0.4, 0.4, True),
+             ("b", "d2", "N", 10, np.nan, np.nan, False), ("c", "d3", "N", 10, np.nan, np.nan, False)]
     ranking = tr.pooled_ranking(_correlations(rows))
-    assert ranking["predictor"].tolist() == ["good", "bad", "N"]
+    assert list(ranking.columns) == ["predictor", "k", "studies", "r", "ci_low", "ci_high", "se_z", "tau2", "i2",
+                                     "q_p"]
+    # N (one dataset: its studies' mean z, 0.35) ranks between good (0.8) and bad (−0.5)
+    assert ranking["predictor"].tolist() == ["good", "N", "bad"]
     good = ranking.iloc[0]
-    # identical r in every study: the pooled r is that r, no heterogeneity, CI = tanh(atanh r ± 1.96/√(3·7))
+    # k counts datasets, not studies: d1's two studies are combined first (mean z, the mean of their SEs)
+    assert (good["k"], good["studies"]) == (3, 4)
+    # identical r everywhere: each dataset's z = atanh 0.8 with variance 1/7; no heterogeneity; Hartung–Knapp
+    # se = √(1 / (3·7)) (its q = 0 is raised to 1), CI on t with 2 df
+    se = 1 / math.sqrt(3 * 7)
     assert good["r"] == pytest.approx(0.8) and good["tau2"] == pytest.approx(0) and good["i2"] == pytest.approx(0)
-    half = 1.959963984540054 / math.sqrt(3 * 7)
-    assert good["ci_low"] == pytest.approx(math.tanh(math.atanh(0.8) - half))
-    assert ranking.iloc[2]["k"] == 1 and math.isnan(ranking.iloc[2]["r"])   # N: defined in one study only
+    assert good["se_z"] == pytest.approx(se)
+    assert (good["ci_low"], good["ci_high"]) == pytest.approx((math.tanh(math.atanh(0.8) - T975_2DF * se),
+                                                               math.tanh(math.atanh(0.8) + T975_2DF * se)))
+    # N: defined in two studies, but both on d1 — one dataset: the back-transformed mean of their Fisher z, and
+    # no interval (nothing independent to pool)
+    n_row = ranking.iloc[1]
+    assert (n_row["k"], n_row["studies"]) == (1, 2)
+    assert n_row["r"] == pytest.approx(math.tanh((math.atanh(0.3) + math.atanh(0.4)) / 2))
+    assert all(math.isnan(n_row[c]) for c in ("ci_low", "ci_high", "se_z", "tau2", "i2", "q_p"))
+    # a predictor defined nowhere has no estimate at all and sorts last
+    nowhere = tr.pooled_ranking(_correlations(rows + [("a1", "d1", "E_n", 10, np.nan, np.nan, False)]))
+    assert nowhere["predictor"].iloc[-1] == "E_n" and nowhere["k"].iloc[-1] == 0 and math.isnan(nowhere["r"].iloc[-1])
 
 
 def test_forest_table_ends_with_the_pooled_row():
-    rows = [(s, "q", 10, r, r, True) for s, r in (("a", 0.2), ("b", 0.5), ("c", 0.8))]
+    rows = [("a1", "d1", "q", 10, 0.2, 0.2, True), ("a2", "d1", "q", 10, 0.5, 0.5, True),
+            ("b", "d2", "q", 10, 0.8, 0.8, True)]
     table = tr.forest_table(_correlations(rows), "q")
-    assert table["study"].tolist() == ["a", "b", "c", "pooled"]
-    assert table["weight"].iloc[:3].sum() == pytest.approx(1.0)
-    assert 0.2 < table["r"].iloc[-1] < 0.8
+    assert list(table.columns) == ["study", "r", "ci_low", "ci_high", "weight"]
+    assert table["study"].tolist() == ["a1", "a2", "b", "pooled"]
+    # two datasets of equal variance (1/7) weigh half each; d1's half is shared by its two studies
+    assert table["weight"].iloc[:3].tolist() == pytest.approx([0.25, 0.25, 0.5])
+    # equal weights: the pooled z is the mean of the datasets' z, d1's z the mean of its studies'
+    d1 = (math.atanh(0.2) + math.atanh(0.5)) / 2
+    assert table["r"].iloc[-1] == pytest.approx(math.tanh((d1 + math.atanh(0.8)) / 2))
     with pytest.raises(ValueError, match="≥ 2"):
-        tr.forest_table(_correlations(rows[:1]), "q")
+        tr.forest_table(_correlations(rows[:2]), "q")            # two studies, one dataset
+
+
+def test_ranking_claims_pool_across_datasets_with_studies_as_evidence():
+    rows = [("a1", "d1", "q", 10, 0.8, 0.7, True), ("b", "d2", "q", 10, 0.8, 0.75, True),
+            ("c", "d3", "q", 10, 0.8, 0.6, True), ("a1", "d1", "N", 10, np.nan, np.nan, False),
+            ("b", "d2", "N", 10, 0.3, 0.3, True), ("c", "d3", "N", 10, np.nan, np.nan, False)]
+    correlations = _correlations(rows)
+    claims = tr.ranking_claims(tr.pooled_ranking(correlations), correlations, confidence=0.95, data="toy")
+    q, n = claims
+    assert q["claim_id"] == "tracks-q" and q["scope"] == "beyond" and q["dataset"] == "pooled"
+    assert q["claim"].startswith("per-class accuracy rises with q across datasets") and "models" not in q["claim"]
+    assert q["numbers"]["interval"] == "hk" and q["numbers"]["n"] == 3 and q["numbers"]["df"] == 2
+    assert q["numbers"]["se_z"] == pytest.approx(1 / math.sqrt(21))
+    assert q["evidence"] == [{"study": "a1", "pearson": 0.8, "spearman": 0.7, "defined": True},
+                             {"study": "b", "pearson": 0.8, "spearman": 0.75, "defined": True},
+                             {"study": "c", "pearson": 0.8, "spearman": 0.6, "defined": True}]
+    # N on one dataset only: no interval, not testable; its undefined studies are evidence, not verdicts
+    assert n["verdict"] == "not testable" and [e["defined"] for e in n["evidence"]] == [False, True, False]
+    assert all("verdict" not in e for e in n["evidence"])
 
 
 def test_the_dsb_target_is_the_best_positive_computable_predictor():

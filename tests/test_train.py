@@ -26,7 +26,7 @@ from semscale_lib.models import MODELS
 
 TINY = dict(dataset="digits-lt", imbalance_factor=10.0, model="resnet-tiny", batch_size=64, epochs=2,
             warmup_epochs=0, eval_batch_size=512)
-METRIC_COLUMNS = ["epoch", "loss", "lr", "top1", "many", "medium", "few", "seconds"]
+METRIC_COLUMNS = ["epoch", "loss", "lr", "top1", "many", "medium", "few", "val_top1", "train_top1", "seconds"]
 
 
 def tiny(**overrides) -> T.TrainConfig:
@@ -81,6 +81,7 @@ def test_short_run_writes_every_file(short_run):
     assert Path(saved["split_file"]).parent == short_run              # drawn for the run: in its folder
     assert not any(Path(paths.splits_root()).glob("*.txt"))           # nothing in the project's splits folder
     assert saved["code"] == provenance.code_record() and len(saved["code"]["digest"]) == provenance.DIGEST_LENGTH
+    assert saved["val_counts"] is None                                 # val_fraction 0: no validation split
 
     metrics = pd.read_csv(short_run / "metrics.csv")
     assert list(metrics.columns) == METRIC_COLUMNS
@@ -88,6 +89,9 @@ def test_short_run_writes_every_file(short_run):
     for column in ("top1", "many", "medium", "few"):
         assert metrics[column].between(0, 1).all(), column
     assert (metrics["loss"] > 0).all() and (metrics["seconds"] > 0).all()
+    assert metrics["val_top1"].isna().all()                            # no validation split
+    # the final model on its own training images, after the last epoch only
+    assert np.isnan(metrics["train_top1"].iloc[0]) and 0 <= metrics["train_top1"].iloc[-1] <= 1
 
     per_class = pd.read_csv(short_run / "per_class.csv")
     assert len(per_class) == 10
@@ -467,11 +471,16 @@ def test_resume_through_the_cli_with_the_preset_given_again(tmp_path, monkeypatc
 
 
 def test_a_step_budget_runs_the_schedule_over_steps():
-    config = T.make_config("cpu-quick", max_steps=10, warmup_epochs=0, lr=0.1, milestones=[0.5, 0.8],
-                           lr_step_factor=0.1)
+    config = T.make_config("cpu-quick", max_steps=10, warmup_epochs=0, lr=0.1, schedule="step",
+                           milestones=[0.5, 0.8], lr_step_factor=0.1)
     assert _learning_rates(config, 10) == pytest.approx([0.1] * 5 + [0.01] * 3 + [0.001] * 2)
     linear = T.make_config("cpu-quick", max_steps=4, warmup_epochs=0, lr=0.2, schedule="linear")
     assert _learning_rates(linear, 4) == pytest.approx([0.2, 0.15, 0.1, 0.05])
+    # cosine over 4 steps: 0.2 · ½(1 + cos(π s / 4)), s = 0 … 3
+    cosine = T.make_config("cpu-quick", max_steps=4, warmup_epochs=0, lr=0.2)       # the preset's cosine
+    assert cosine.schedule == "cosine"
+    assert _learning_rates(cosine, 5) == pytest.approx([0.2, 0.2 * 0.8535533905932737, 0.1,
+                                                        0.2 * 0.14644660940672624, 0.0], abs=1e-12)
     with pytest.raises(ValueError, match="schedule runs over steps"):
         T.make_config("cpu-quick", max_steps=10)                        # the preset's 1-epoch warm-up
     with pytest.raises(ValueError, match="schedule runs over steps"):

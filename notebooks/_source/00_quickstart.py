@@ -12,30 +12,30 @@
 
 # %%
 import time
-import warnings
+from typing import Optional
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import display
 
-import semscale_lib
 from semscale_lib import imbalance_summary, plotting, quantify_imbalance
 from semscale_lib.data import load_dataset, long_tailed_subset
 from semscale_lib.scale import resize_images
 from semscale_lib.studies.claims import write_claims
 from semscale_lib.studies.notebook import prepare_out_dir, require_versions, save_and_show
+from semscale_lib.studies.parameters import check_parameters
 
 versions = require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
                              "matplotlib": "3.7"})
 
 # %% tags=["parameters"]
-dataset = "fashion-mnist"     # fashion-mnist, mnist, digits, cifar10, cifar100
-imbalance_factor = None       # e.g. 100 for the long-tailed (exponential) training set; None: all of it
-split_seed = 0                # which long-tailed draw (saved under data/splits)
-image_size = 16               # Algorithm 1 resizes to 16×16(×C)
-alpha = 1.0                   # α in W: 1 on balanced data, 2 on long-tailed data (paper)
-out_dir = "outputs/00_quickstart"
+dataset: str = "fashion-mnist"  # fashion-mnist, mnist, double-mnist, digits, cifar10, cifar100, imagefolder
+image_root: Optional[str] = None  # dataset imagefolder: the root/<class>/<image> tree of your own images
+image_size: int = 32  # dataset imagefolder: the side (pixels) the images are loaded at
+imbalance_factor: Optional[float] = None  # e.g. 100 for the long-tailed (exponential) training set; None: all of it
+split_seed: int = 0  # which long-tailed draw
+volume_size: int = 16  # Algorithm 1 resizes to volume_size × volume_size (× channels)
+alpha: float = 1.0  # α in W: 1 on balanced data, 2 on long-tailed data (the paper's)
+out_dir: str = "outputs/00_quickstart"  # this notebook's tables and figures
 
 # %% [markdown]
 # ## The data
@@ -43,8 +43,10 @@ out_dir = "outputs/00_quickstart"
 # with `split_seed` (class 0 keeps all its images, the last class 1/IF of them).
 
 # %% tags=["nbval-check-output"]
+check_parameters(globals())
 out = prepare_out_dir(out_dir)
-data = load_dataset(dataset, train=True)
+data = load_dataset(dataset, train=True, **({"root": image_root, "image_size": image_size}
+                                            if dataset == "imagefolder" else {}))
 if imbalance_factor is not None:
     data, _ = long_tailed_subset(data, imbalance_factor=imbalance_factor, seed=split_seed)
 print(f"{dataset}: {len(data)} training images of shape {data.images.shape[1:]}, {data.num_classes} classes")
@@ -57,7 +59,7 @@ print("images per class:", data.counts.tolist())
 
 # %% tags=["nbval-check-output"]
 started = time.perf_counter()
-vectors = resize_images(data.images, image_size)
+vectors = resize_images(data.images, volume_size)
 table = quantify_imbalance(vectors, data.labels, alpha=alpha, class_names=data.classes)
 seconds = time.perf_counter() - started
 table.to_csv(out / "semantic_scales.csv", index=False)
@@ -92,5 +94,5 @@ print(f"Largest sample volume: {largest['name']} (S′ = {largest['semantic_scal
       f"{'equal' if data.counts.min() == data.counts.max() else 'unequal'} counts per class.")
 claims_file = write_claims(
     out, "00_quickstart", [], figures=["semantic_scales.png"],
-    parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "image_size": image_size, "alpha": alpha},
+    parameters={"dataset": dataset, "imbalance_factor": imbalance_factor, "volume_size": volume_size, "alpha": alpha},
     tables=[{"title": "Sample volume and imbalance scale per class", "file": "semantic_scales.csv"}])

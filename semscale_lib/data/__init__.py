@@ -26,6 +26,7 @@ from .longtail import (
     named_counts,
     nested_balanced_indices,
     save_split,
+    validation_indices,
 )
 
 __all__ = [
@@ -33,5 +34,5 @@ __all__ = [
     "NAMED_PROFILES", "RESIZABLE", "fetch_dataset", "list_image_folder", "load_dataset", "load_double_mnist",
     "load_image_folder", "load_split", "long_tailed_counts", "long_tailed_subset", "main_fetch",
     "make_long_tailed_indices", "named_counts", "nested_balanced_indices", "read_idx", "save_split",
-    "to_float_tensor",
+    "to_float_tensor", "validation_indices",
 ]

@@ -134,6 +134,27 @@ def nested_balanced_indices(
     return {m: np.sort(np.concatenate([p[:m] for p in perms])).astype(np.int64) for m in sizes}
 
 
+def validation_indices(labels, fraction: float, *, seed: int, num_classes: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """A validation split carved out of a training set, class by class (ours: for judging when training has
+    reached its plateau without looking at the test set).
+
+    Every class c gives ⌊``fraction`` · n_c⌋ of its images to validation, drawn by one permutation per class
+    (``np.random.default_rng((seed, 1))``, classes in order; a class too small to give one keeps all its images).
+    Returns (training indices, validation indices), each sorted int64; together they are every index once.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"the validation fraction must lie in [0, 1), got {fraction}")
+    labels, num_classes = _labels_array(labels, num_classes)
+    rng = np.random.default_rng((int(seed), 1))
+    held = [rng.permutation(np.flatnonzero(labels == c))[:math.floor(fraction * np.sum(labels == c))]
+            for c in range(num_classes)]
+    validation = np.sort(np.concatenate(held)).astype(np.int64) if held else np.zeros(0, np.int64)
+    keep = np.ones(len(labels), dtype=bool)
+    keep[validation] = False
+    return np.flatnonzero(keep).astype(np.int64), validation
+
+
 # ------------------------------------------------------------------------------------------------------ split files
 def _indices_sha256(indices: np.ndarray) -> str:
     """sha256 (hex) of the indices written as decimal text, one per line, ``\\n``-joined, no trailing newline."""

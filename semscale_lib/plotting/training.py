@@ -89,7 +89,8 @@ def _method_handles(methods: Sequence[str]) -> list[Line2D]:
 def learning_curves_figure(curves: pd.DataFrame, *, stage_epoch: int | None = None, many_threshold: float,
                            few_threshold: float, tail: str = "few"):
     """Notebook 04's learning curves: test top-1 per epoch and the ``tail`` group's accuracy per epoch (%), mean
-    ± sd over seeds, one colour, marker and line style per method (in order of appearance). The tail panel's
+    ± sd over seeds, one colour, marker and line style per method (in order of appearance). Runs that evaluated the
+    test set only once (after training) get one panel of validation top-1 per epoch instead. The tail panel's
     title states the thresholds given (:func:`tail_title`): they must be the ones the group columns of
     ``curves`` were computed with. ``stage_epoch``: a vertical line at the end of stage 2 (epoch n), with a
     legend entry. Validation top-1 (``val_top1``, when present) is drawn dotted with hollow markers in each
@@ -99,6 +100,8 @@ def learning_curves_figure(curves: pd.DataFrame, *, stage_epoch: int | None = No
     optionally val_top1 (``reweighting.learning_curves``). Returns the Figure."""
     title = tail_title(tail, many_threshold=many_threshold, few_threshold=few_threshold)
     methods = list(dict.fromkeys(curves["method"]))
+    if curves.groupby(["method", "seed"])["top1"].count().max() <= 1 and "val_top1" in curves:
+        return _validation_curves(curves, methods, stage_epoch)
     with style():
         fig, axes = plt.subplots(1, 2, figsize=(13.5, 4.3))
         plot_curves(curves, "epoch", "top1", hue="method", ax=axes[0], title="test top-1 per epoch", legend=False)
@@ -125,6 +128,24 @@ def learning_curves_figure(curves: pd.DataFrame, *, stage_epoch: int | None = No
                 ax.axvline(stage_epoch, zorder=1, **stage_line)
             handles.append(Line2D([], [], label=f"end of stage 2 (epoch n = {stage_epoch})", **stage_line))
         place_legend(axes[1], handles, [h.get_label() for h in handles], where="outside", title="method")
+    return fig
+
+
+def _validation_curves(curves: pd.DataFrame, methods: list, stage_epoch: int | None):
+    """One panel of validation top-1 per epoch (mean ± sd over seeds), for runs that evaluate the test set only
+    once, after training."""
+    with style():
+        fig, ax = plt.subplots(figsize=(10, 4.3))
+        plot_curves(curves.assign(top1=curves["val_top1"]), "epoch", "top1", hue="method", ax=ax, legend=False,
+                    title="validation top-1 per epoch (held-out training images; the test set is used once, at "
+                          "the end)")
+        ax.set_ylabel("validation top-1 (%)")
+        handles = _method_handles(methods)
+        if stage_epoch is not None:
+            stage_line = {"color": "0.5", "linestyle": "-", "linewidth": 3, "alpha": 0.45}
+            ax.axvline(stage_epoch, zorder=1, **stage_line)
+            handles.append(Line2D([], [], label=f"end of stage 2 (epoch n = {stage_epoch})", **stage_line))
+        place_legend(ax, handles, [h.get_label() for h in handles], where="outside", title="method")
     return fig
 
 

@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from ..verdicts import VERDICTS, VerdictRecord, summarize
+from ..verdicts import VERDICTS, VerdictRecord, holm_adjust, summarize
 from .notebook import write_json
 from .tolerance import claim_tolerance_fields
 
@@ -54,6 +55,25 @@ def claim_record(*, claim_id: str, claim: str, section: str, paper: str, dataset
             "estimate": record.estimate, "ci_low": record.ci_low, "ci_high": record.ci_high, "rule": record.rule,
             "evidence": [dict(e) for e in evidence], "numbers": {**record.to_dict(), **dict(numbers or {})},
             "figures": list(figures), **claim_tolerance_fields(record)}
+
+
+def claims_table(claims: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per claim record for display: claim, data set, verdict, our estimate with its 95 % CI, the paper's
+    figure, the smallest effect the design detects with 80 % power (all in the estimate's units: points for gains,
+    r for correlations) and why it is not testable or on the edge, where it is."""
+    rows = []
+    for claim in claims:
+        numbers = claim.get("numbers") or {}
+        low, high = claim.get("ci_low"), claim.get("ci_high")
+        finite = all(v is not None and np.isfinite(v) for v in (low, high))
+        wide = finite and numbers.get("kind") in ("paired", "negligible gain") and max(abs(low), abs(high)) > 100
+        rows.append({"claim": claim["claim"], "data": claim["dataset"], "verdict": claim["verdict"],
+                     "estimate": claim.get("estimate"),
+                     "95 % CI": "no power (wider than ±100 points)" if wide else
+                     f"[{low:+.2f}, {high:+.2f}]" if finite else "none",
+                     "paper": claim.get("paper_value"), "detectable (80 % power)": numbers.get("detectable_effect"),
+                     "note": numbers.get("reason") or (f"on the edge: {claim['edge']}" if claim.get("edge") else "")})
+    return pd.DataFrame(rows)
 
 
 def write_claims(out_dir, notebook: str, claims: Sequence[dict], *, parameters: Mapping | None = None,
@@ -112,33 +132,51 @@ def in_scope(claims: pd.DataFrame, scope: str | None = "paper") -> pd.DataFrame:
 
 
 def verdict_counts(claims: pd.DataFrame, scope: str | None = "paper") -> str:
-    """"n claims on k datasets: a held, b contradicted, …" for the claims in ``scope`` of a :func:`read_claims`
-    frame (one row per claim and dataset; the same claim on two datasets counts once per dataset). By default
-    the paper's claims only: "beyond" claims are counted with ``scope="beyond"``, never with the paper's."""
+    """"m verdicts on n claims across k datasets: a held, b contradicted, …" for the claims in ``scope`` of a
+    :func:`read_claims` frame (one row per claim and dataset; not every claim need be checked on every dataset). By
+    default the paper's claims only: "beyond" claims are counted with ``scope="beyond"``, never with the paper's."""
     claims = in_scope(claims, scope)
     counts = summarize(claims["verdict"])
     parts = [f"{counts[v]} {v}" for v in VERDICTS if counts[v]]
+
     def count(n: int, noun: str) -> str:
         return f"{n} {noun}" + ("" if n == 1 else "s")
-    return (f"{count(claims['claim_id'].nunique(), 'claim')} × {count(claims['dataset'].nunique(), 'dataset')} = "
-            f"{count(len(claims), 'verdict')}: " + (", ".join(parts) if parts else "none"))
+    return (f"{count(len(claims), 'verdict')} on {count(claims['claim_id'].nunique(), 'claim')} across "
+            f"{count(claims['dataset'].nunique(), 'dataset')}: " + (", ".join(parts) if parts else "none"))
+
+
+def holm_by_dataset(claims: pd.DataFrame) -> pd.Series:
+    """Holm-adjusted p-values (Holm 1979) of the claims of a :func:`read_claims` frame, each dataset's claims one
+    family (the family-wise view beside the per-claim verdicts): a claim whose adjusted p lies below 0.05 still
+    holds when every claim checked on that dataset is counted. NaN where a claim has no p-value or is not testable
+    (a claim that could not be tested is not one of the family's tests)."""
+    p = pd.Series([(n if isinstance(n, dict) else {}).get("p_value") if v != "not testable" else None
+                   for n, v in zip(claims["numbers"], claims["verdict"])], index=claims.index, dtype=float)
+    adjusted = pd.Series(np.nan, index=claims.index)
+    for _, part in claims.groupby("dataset", sort=False):
+        adjusted.loc[part.index] = holm_adjust(p.loc[part.index].to_numpy())
+    return adjusted
 
 
 def verdict_table(claims: pd.DataFrame, scope: str | None = "paper") -> pd.DataFrame:
     """Claims × datasets for the claims in ``scope`` (default the paper's; "beyond": ours): one row per claim (in
-    first-seen order) with its section and one column per dataset holding the verdict (``—`` where the claim was
-    not checked on that dataset)."""
+    first-seen order) with its section and one column per dataset holding the verdict and, in brackets, its Holm
+    p-value within that dataset's claims (:func:`holm_by_dataset`; ``—`` where the claim was not checked)."""
     claims = in_scope(claims, scope)
+    holm = holm_by_dataset(claims)
     order = list(dict.fromkeys(claims["claim_id"]))
     datasets = list(dict.fromkeys(claims["dataset"]))
     rows = []
     for claim_id in order:
         part = claims[claims["claim_id"] == claim_id]
         row = {"claim": part["claim"].iloc[0], "section": part["section"].iloc[0]}
-        row.update({d: ", ".join(part[part["dataset"] == d]["verdict"]) or "—" for d in datasets})
+        for d in datasets:
+            cells = [f"{v} (Holm p {holm[i]:.2g})" if np.isfinite(holm[i]) else v
+                     for i, v in part[part["dataset"] == d]["verdict"].items()]
+            row[d] = ", ".join(cells) or "—"
         rows.append(row)
     return pd.DataFrame(rows, columns=["claim", "section", *datasets])
 
 
-__all__ = ["BEYOND_TITLE", "CLAIMS_FILE", "SCOPES", "VERDICTS", "claim_record", "in_scope", "read_claims",
-           "read_outputs", "verdict_counts", "verdict_table", "write_claims"]
+__all__ = ["BEYOND_TITLE", "CLAIMS_FILE", "SCOPES", "VERDICTS", "claim_record", "claims_table", "holm_by_dataset",
+           "in_scope", "read_claims", "read_outputs", "verdict_counts", "verdict_table", "write_claims"]

@@ -4,7 +4,7 @@ subsets, models trained on some of them, and our quantification of the paper's s
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,9 @@ from ..data import ImageArrays, load_dataset, nested_balanced_indices
 from ..scale import class_semantic_scales, effective_number, resize_images
 from ..training import embed_run, load_run, make_config, split_dataset_name, training_images
 from ..training.trainer import run_folder_name, train_or_reuse
-from ..verdicts import negligible_gain_verdict
+from ..verdicts import format_ci, paired_verdict
 from .notebook import prepare_out_dir
+from .plateau import run_summary
 
 def fit_stats(x, y) -> dict:
     """Pearson r, its p-value and R² (= r², of the least-squares line) of ``y`` on ``x`` (both (n,)).
@@ -96,19 +97,25 @@ def saturation_point(m, totals, level: float = 0.95):
     return None if first == len(m) - 1 else int(m[first])
 
 
-def marginal_effect_verdict(volumes: pd.DataFrame, training: pd.DataFrame, *, level: float = 0.95,
-                            margin: float = 0.01, concave_fraction: float = 1.0, confidence: float = 0.95) -> dict:
-    """Decide the marginal-effect claim (Sec. 3.3; our rule, docs/paper-notes.md §4) from measured numbers.
+#: [ours] The gain after Σ S′ saturates is "small next to the gain before" when it is below this fraction of it.
+RELATIVE_MARGIN = 0.25
 
-    ``volumes``: :func:`nested_sample_volumes` output; ``training``: columns m, seed, top1 (one row per model).
-    The premise: Σ S′ is concave (its increments per added sample shrink at a fraction ≥ ``concave_fraction`` of
-    the steps) and saturates (:func:`saturation_point` at ``level`` lies inside the measured range). The test: the
-    top-1 gained from the first trained m ≥ the saturation point to the largest trained m, paired by seed, by
-    :func:`~semscale_lib.verdicts.negligible_gain_verdict` with ``margin`` (a gain below it is negligible).
 
-    Returns a dict: ``record`` (the verdict record), ``verdict``, ``sentence``, ``saturation_m``, ``level``,
-    ``fraction_shrinking``, ``concave_total``, ``classes_concave``, ``compared`` ((m before, m after) or None).
-    """
+def design_sizes(train_sizes: Sequence[int], saturation_m: int | None) -> list[int]:
+    """The sub-dataset sizes to train: ``train_sizes`` (at least the smallest and the largest m) with the saturation
+    point of Σ S′ added, so that both parts of the claim have their three points (smallest m, saturation, largest m).
+    Sorted, each once."""
+    sizes = {int(m) for m in train_sizes}
+    if saturation_m is not None and min(sizes) < saturation_m < max(sizes):
+        sizes.add(int(saturation_m))
+    return sorted(sizes)
+
+
+def premise(volumes: pd.DataFrame, *, level: float = 0.95, concave_fraction: float = 1.0) -> dict:
+    """The claim's premise, on the data alone (no model): Σ S′ is concave (its increments per added sample shrink
+    at a fraction ≥ ``concave_fraction`` of the steps) and saturates inside the measured range
+    (:func:`saturation_point` at ``level``). Returns saturation_m, fraction_shrinking, concave_total,
+    classes_concave (fraction of classes whose own S′(m) is concave) and failed (why the premise fails, or None)."""
     totals = volume_totals(volumes)
     shape = concavity(totals["m"], totals["total"])
     per_class = [concavity(g["m"], g["semantic_scale"])["concave"] for _, g in volumes.groupby("class")]
@@ -118,26 +125,75 @@ def marginal_effect_verdict(volumes: pd.DataFrame, training: pd.DataFrame, *, le
         failed = f"the increments of Σ S′ shrink at only {shape['fraction_shrinking']:.0%} of the steps"
     elif m_sat is None:
         failed = f"Σ S′ does not reach {level:.0%} of its final value before the largest m"
-    after = sorted(m for m in training["m"].unique() if m_sat is not None and m >= m_sat)
-    compared = (int(after[0]), int(after[-1])) if len(after) >= 2 else None
-    before_top1 = after_top1 = []
-    if compared is not None:
-        by_seed = training.pivot_table(index="seed", columns="m", values="top1").dropna(subset=list(compared))
-        before_top1, after_top1 = by_seed[compared[0]].to_numpy(), by_seed[compared[1]].to_numpy()
-    record = negligible_gain_verdict(before_top1, after_top1, margin=margin, confidence=confidence,
-                                     failed_precondition=failed)
-    if failed is None and compared is None:
-        sentence = (f"Σ S′ saturates at m = {m_sat}, but fewer than two sub-dataset sizes were trained at "
-                    f"m ≥ {m_sat}: {record.verdict}")
-    elif failed is None:
-        sentence = (f"Σ S′ saturates at m = {m_sat} ({level:.0%} of its final value); top-1 from "
-                    f"m = {compared[0]} to m = {compared[1]}: "
-                    + record.sentence[0].lower() + record.sentence[1:].rstrip("."))
+    return {"saturation_m": m_sat, "level": level, "fraction_shrinking": shape["fraction_shrinking"],
+            "concave_total": shape["concave"], "classes_concave": float(np.mean(per_class)), "failed": failed}
+
+
+def marginal_effect_verdict(volumes: pd.DataFrame, training: pd.DataFrame, *, level: float = 0.95,
+                            relative_margin: float = RELATIVE_MARGIN, concave_fraction: float = 1.0,
+                            confidence: float = 0.95, withheld_because: str | None = None) -> dict:
+    """Both parts of the marginal-effect claim (Sec. 3.3; our rule, docs/paper-notes.md §4), paired by seed, top-1
+    in points (``training``: columns m, seed, top1 as a fraction; one row per model):
+
+    1. *rise*: top-1 rises from the smallest trained m to the saturation point m_s of Σ S′ (the first trained m at
+       or after it) — :func:`~semscale_lib.verdicts.paired_verdict`: held if the CI of the gain lies above 0;
+    2. *flat*: the gain from m_s to the largest trained m is small next to the gain before it — the paired
+       difference ``relative_margin`` · gain_before − gain_after: held if its CI lies above 0 (the gain after is
+       below that fraction of the gain before), contradicted if below 0.
+
+    A premise that fails (:func:`premise`: Σ S′ not concave or not saturating in the measured range), too few
+    trained sizes around m_s, or ``withheld_because`` (e.g. models not at their plateau) makes both parts "not
+    testable" — never "contradicted". Returns {"premise": …, "compared": (smallest, m_s, largest) or None,
+    "rise": record, "flat": record, "sentence": str}."""
+    from ..verdicts import withheld
+
+    state = premise(volumes, level=level, concave_fraction=concave_fraction)
+    m_sat = state["saturation_m"]
+    trained = sorted(int(m) for m in training["m"].unique())
+    after = [m for m in trained if m_sat is not None and m >= m_sat]
+    before = [m for m in trained if m_sat is not None and m < m_sat]
+    compared = (before[0], after[0], after[-1]) if before and len(after) >= 2 else None
+    reason = state["failed"] or withheld_because
+    if reason is None and compared is None:
+        reason = (f"the trained sizes {trained} do not bracket the saturation point m = {m_sat}: the claim needs one "
+                  "m below it and two at or above it")
+    by_seed = (training.pivot_table(index="seed", columns="m", values="top1").dropna(subset=list(compared))
+               if compared else None)
+    small, sat, large = ((100 * by_seed[m].to_numpy() for m in compared) if compared else
+                         (np.zeros(0), np.zeros(0), np.zeros(0)))
+    rise = paired_verdict(small, sat, confidence=confidence)
+    flat = paired_verdict(large - sat, relative_margin * (sat - small), confidence=confidence)
+    if reason:
+        rise, flat = withheld(rise, reason), withheld(flat, reason)
+    if compared:
+        sentence = (f"Σ S′ saturates at m = {m_sat} ({level:.0%} of its final value). From m = {compared[0]} to "
+                    f"{compared[1]} top-1 gains {rise.estimate:+.2f} points (95 % CI "
+                    f"{format_ci(rise.ci_low, rise.ci_high)}): {rise.verdict}; from m = {compared[1]} to "
+                    f"{compared[2]} it gains {float(np.mean(large - sat)):+.2f} points, and "
+                    f"{relative_margin:g} × the gain before minus the gain after is {flat.estimate:+.2f} "
+                    f"({format_ci(flat.ci_low, flat.ci_high)}): {flat.verdict}")
     else:
-        sentence = record.sentence.rstrip(".")
-    return {"record": record, "verdict": record.verdict, "sentence": sentence, "saturation_m": m_sat,
-            "level": level, "fraction_shrinking": shape["fraction_shrinking"], "concave_total": shape["concave"],
-            "classes_concave": float(np.mean(per_class)), "compared": compared}
+        sentence = f"Not testable: {reason}"
+    return {"premise": state, "compared": compared, "rise": rise, "flat": flat, "sentence": sentence}
+
+
+def marginal_effect_claims(verdict: Mapping, *, dataset: str, data: str, relative_margin: float = RELATIVE_MARGIN,
+                           fit: Mapping | None = None, figures: Sequence[str] = ()) -> list[dict]:
+    """The two claim records of :func:`marginal_effect_verdict` (rise and flat), with the premise numbers and
+    ``fit`` (how well the models were trained) in their numbers."""
+    from .claims import claim_record
+
+    numbers = {**{k: v for k, v in verdict["premise"].items() if k != "failed"}, "compared": verdict["compared"],
+               **dict(fit or {})}
+    paper = "shapes only: S′(m) rises quickly then saturates; accuracy improves little once Σ S′ saturates"
+    return [
+        claim_record(claim_id="marginal-effect-rise", claim="accuracy rises while Σ S′ rises (smallest m → its "
+                     "saturation point)", section="Sec. 3.3", dataset=dataset, paper=paper, data=data,
+                     record=verdict["rise"], numbers=numbers, figures=figures),
+        claim_record(claim_id="marginal-effect-flat", claim=f"after Σ S′ saturates, accuracy gains less than "
+                     f"{relative_margin:g} × what it gained before", section="Sec. 3.3", dataset=dataset,
+                     paper=paper, data=data, record=verdict["flat"], numbers=numbers, figures=figures),
+    ]
 
 
 def marginal_effect_correlations(accuracy: pd.DataFrame, totals: pd.DataFrame, *,
@@ -164,45 +220,47 @@ def marginal_effect_correlations(accuracy: pd.DataFrame, totals: pd.DataFrame, *
     return pd.DataFrame(rows)
 
 
-def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, steps: int,
-                  preset: str | None = None, progress: bool = False, **overrides) -> pd.DataFrame:
-    """Train one model from scratch per nested sub-dataset (m per class) and seed, through the one trainer, each
-    for exactly ``steps`` optimizer steps.
+def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, min_epochs: int,
+                  min_steps: int = 0, preset: str | None = None, progress: bool = False, **overrides) -> pd.DataFrame:
+    """Train one model from scratch per nested sub-dataset (m per class) and seed, through the one trainer.
 
-    Each run is ``train()`` with ``subset_per_class=m`` (nested draws seeded by ``split_seed``, the same draws
-    as :func:`nested_sample_volumes` with that seed), ``preset`` and ``overrides`` (dataset, model, reweight, ...),
-    evaluated on the test set once, after training. The same number of steps for every m, with the learning-rate
-    schedule running over those steps (no warm-up), so every m sees the same learning rate at every step, removes
-    the confound of data and training budget (docs/paper-notes.md §4): epochs = ⌈steps / batches per epoch⌉ and
-    the last epoch stops at ``steps``. Runs go to ``<out_dir>/<run_folder_name(config)>/``, named by their settings,
-    so ``out_dir`` may be the runs folder the notebooks share (a finished run there with the same settings is
-    reused).
+    Each run is ``train()`` with ``subset_per_class=m``, the nested draw seeded by the run's own seed (so the subsets
+    vary with the seed while staying nested within it), ``preset`` and ``overrides`` (dataset, model, ...). Every m
+    trains long enough to reach its plateau: ``min_epochs`` epochs, more when that is fewer than ``min_steps``
+    optimizer steps (a small sub-dataset needs more epochs for the same number of updates); the studies check the
+    budget by doubling it (:func:`~semscale_lib.studies.plateau.budget_check`). Runs go to
+    ``<out_dir>/<run_folder_name(config)>/``, named by their settings.
 
-    Returns one row per run: m, seed, top1, epochs, steps, feature_total (Σ over classes of S′ of the model's
-    embeddings of its own training subset, bits), seconds (training time), run_dir.
+    Returns one row per run: m, seed, top1 (test), train_top1, val_top1 (fractions), epochs, feature_total (Σ over
+    classes of S′ of the model's embeddings of its own training subset, bits), seconds (training time), run_dir.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be ≥ 1, got {steps}")
     out = prepare_out_dir(out_dir)
     rows = []
-    num_classes = None
     for m in train_sizes:
         for seed in seeds:
-            settings = {**overrides, "subset_per_class": int(m), "seed": int(seed), "eval_every": 0,
-                        "max_steps": int(steps), "warmup_epochs": 0}
-            config = make_config(preset, **settings)
-            num_classes = num_classes or _num_classes(config)
-            batches_per_epoch = math.ceil(int(m) * num_classes / config.batch_size)
-            config = make_config(preset, **{**settings, "epochs": math.ceil(steps / batches_per_epoch)})
+            config = make_config(preset, **subset_settings(m, seed, min_epochs=min_epochs, min_steps=min_steps,
+                                                           preset=preset, **overrides))
             folder = train_or_reuse(config, out / run_folder_name(config), progress=progress)
             run = load_run(folder)
             images = training_images(run)
             features = embed_run(folder, images)
             rows.append({"m": int(m), "seed": int(seed), "top1": float(run["metrics"]["top1"].iloc[-1]),
-                         "epochs": config.epochs, "steps": int(steps),
+                         **run_summary(run["metrics"]), "epochs": config.epochs,
                          "feature_total": float(class_semantic_scales(features, images.labels).sum()),
                          "seconds": float(run["metrics"]["seconds"].sum()), "run_dir": str(folder)})
     return pd.DataFrame(rows)
+
+
+def subset_settings(m: int, seed: int, *, min_epochs: int, min_steps: int = 0, preset: str | None = None,
+                    **overrides) -> dict:
+    """The TrainConfig settings of the run at m per class for ``seed`` (:func:`train_subsets`): the nested subset
+    drawn with ``split_seed = seed``, and epochs = max(``min_epochs``, ⌈``min_steps`` / batches per epoch⌉)."""
+    settings = {**overrides, "subset_per_class": int(m), "seed": int(seed), "split_seed": int(seed)}
+    config = make_config(preset, **settings)
+    # training images per class: m minus the ⌊val_fraction · m⌋ that data.validation_indices carves out
+    images = max(1, int(m) - math.floor(config.val_fraction * int(m))) * _num_classes(config)
+    per_epoch = math.ceil(images / config.batch_size)
+    return {**settings, "epochs": max(int(min_epochs), math.ceil(min_steps / per_epoch))}
 
 
 def _num_classes(config) -> int:
@@ -210,5 +268,6 @@ def _num_classes(config) -> int:
     return load_dataset(split_dataset_name(config.dataset)[0], train=False, root=config.data_root).num_classes
 
 
-__all__ = ["capped_sizes", "concavity", "fit_stats", "marginal_effect_correlations", "marginal_effect_verdict",
-           "nested_sample_volumes", "saturation_point", "train_subsets", "volume_totals"]
+__all__ = ["RELATIVE_MARGIN", "capped_sizes", "concavity", "design_sizes", "fit_stats", "marginal_effect_claims",
+           "marginal_effect_correlations", "marginal_effect_verdict", "nested_sample_volumes", "premise",
+           "saturation_point", "subset_settings", "train_subsets", "volume_totals"]

@@ -52,6 +52,22 @@ def prepare_out_dir(out_dir) -> Path:
     return out
 
 
+def start(out_dir, *, threads: int | None = None, device: str = "auto") -> Path:
+    """The set-up every training notebook makes: ``threads`` torch CPU threads (None: torch's default), one line
+    naming the device the runs will use and the thread count, and the output folder (created). Returns the folder.
+
+    One thread gives the same numbers on the same CPU model every time (float sums depend on the thread count);
+    another CPU model gives numbers within the tolerances of :mod:`semscale_lib.studies.tolerance`."""
+    import torch
+
+    from ..training import resolve_device
+    if threads:
+        torch.set_num_threads(int(threads))
+    count = torch.get_num_threads()
+    print(f"device {resolve_device(device)}, {count} torch thread{'s' if count != 1 else ''}")
+    return prepare_out_dir(out_dir)
+
+
 def save_and_show(fig, path, *, show: bool = True) -> None:
     """Save a matplotlib figure as PNG (150 dpi), display it in a notebook (when ``show``), then close it.
 
@@ -127,5 +143,5 @@ def require_versions(minimums: Mapping[str, str]) -> dict[str, str]:
     return installed
 
 
-__all__ = ["fmt", "markdown_table", "prepare_out_dir", "require_versions", "save_and_show", "show_figure", "thumbnail",
-           "write_json"]
+__all__ = ["fmt", "markdown_table", "prepare_out_dir", "require_versions", "save_and_show", "show_figure", "start",
+           "thumbnail", "write_json"]

@@ -3,6 +3,7 @@ the paper's reference numbers, as one markdown page."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -10,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ..verdicts import format_ci
-from .claims import BEYOND_TITLE, in_scope, read_claims, read_outputs, verdict_counts, verdict_table
+from .claims import (
+    BEYOND_TITLE, holm_by_dataset, in_scope, read_claims, read_outputs, verdict_counts, verdict_table,
+)
 from .correlation import TABLE1_REFERENCE
 from .notebook import markdown_table
 
@@ -45,11 +48,29 @@ def _ci_text(row) -> str:
     return f"{row['estimate']:+.3f} {format_ci(row['ci_low'], row['ci_high'], 3)}"
 
 
+def _numbers(row) -> dict:
+    return row["numbers"] if isinstance(row["numbers"], dict) else {}
+
+
+def _number(row, key: str) -> float:
+    value = _numbers(row).get(key)
+    return np.nan if value is None else float(value)
+
+
+def _fit_text(row) -> str:
+    numbers = _numbers(row)
+    values = [numbers.get(k) for k in ("train_top1", "val_top1")]
+    if not any(v is not None and np.isfinite(v) for v in values):
+        return "—"
+    return " / ".join("—" if v is None or not np.isfinite(v) else f"{100 * v:.1f}" for v in values)
+
+
 def _paper_figure(row, beyond: bool):
     if beyond:
         return "—"      # not the paper's claim: no figure of the paper to set beside ours
     value = row["paper_value"]
-    return np.nan if value is None or (isinstance(value, float) and not np.isfinite(value)) else float(value)
+    # formatted here: a column mixing "—" with floats is not a float column, so markdown_table would not round it
+    return "—" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{float(value):.3f}"
 
 
 def claim_sections(claims: pd.DataFrame, scope: str | None = "paper") -> list[str]:
@@ -57,6 +78,7 @@ def claim_sections(claims: pd.DataFrame, scope: str | None = "paper") -> list[st
     verdict on every dataset, then per dataset the estimate and CI beside the paper's figure ("—" for a "beyond"
     claim, which is not the paper's), the sentence, the rule and the evidence rows."""
     claims = in_scope(claims, scope)
+    holm = holm_by_dataset(claims)
     lines = []
     for claim_id in dict.fromkeys(claims["claim_id"]):
         part = claims[claims["claim_id"] == claim_id]
@@ -71,8 +93,11 @@ def claim_sections(claims: pd.DataFrame, scope: str | None = "paper") -> list[st
         else:
             lines += [f"The paper: {first['paper']}.", ""]
         rows = pd.DataFrame([{"dataset": r["dataset"], "verdict": r["verdict"], "ours: estimate [CI]": _ci_text(r),
-                              "the paper's figure": _paper_figure(r, beyond), "setting": r["data"]}
-                             for _, r in part.iterrows()])
+                              "the paper's figure": _paper_figure(r, beyond),
+                              "detectable (80 % power)": _number(r, "detectable_effect"),
+                              "Holm p (dataset)": holm[i], "train / val top-1 (%)": _fit_text(r),
+                              "setting": r["data"]}
+                             for i, r in part.iterrows()])
         lines += [markdown_table(rows), ""]
         for _, row in part.iterrows():
             lines += [f"- *{row['dataset']}*: {row['measured']}"]
@@ -80,6 +105,39 @@ def claim_sections(claims: pd.DataFrame, scope: str | None = "paper") -> list[st
                 lines += ["", "  Evidence (sensitivity, not separate claims):", "",
                           *("  " + line for line in markdown_table(pd.DataFrame(row["evidence"])).splitlines())]
         lines += ["", *(f"Rule: {rule}" for rule in dict.fromkeys(part["rule"])), ""]
+    return lines
+
+
+def headline(claims: pd.DataFrame) -> list[str]:
+    """The report's first screen (markdown lines): the verdict counts and the claims × datasets table of the paper's
+    claims (each verdict with its Holm p within its dataset), then the same for our own questions, apart."""
+    paper, beyond = in_scope(claims, "paper"), in_scope(claims, "beyond")
+    lines = ["## Verdicts on the paper's claims", ""]
+    if len(paper):
+        lines += [verdict_counts(paper, "paper") + ". In brackets: the Holm-adjusted p-value among the claims "
+                  "checked on the same dataset (the family-wise view; < 0.05 survives counting them all).", "",
+                  markdown_table(verdict_table(paper, "paper")), ""]
+    else:
+        lines += ["No claim of the paper was checked in this run folder.", ""]
+    if len(beyond):
+        lines += [f"## {BEYOND_TITLE}", "",
+                  "Questions we asked that the paper does not: never counted with the paper's claims.", "",
+                  verdict_counts(beyond, "beyond") + ".", "", markdown_table(verdict_table(beyond, "beyond")), ""]
+    return lines
+
+
+def figure_links(run_dir, *, exclude: Iterable = (), relative_to=None) -> list[str]:
+    """Markdown lines linking every figure the notebooks of a run folder listed (their ``claims.json``), per
+    notebook, relative to ``relative_to`` (default the run folder): links, not copies, so a report stays small."""
+    root = Path(run_dir)
+    base = Path(relative_to) if relative_to is not None else root
+    lines = []
+    for saved in read_outputs(root, exclude=exclude):
+        folder = Path(saved["folder"])
+        links = [f"[{name}]({Path(os.path.relpath(folder / name, base)).as_posix()})"
+                 for name in saved.get("figures", []) if (folder / name).exists()]
+        if links:
+            lines.append(f"- {saved.get('notebook', folder.name)}: " + ", ".join(links))
     return lines
 
 
@@ -96,21 +154,13 @@ def build_report(run_dir, *, exclude: Iterable = (), title: str = "semscale repo
              "Imbalance*, ICLR 2023. Every claim gets one verdict per dataset — held, contradicted, inconclusive or "
              "not testable — decided by the rule stated under it from a confidence interval; inconclusive is never a "
              "refutation. Our choices where the paper is silent: the project's docs/paper-notes.md.", ""]
-    lines += _what_ran(root)
-    lines += ["## Verdicts", ""]
     paper, beyond = in_scope(claims, "paper"), in_scope(claims, "beyond")
+    lines += headline(claims)
+    lines += _what_ran(root)
     if len(paper):
-        lines += [verdict_counts(paper, "paper") + ".", "", markdown_table(verdict_table(paper, "paper")), "",
-                  "## Claims", "", *claim_sections(paper, "paper")]
-    elif len(beyond):
-        lines += ["No claim of the paper was checked (only our own questions, below).", ""]
-    else:
-        lines += ["No claim was checked: no `claims.json` found under the run folder.", ""]
+        lines += ["## The paper's claims in detail", "", *claim_sections(paper, "paper")]
     if len(beyond):
-        lines += [f"## {BEYOND_TITLE}", "",
-                  "Questions we asked that the paper does not: their verdicts are not counted with the paper's.", "",
-                  verdict_counts(beyond, "beyond") + ".", "", markdown_table(verdict_table(beyond, "beyond")), "",
-                  *claim_sections(beyond, "beyond")]
+        lines += [f"## {BEYOND_TITLE}: in detail", "", *claim_sections(beyond, "beyond")]
     for saved in read_outputs(root, exclude=exclude):
         folder = Path(saved["folder"])
         rel = folder.relative_to(root)
@@ -130,4 +180,4 @@ def build_report(run_dir, *, exclude: Iterable = (), title: str = "semscale repo
     return "\n".join(lines + [f"- {text}" for text in PAPER_NUMBERS.values()] + [""])
 
 
-__all__ = ["PAPER_NUMBERS", "build_report", "claim_sections"]
+__all__ = ["PAPER_NUMBERS", "build_report", "claim_sections", "figure_links", "headline"]

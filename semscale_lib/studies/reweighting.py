@@ -17,8 +17,9 @@ from ..training import embed_run, load_run, make_config, training_images
 from ..training.trainer import run_folder_name, train_or_reuse
 from ..weights import dsb_class_weights
 from .claims import claim_record
-from ..verdicts import paired_verdict
+from ..verdicts import paired_verdict, withheld
 from .notebook import prepare_out_dir
+from .plateau import far_from_trained, fit_numbers, run_summary
 
 #: The paper's X → DSB-X gain in top-1 points on ImageNet-LT (Table 2), by our loss names.
 PAPER_DSB_DELTAS = {"ce": 49.2 - 44.4, "focal": 50.6 - 47.2, "ldam": 52.3 - 51.1, "balanced-softmax": 52.8 - 51.2}
@@ -32,18 +33,36 @@ PAPER_DSB_GAINS = {
 }
 
 
-def long_tailed_base(dataset: str, imbalance_factor: float | None, **overrides) -> dict:
-    """The TrainConfig overrides of a notebook's training set (notebooks 03, 04): ``dataset``-lt at
+def long_tailed_base(dataset: str, imbalance_factor: float | None, *, image_root=None, image_size: int | None = None,
+                     **overrides) -> dict:
+    """The TrainConfig overrides of a notebook's training set (notebooks 02–04, 06): ``dataset``-lt at
     ``imbalance_factor`` (exponential profile), or the balanced ``dataset`` when it is None, plus ``overrides``.
-    ``dataset`` is the base name; "cifar100-lt" is refused (it would become "cifar100-lt-lt")."""
+    ``dataset`` is the base name; "cifar100-lt" is refused (it would become "cifar100-lt-lt"). For your own images
+    (``dataset="imagefolder"``), ``image_root`` is the root/<class>/<image> tree and ``image_size`` the side the
+    images are resized to; other datasets ignore both."""
     if not isinstance(dataset, str) or not dataset:
         raise ValueError(f"dataset must be a dataset name such as 'cifar100', got {dataset!r}")
     if dataset.endswith("-lt"):
         raise ValueError(f"dataset is the base name ({dataset[:-3]!r}); the long-tailed version is chosen by "
                          f"imbalance_factor (None: the balanced set), so pass dataset={dataset[:-3]!r}")
+    if dataset == "imagefolder":
+        if image_root is None:
+            raise ValueError("dataset 'imagefolder' needs image_root: the root/<class>/<image> tree of your images")
+        overrides = {"image_root": str(image_root), **({"image_size": int(image_size)} if image_size else {}),
+                     **overrides}
     if imbalance_factor is None:
         return {"dataset": dataset, **overrides}
     return {"dataset": f"{dataset}-lt", "imbalance_factor": imbalance_factor, **overrides}
+
+
+def shot_thresholds(results: pd.DataFrame) -> tuple[int, int]:
+    """(many, few) training images of the runs in ``results`` (:func:`run_methods`): the paper's many / few-shot
+    thresholds, 100 and 20, while the largest class has at most 1,280 images (ImageNet-LT's largest; CIFAR-100-LT's
+    and Double-MNIST-LT's 500 alike); beyond that scaled by largest / 1,280 (ours: Fashion-MNIST-LT's 5,400 → 422 /
+    84), so that larger datasets are not all "many-shot"."""
+    largest = max(int(pd.read_csv(Path(d) / "per_class.csv")["train_count"].max()) for d in results["run_dir"])
+    scale = max(1.0, largest / 1280)
+    return round(100 * scale), round(20 * scale)
 
 
 def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapping, runs_dir, *,
@@ -55,7 +74,9 @@ def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapp
     ``<runs_dir>/<run_folder_name(config)>/``, a folder named by the run's settings, so ``runs_dir`` may be shared
     by several notebooks: a finished run there with the same settings is reused, an interrupted one resumed.
     Two method names with the same settings are refused, naming both. Returns columns method, seed, run_dir,
-    top1, many, medium, few, epochs, seconds (training time summed over epochs), reduction.
+    top1, many, medium, few (test, fractions), train_top1, val_top1, plateau_gain, plateaued
+    (:func:`~semscale_lib.studies.plateau.run_summary`), epochs, seconds (training time summed over epochs),
+    reduction.
     """
     out = prepare_out_dir(runs_dir)
     configs: dict[tuple[str, int], object] = {}
@@ -75,7 +96,8 @@ def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapp
         last = run["metrics"].iloc[-1]
         rows.append({"method": name, "seed": seed, "run_dir": str(folder), "top1": float(last["top1"]),
                      "many": float(last["many"]), "medium": float(last["medium"]), "few": float(last["few"]),
-                     "epochs": int(last["epoch"]), "seconds": float(run["metrics"]["seconds"].sum()),
+                     **run_summary(run["metrics"]), "epochs": int(last["epoch"]),
+                     "seconds": float(run["metrics"]["seconds"].sum()),
                      "reduction": config.reduction if config.reweight != "none" else "—"})
     return pd.DataFrame(rows)
 
@@ -166,26 +188,29 @@ def compare_pairs(results: pd.DataFrame, pairs, *, metric: str = "top1",
 
 
 def pair_claims(pairs: pd.DataFrame, *, claim: str, claim_id: str, paper: Mapping[str, str], dataset: str,
-                data: str, section: str, scope: str = "paper") -> tuple[list[dict], list[str]]:
-    """Claim records and markdown lines for the rows of :func:`compare_pairs` (one each per pair).
+                data: str, section: str, scope: str = "paper", results: pd.DataFrame | None = None,
+                budget: Mapping | None = None) -> list[dict]:
+    """Claim records for the rows of :func:`compare_pairs` (one per pair).
 
     ``claim`` and ``claim_id``: templates with ``{method}`` and ``{baseline}`` (e.g. ``"{method} beats
     {baseline}"``, ``"table2-{method}"``); ``paper``: what the paper reports, by method (missing → "not reported
     for this loss"); ``dataset`` / ``data``: on what the numbers were measured; ``scope``: "paper" (a claim the
-    paper makes) or "beyond" (our own question, reported apart from the paper's claims).
+    paper makes) or "beyond" (our own question, reported apart from the paper's claims). ``results``
+    (:func:`run_methods`) and ``budget`` (:func:`~semscale_lib.studies.plateau.budget_check`): how well the two
+    methods' models fit, carried by each record; a budget that did not reach the plateau makes every pair "not
+    testable" (:func:`~semscale_lib.verdicts.withheld`).
     """
-    claims, lines = [], []
+    why = far_from_trained(budget)
+    claims = []
     for row in pairs.itertuples(index=False):
-        text = (f"{row.baseline} {row.mean_without:.2f} % → {row.method} {row.mean_with:.2f} %. "
-                f"{row.sentence}")
-        lines.append(f"- **{row.method} vs {row.baseline}: {row.verdict}.** {text}")
         names = {"method": row.method, "baseline": row.baseline}
+        fit = fit_numbers(results, budget, [row.method, row.baseline]) if results is not None else {}
         claims.append(claim_record(
             claim_id=claim_id.format(**names), claim=claim.format(**names), section=section,
             paper=paper.get(row.method, "not reported for this loss"), paper_value=row.record.paper_delta,
-            dataset=dataset, data=data, record=row.record, scope=scope,
-            numbers={"with": row.mean_with, "without": row.mean_without}))
-    return claims, lines
+            dataset=dataset, data=data, record=withheld(row.record, why), scope=scope,
+            numbers={"with": row.mean_with, "without": row.mean_without, **fit}))
+    return claims
 
 
 def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", source: str = "train",
@@ -272,5 +297,5 @@ def weights_history(run_dir, class_names: Sequence[str] | None = None) -> pd.Dat
 
 
 __all__ = ["PAPER_DSB_DELTAS", "PAPER_DSB_GAINS", "compare_pairs", "group_table", "learning_curves", "pair_claims",
-           "long_tailed_base", "run_methods",
+           "long_tailed_base", "run_methods", "shot_thresholds",
            "static_dsb_weights", "static_weighting_grid", "summary_table", "weights_history"]

@@ -106,8 +106,9 @@ def thresholds(record) -> list[float]:
 
 def edge_note(record, tolerance: ClaimTolerance) -> str | None:
     """Why ``record``'s verdict may read otherwise on another machine, or None: a CI bound within
-    ``tolerance.bound`` of a threshold (:func:`thresholds`), or a detectable effect within ``tolerance.estimate``
-    of the paper's effect (the boundary between "inconclusive" and "not testable: underpowered")."""
+    ``tolerance.bound`` of a threshold (:func:`thresholds`), or a detectable effect that depends on trained numbers
+    (a paired sd, observed correlations) within ``tolerance.estimate`` of the paper's effect (the boundary between
+    "inconclusive" and "not testable: underpowered")."""
     notes = []
     for name, bound in (("lower", record.ci_low), ("upper", record.ci_high)):
         if bound is None or not math.isfinite(bound):
@@ -116,7 +117,8 @@ def edge_note(record, tolerance: ClaimTolerance) -> str | None:
             if abs(bound - threshold) <= tolerance.bound:
                 notes.append(f"the CI's {name} bound {bound:+.2f} lies within ±{tolerance.bound:.2g} of {threshold:g}")
     detectable, paper = getattr(record, "detectable_effect", None), getattr(record, "paper_effect", None)
-    if (record.kind != "negligible gain" and paper is not None and detectable is not None
+    # a single correlation's detectable effect depends on n alone, the same on every machine
+    if (record.kind not in ("negligible gain", "correlation") and paper is not None and detectable is not None
             and math.isfinite(detectable) and abs(detectable - abs(paper)) <= tolerance.estimate):
         notes.append(f"the detectable effect {detectable:.2f} lies within ±{tolerance.estimate:.2g} of the paper's "
                      f"{abs(paper):.2f}")

@@ -19,7 +19,7 @@ from scipy import stats
 from ..difficulty import DIFFICULTY_MEASURES, class_difficulty_table
 from ..dsb import dsb_targets
 from ..imbalance import quantify_imbalance, with_alpha
-from ..meta import pooled_correlation
+from ..meta import R_CLIP, pooled_correlation_by_group
 from ..scale import effective_number, resize_images
 from ..training import embed_run, training_images
 from ..verdicts import pooled_correlation_verdict
@@ -115,34 +115,42 @@ def study_correlations(predictors: pd.DataFrame, accuracy) -> pd.DataFrame:
 
 def pooled_ranking(correlations: pd.DataFrame, *, column: str = "pearson_r", method: str = "dl",
                    confidence: float = 0.95) -> pd.DataFrame:
-    """Random-effects pooling, per predictor, of the per-study correlations ``column`` (rows: study, predictor, n,
-    ``column``, defined). Studies where the predictor is undefined are left out (k counts the rest); a predictor
-    defined in fewer than 2 studies gets NaN. Returns one row per predictor, sorted by the pooled r (highest
-    first): predictor, k, r, ci_low, ci_high (at ``confidence``), tau2, i2 (fraction), q_p."""
+    """Pooling, per predictor, of the per-study correlations ``column`` (rows: study, dataset, predictor, n,
+    ``column``, defined). Studies of one dataset share its classes and test images, so they are not independent:
+    they are combined within the dataset first and the datasets pooled by random effects with the Hartung–Knapp
+    t interval (:func:`semscale_lib.meta.pooled_correlation_by_group`; k = datasets). Studies where the predictor is
+    undefined are left out; a predictor defined on one dataset only gets its studies' mean Fisher z back-transformed
+    as r and no interval (its verdict is then "not testable"). Returns one row per predictor,
+    sorted by the pooled r (highest first): predictor, k (datasets), studies, r, ci_low, ci_high (at
+    ``confidence``), se_z, tau2, i2 (fraction), q_p."""
     rows = []
     for name, part in correlations.groupby("predictor", sort=False):
         part = part[part["defined"]]
-        row = {"predictor": name, "k": len(part)}
-        if len(part) >= 2:
-            result = pooled_correlation(part[column].to_numpy(), part["n"].to_numpy(), method=method,
-                                        labels=part["study"].tolist(), confidence=confidence)
-            row.update(r=result.estimate, ci_low=result.ci_low, ci_high=result.ci_high, tau2=result.tau2,
-                       i2=result.i2, q_p=result.q_p)
-        else:
-            row.update(r=np.nan, ci_low=np.nan, ci_high=np.nan, tau2=np.nan, i2=np.nan, q_p=np.nan)
+        row = {"predictor": name, "k": part["dataset"].nunique(), "studies": len(part)}
+        if part["dataset"].nunique() >= 2:
+            result = pooled_correlation_by_group(part[column].to_numpy(), part["n"].to_numpy(),
+                                                 part["dataset"].tolist(), method=method,
+                                                 labels=part["study"].tolist(), confidence=confidence)
+            row.update(r=result.estimate, ci_low=result.ci_low, ci_high=result.ci_high, se_z=result.se_z,
+                       tau2=result.tau2, i2=result.i2, q_p=result.q_p)
+        else:   # one dataset: its studies' mean Fisher z as the estimate, no interval (nothing independent to pool)
+            r = float(np.tanh(np.arctanh(np.clip(part[column].to_numpy(np.float64), -R_CLIP, R_CLIP)).mean())) \
+                if len(part) else np.nan
+            row.update(r=r, ci_low=np.nan, ci_high=np.nan, se_z=np.nan, tau2=np.nan, i2=np.nan, q_p=np.nan)
         rows.append(row)
     return pd.DataFrame(rows).sort_values("r", ascending=False, na_position="last").reset_index(drop=True)
 
 
 def forest_table(correlations: pd.DataFrame, predictor: str, *, method: str = "dl",
                  confidence: float = 0.95) -> pd.DataFrame:
-    """One predictor's studies and their pooled estimate, for :func:`semscale_lib.plotting.forest_plot`:
-    columns study, r, ci_low, ci_high, weight; the last row is ``study == "pooled"``."""
+    """One predictor's studies and their pooled estimate (by dataset, :func:`pooled_ranking`'s pooling), for
+    :func:`semscale_lib.plotting.forest_figure`: columns study, r, ci_low, ci_high, weight; the last row is
+    ``study == "pooled"``."""
     part = correlations[(correlations["predictor"] == predictor) & correlations["defined"]]
-    if len(part) < 2:
-        raise ValueError(f"{predictor!r} is defined in {len(part)} studies; a forest plot needs ≥ 2")
-    result = pooled_correlation(part["pearson_r"].to_numpy(), part["n"].to_numpy(), method=method,
-                                labels=part["study"].tolist(), confidence=confidence)
+    if part["dataset"].nunique() < 2:
+        raise ValueError(f"{predictor!r} is defined on {part['dataset'].nunique()} datasets; pooling needs ≥ 2")
+    result = pooled_correlation_by_group(part["pearson_r"].to_numpy(), part["n"].to_numpy(), part["dataset"].tolist(),
+                                         method=method, labels=part["study"].tolist(), confidence=confidence)
     studies = result.studies.rename(columns={"label": "study"})[["study", "r", "ci_low", "ci_high", "weight"]]
     pooled = pd.DataFrame([{"study": "pooled", "r": result.estimate, "ci_low": result.ci_low,
                             "ci_high": result.ci_high, "weight": 1.0}])
@@ -166,21 +174,21 @@ def choose_dsb_target(selection: pd.DataFrame) -> tuple[str, str]:
 def ranking_claims(ranking: pd.DataFrame, correlations: pd.DataFrame, *, confidence: float, data: str,
                    figures: Sequence[str] = ()) -> list[dict]:
     """One "beyond the paper" claim record per predictor of ``ranking`` (:func:`pooled_ranking`): "per-class
-    accuracy rises with it across studies", decided by
-    :func:`~semscale_lib.verdicts.pooled_correlation_verdict` at ``confidence``; each study's r is an evidence
-    row. The paper's own figure is given only for S (Table 1 reports S, not pooled over datasets)."""
+    accuracy rises with it across datasets", decided by :func:`~semscale_lib.verdicts.pooled_correlation_verdict`
+    at ``confidence`` with the Hartung–Knapp interval over the datasets; each study's r is an evidence row."""
     claims = []
     for row in ranking.itertuples(index=False):
-        record = pooled_correlation_verdict(row.r, row.ci_low, row.ci_high, k=row.k, i2=row.i2,
-                                            confidence=confidence)
+        record = pooled_correlation_verdict(row.r, row.ci_low, row.ci_high, k=row.k, i2=row.i2, confidence=confidence,
+                                            se_z=row.se_z if np.isfinite(row.se_z) else None, interval="hk",
+                                            unit="datasets")
         part = correlations[correlations["predictor"] == row.predictor]
-        evidence = [{"source": f"{s.study}", "estimate": s.pearson_r, "spearman": s.spearman_rho,
-                     "verdict": "defined" if s.defined else "undefined"} for s in part.itertuples(index=False)]
+        evidence = [{"study": s.study, "pearson": s.pearson_r, "spearman": s.spearman_rho, "defined": s.defined}
+                    for s in part.itertuples(index=False)]
         paper = ("Table 1 (CIFAR-10 / -LT, one dataset at a time): r(acc, S) = 0.56–0.99"
                  if row.predictor.startswith("S (") else "not in the paper (our question)")
         claims.append(claim_record(
             claim_id=f"tracks-{row.predictor}", claim=f"per-class accuracy rises with {row.predictor} across "
-            f"datasets and models ({PREDICTORS.get(row.predictor, row.predictor)})", section="ours, beyond Sec. 3.4",
+            f"datasets ({PREDICTORS.get(row.predictor, row.predictor)})", section="ours, beyond Sec. 3.4",
             paper=paper, paper_value=None, dataset="pooled", data=data, record=record, evidence=evidence,
             figures=figures, scope="beyond"))
     return claims

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import ImageArrays, load_dataset, long_tailed_subset, named_counts, nested_balanced_indices
+from ..data import (
+    ImageArrays, load_dataset, long_tailed_subset, named_counts, nested_balanced_indices, validation_indices,
+)
 from ..data.batches import TensorBatches
 from ..data.list_batches import ListBatches
 from .config import IMAGE_FOLDER, IMAGE_LIST, TrainConfig, split_dataset_name
@@ -18,11 +20,13 @@ NO_FLIP = {"mnist", "digits", "double-mnist"}  # digits are not mirror-symmetric
 class RunData:
     train: object                 # TensorBatches (in-memory datasets) or ListBatches (image lists)
     test: object
-    counts: np.ndarray            # training samples per class (C,)
+    counts: np.ndarray            # training samples per class (C,), validation images excluded
     classes: list[str]            # class names, index = label
     in_channels: int
     split_file: str | None
     subset_indices: np.ndarray | None = None   # subset_per_class: the drawn indices into the (split) training set
+    val: object | None = None     # validation batches (val_fraction > 0), normalised like the test set
+    input_size: tuple[int, int] | None = None  # (height, width) of the images, in pixels
 
 
 def load_config_dataset(config: TrainConfig, *, train: bool) -> ImageArrays:
@@ -34,13 +38,10 @@ def load_config_dataset(config: TrainConfig, *, train: bool) -> ImageArrays:
     return load_dataset(base, train=train, root=config.data_root)
 
 
-def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None, np.ndarray | None]:
-    """The training images a config trains on, the saved split file when it is a long-tailed subset, and the
-    drawn indices when it is a per-class subset (the trainer saves them in the run folder).
-
-    Long-tailed (dataset ``NAME-lt``): the split of ``profile`` / ``imbalance_factor`` seeded by ``split_seed``
-    (saved under data/splits). ``subset_per_class`` = m: the first m images of every class in a seeded
-    permutation (``nested_balanced_indices``), so that subsets of growing m are nested."""
+def _split_arrays(config: TrainConfig) -> tuple[ImageArrays, ImageArrays | None, str | None, np.ndarray | None]:
+    """(training images, validation images or None, split file, per-class subset indices): see
+    :func:`training_arrays`; the validation images are the ``val_fraction`` of every class carved out last
+    (:func:`~semscale_lib.data.validation_indices`, seeded by ``split_seed``)."""
     base, long_tailed = split_dataset_name(config.dataset)
     images = load_config_dataset(config, train=True)
     split_file = None
@@ -55,6 +56,23 @@ def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None, np.nd
         m = int(config.subset_per_class)
         subset = nested_balanced_indices(images.labels, [m], seed=config.split_seed, num_classes=images.num_classes)[m]
         images = images.subset(subset)
+    validation = None
+    if config.val_fraction > 0:
+        kept, held = validation_indices(images.labels, config.val_fraction, seed=config.split_seed,
+                                        num_classes=images.num_classes)
+        images, validation = images.subset(kept), images.subset(held)
+    return images, validation, split_file, subset
+
+
+def training_arrays(config: TrainConfig) -> tuple[ImageArrays, str | None, np.ndarray | None]:
+    """The training images a config trains on, the saved split file when it is a long-tailed subset, and the
+    drawn indices when it is a per-class subset (the trainer saves them in the run folder).
+
+    Long-tailed (dataset ``NAME-lt``): the split of ``profile`` / ``imbalance_factor`` seeded by ``split_seed``
+    (saved under data/splits). ``subset_per_class`` = m: the first m images of every class in a seeded
+    permutation (``nested_balanced_indices``), so that subsets of growing m are nested. ``val_fraction`` > 0:
+    then that fraction of every class is carved out for validation (not returned here; not trained on)."""
+    images, _, split_file, subset = _split_arrays(config)
     return images, split_file, subset
 
 
@@ -84,12 +102,21 @@ def load_run_data(config: TrainConfig, device="cpu") -> RunData:
         counts = np.bincount(train.labels.numpy(), minlength=int(max(train.labels.max(), test.labels.max())) + 1)
         classes, in_channels, split_file, subset = [str(c) for c in range(len(counts))], 3, None, None
     else:
-        train_images, split_file, subset = training_arrays(config)
+        train_images, val_images, split_file, subset = _split_arrays(config)
         test_images = load_config_dataset(config, train=False)
         counts = np.bincount(train_images.labels, minlength=len(train_images.classes))
         train = tensor_batches(train_images, device=device, dataset=config.dataset)
         test = tensor_batches(test_images, device=device, dataset=config.dataset, reference=train)
+        val = None if val_images is None or len(val_images) == 0 else tensor_batches(
+            val_images, device=device, dataset=config.dataset, reference=train)
         classes, in_channels = list(train_images.classes), train_images.images.shape[-1]
-    if np.any(counts == 0):
-        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} are missing from the training set")
-    return RunData(train, test, counts, classes, in_channels, split_file, subset)
+        return _checked(RunData(train, test, counts, classes, in_channels, split_file, subset, val,
+                                tuple(train_images.images.shape[1:3])))
+    return _checked(RunData(train, test, counts, classes, in_channels, split_file, subset,
+                            input_size=(config.image_size, config.image_size)))
+
+
+def _checked(data: RunData) -> RunData:
+    if np.any(data.counts == 0):
+        raise ValueError(f"classes {np.flatnonzero(data.counts == 0).tolist()} are missing from the training set")
+    return data

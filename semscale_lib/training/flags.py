@@ -24,8 +24,8 @@ CLI_DEFAULTS = {"dsb_normalize": "mean1"}
 
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 GROUPS = {   # group title → settings; a setting listed nowhere goes to "other settings"
-    "data": ["dataset", "imbalance_factor", "profile", "split_seed", "subset_per_class", "augment", "data_root",
-             "image_root", "train_list", "test_list", "image_size", "num_workers"],
+    "data": ["dataset", "imbalance_factor", "profile", "split_seed", "subset_per_class", "val_fraction", "augment",
+             "data_root", "image_root", "train_list", "test_list", "image_size", "num_workers"],
     "model": ["model"],
     "optimisation": ["epochs", "max_steps", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
                      "schedule", "milestones", "lr_step_factor", "lr_gamma", "warmup_epochs", "seed"],
@@ -42,6 +42,7 @@ HELP = {   # what a setting means, where its name does not say it
     "profile": "class counts of a -lt training set",
     "split_seed": "seeds the long-tailed split and the per-class subset",
     "subset_per_class": "train on m images per class (nested subsets), or 'none'",
+    "val_fraction": "hold out this fraction of every class of the training set for validation (0: none)",
     "augment": "random crops and flips while training",
     "data_root": "folder of the raw data; default SEMSCALE_DATA or data/raw",
     "image_root": "imagefolder: the root/<class>/<image> tree; imagelist: the folder the lists' paths start in",

@@ -115,7 +115,7 @@ def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: st
     if not checkpoint.exists():
         raise FileNotFoundError(f"{checkpoint} not found: the run's final model is needed for its embeddings")
     model = build_model(config.model, len(run["config"]["train_counts"]), in_channels=images.images.shape[-1],
-                        normalized_classifier=config.loss == "ldam")
+                        input_size=tuple(images.images.shape[1:3]), normalized_classifier=config.loss == "ldam")
     model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=False)["model"])
     model.to(device).eval()
     reference = tensor_batches(training_images(run), device=device, dataset=config.dataset)

@@ -38,13 +38,14 @@ from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, write_per_class, write_t
 from .splits import run_splits
 
 __all__ = ["check_device", "deterministic_algorithms", "environment_info", "evaluate", "make_config", "make_loss",
-           "make_optimizer_and_schedule", "resolve_device", "run_folder_name", "settings_key", "train",
+           "make_optimizer_and_schedule", "resolve_device", "run_folder_name", "settings_key", "top1", "train",
            "train_or_reuse"]
 
 
 def make_optimizer_and_schedule(model, config: TrainConfig):
     """SGD (momentum, weight decay) or Adam, and a LambdaLR: per epoch, linear warm-up then step / exp / linear /
-    constant; with a step budget (``max_steps``), per step (:func:`_step_budget_factor`)."""
+    cosine / constant (linear and cosine decay from the end of the warm-up towards 0 at ``epochs``); with a step
+    budget (``max_steps``), per step (:func:`_step_budget_factor`)."""
     params = model.parameters()
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
@@ -64,6 +65,9 @@ def make_optimizer_and_schedule(model, config: TrainConfig):
             return config.lr_gamma ** epoch
         if config.schedule == "linear":
             return max(0.0, 1.0 - epoch / config.epochs)
+        if config.schedule == "cosine":
+            done = (epoch - config.warmup_epochs) / max(1, config.epochs - config.warmup_epochs)
+            return 0.5 * (1.0 + math.cos(math.pi * done))
         return 1.0
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -72,7 +76,7 @@ def make_optimizer_and_schedule(model, config: TrainConfig):
 def _step_budget_factor(config: TrainConfig):
     """With a step budget (``max_steps``) the schedule runs over steps, so that runs of different epoch lengths
     with the same budget see the same learning rate at every step: "step" multiplies by ``lr_step_factor`` at
-    each milestone (a fraction of ``max_steps``), "linear" decays to 0, "constant" keeps it."""
+    each milestone (a fraction of ``max_steps``), "linear" and "cosine" decay to 0, "constant" keeps it."""
     milestones = [round(f * config.max_steps) for f in config.milestones]
 
     def factor(step: int) -> float:           # optimizer steps taken so far
@@ -80,6 +84,8 @@ def _step_budget_factor(config: TrainConfig):
             return config.lr_step_factor ** sum(step >= m for m in milestones)
         if config.schedule == "linear":
             return max(0.0, 1.0 - step / config.max_steps)
+        if config.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, config.max_steps) / config.max_steps))
         return 1.0
 
     return factor
@@ -114,6 +120,21 @@ def evaluate(model, batches, counts: np.ndarray, *, batch_size: int, amp: bool =
     return {"top1": float((predictions == targets).mean()), "per_class": per_class,
             "many": groups["many"], "medium": groups["medium"], "few": groups["few"],
             "embeddings": torch.cat(embeddings).numpy()}
+
+
+@torch.no_grad()
+def top1(model, batches, *, batch_size: int, amp: bool = False) -> float:
+    """Top-1 accuracy (a fraction) of ``model`` over ``batches`` (in order, no augmentation), e.g. the validation
+    images or the training images themselves; a class may be missing."""
+    was_training = model.training
+    model.eval()
+    hits = 0
+    for inputs, targets in batches.ordered(batch_size):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            logits = model(inputs.contiguous(memory_format=torch.channels_last))
+        hits += int((logits.argmax(1) == targets.to(logits.device)).sum())
+    model.train(was_training)
+    return hits / max(1, len(batches.labels))
 
 
 def _evaluate_now(config: TrainConfig, epoch: int) -> bool:
@@ -158,7 +179,7 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
     with run_splits(config, out):
         data = load_run_data(config, device)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, len(data.counts), in_channels=data.in_channels,
+    model = build_model(config.model, len(data.counts), in_channels=data.in_channels, input_size=data.input_size,
                         normalized_classifier=config.loss == "ldam").to(device)
     model = model.to(memory_format=torch.channels_last)   # faster convolutions on CPU and GPU alike
     net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
@@ -179,7 +200,10 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(
             {"config": config.to_dict(), "code": provenance.code_record(), "environment": environment_info(device),
-             "split_file": data.split_file, "train_counts": data.counts.tolist(), "world_size": world,
+             "split_file": data.split_file, "train_counts": data.counts.tolist(),
+             "val_counts": None if data.val is None else np.bincount(data.val.labels.cpu().numpy(),
+                                                                     minlength=len(data.counts)).tolist(),
+             "world_size": world,
              "reduction": config.reduction},
             indent=2))
         if data.subset_indices is not None:
@@ -230,6 +254,12 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
     return {"loss": total / max(seen, 1), "lr": lr, "images": seen}
 
 
+#: A checkpoint (and metrics.csv) is written after the first epoch that ends this many seconds after the last one,
+#: and after the last epoch: a kill loses at most this much training, and runs of many tiny epochs do not spend
+#: most of their time writing checkpoints.
+CHECKPOINT_SECONDS = 20.0
+
+
 def _save_epoch(run: _Run, epoch: int) -> None:
     """metrics.csv, weights.csv and the checkpoint after ``epoch`` (rank 0; the checkpoint written atomically)."""
     if run.rank != 0:
@@ -266,7 +296,7 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
     if log and run.rank == 0:
         tqdm.write(f"run folder: {out}" + (f" (resumed after epoch {run.start_epoch - 1})" if run.start_epoch > 1
                                             else ""))
-    result = None
+    result, saved = None, time.perf_counter()
     for epoch in range(run.start_epoch, config.epochs + 1):
         started = time.perf_counter()
         try:
@@ -275,14 +305,20 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
             if run.rank == 0:
                 record_divergence(out, error)
             raise
-        row = {"epoch": epoch, **trained, "top1": np.nan, "many": np.nan, "medium": np.nan, "few": np.nan}
+        row = {"epoch": epoch, **trained, "top1": np.nan, "many": np.nan, "medium": np.nan, "few": np.nan,
+               "val_top1": np.nan, "train_top1": np.nan}
         images = row.pop("images")
         if _evaluate_now(config, epoch):
             result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.eval_batch_size,
                               amp=run.amp)
             row.update({k: result[k] for k in ("top1", "many", "medium", "few")})
+        if run.data.val is not None:
+            row["val_top1"] = top1(run.model, run.data.val, batch_size=config.eval_batch_size, amp=run.amp)
         run.history.append({**row, "seconds": time.perf_counter() - started})
-        _save_epoch(run, epoch)
+        stopping = stop_after_epoch is not None and epoch >= stop_after_epoch
+        if epoch == config.epochs or stopping or time.perf_counter() - saved >= CHECKPOINT_SECONDS:
+            _save_epoch(run, epoch)
+            saved = time.perf_counter()
         if log and run.rank == 0:
             tqdm.write(_epoch_line(run, row, images * run.world / run.history[-1]["seconds"]))
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
@@ -290,6 +326,10 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
     if result is None:  # resumed after the last epoch had been saved: evaluate the final model once
         result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.eval_batch_size, amp=run.amp)
     if run.rank == 0:
+        # the final model on its own training images (no augmentation): how far it fits what it was trained on
+        run.history[-1]["train_top1"] = top1(run.model, run.data.train, batch_size=config.eval_batch_size,
+                                             amp=run.amp)
+        write_tables(out, run.history, run.weighting.log_rows())
         write_per_class(out, run.data, result, config)
         if log:
             tqdm.write(f"done: {config.epochs} epochs, top-1 {100 * result['top1']:.2f} % (many / medium / few "
