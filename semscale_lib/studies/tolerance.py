@@ -177,8 +177,9 @@ class CheckedBlock:
 
     def claims(self, claims: Iterable[Mapping], *, decimals: int = 2) -> "CheckedBlock":
         """Each claim record (:func:`~semscale_lib.studies.claims.claim_record`, or a row of ``read_claims``):
-        its estimate and CI bounds with the record's tolerances, then its verdict with its edge note."""
-        for claim in claims:
+        its estimate and CI bounds with the record's tolerances, then its verdict with its edge note. Sorted by
+        claim and dataset: a notebook may list its claims in an order that follows trained numbers (a ranking)."""
+        for claim in sorted(claims, key=lambda c: (str(c["claim_id"]), str(c["dataset"]))):
             label = f"{claim['claim_id']} · {claim['dataset']}"
             tolerance = claim["tolerance"]
             self.number(f"{label} · estimate", claim["estimate"], tolerance["estimate"], decimals=decimals,
