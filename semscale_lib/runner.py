@@ -12,8 +12,8 @@
 
 - A **grid** (a YAML file, or a profile's own ``grid:`` key) maps parameter names to lists of values; each notebook
   that declares some of them runs once per point of their cartesian product (in its own subfolder). Or it lists
-  its ``points:`` one by one, each a mapping of parameters with an optional ``name`` for its folder (datasets that
-  need their own epochs and seeds). An optional ``notebooks: ["04"]`` key limits the grid to some notebooks. A
+  its ``points:`` one by one, each a mapping of parameters with an optional ``name`` for its folder and an optional
+  ``notebooks`` list it reaches (datasets that need their own epochs and seeds, in some notebooks only). An optional ``notebooks: ["04"]`` key limits the grid to some notebooks. A
   ``--grid`` file replaces the profile's grid; a grid parameter that no notebook it varies declares is an error.
 - Output: ``<runs_root>/<profile>-<YYYYmmdd-HHMMSS>/`` (or ``--out``) with one folder per notebook (and per grid
   point) holding the executed notebook beside what it wrote (its ``out_dir`` parameter points there), then
@@ -68,6 +68,7 @@ RUNNER_PARAMETERS = {OUT_PARAMETER: "each notebook's own folder", REPORT_PARAMET
                      RUNS_PARAMETER: f"<run folder>/{RUNS_FOLDER}",
                      LINKS_PARAMETER: "the folder the executed notebook is saved in"}
 PROFILE_KEYS = {"description", "notebooks", "common", "parameters", "grid"}
+POINT_KEYS = {"name", "notebooks"}   # a grid point's own keys: its folder name, the notebooks it reaches
 TIMEOUT_ERROR = "CellTimeoutError"
 
 
@@ -175,18 +176,20 @@ def _grid(raw: Mapping, where: str) -> dict:
             raise ValueError(f"{where}: a grid has either points or lists of values, not both ({sorted(raw)})")
         if not isinstance(points, list) or not points or not all(isinstance(p, dict) and p for p in points):
             raise ValueError(f"{where}: grid points must be a non-empty list of parameter mappings")
+        points = [{**p, "notebooks": [_key(k) for k in p["notebooks"]]} if "notebooks" in p else p for p in points]
     for name, values in raw.items():
         if not isinstance(values, list) or not values:
             raise ValueError(f"{where}: grid values must be non-empty lists, got {name}: {values!r}")
     return {"values": raw, "points": points, "notebooks": None if notebooks is None else [_key(k) for k in notebooks]}
 
 
-def _grid_points(grid: Mapping | None, declared) -> list[tuple[str | None, dict]]:
-    """(folder label or None, parameters) of every grid point for a notebook declaring ``declared``: the explicit
-    ``points`` (their ``name`` as label), else the cartesian product of the values it declares."""
+def _grid_points(grid: Mapping | None, declared, key: str | None = None) -> list[tuple[str | None, dict]]:
+    """(folder label or None, parameters) of every grid point for notebook ``key`` declaring ``declared``: the
+    explicit ``points`` (their ``name`` as label; a point with its own ``notebooks`` list reaches only those), else
+    the cartesian product of the values it declares."""
     if grid and grid.get("points"):
-        return [(point.get("name"), {k: v for k, v in point.items() if k != "name" and k in declared})
-                for point in grid["points"]]
+        return [(point.get("name"), {k: v for k, v in point.items() if k not in POINT_KEYS and k in declared})
+                for point in grid["points"] if key is None or key in point.get("notebooks", [key])]
     return [(None, point) for point in expand_grid({k: v for k, v in (grid or {}).get("values", {}).items()
                                                     if k in declared})]
 
@@ -302,11 +305,13 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
         raise ValueError(f"profile {profile.get('name')!r}: common sets {undeclared}, which none of its notebooks "
                          f"({', '.join(notebooks[k].stem for k in scope)}) declares; valid: {valid}")
     jobs: list[Job] = []
-    grid_values = {k: None for point in (grid or {}).get("points") or [] for k in point if k != "name"} or \
+    grid_values = {k: None for point in (grid or {}).get("points") or [] for k in point if k not in POINT_KEYS} or \
         (grid or {}).get("values", {})
     grid_notebooks = (grid or {}).get("notebooks")
     where = f"grid {(grid or {}).get('path') or ''}".strip()
     unknown = [k for k in grid_notebooks or [] if k not in notebooks]
+    unknown += [k for point in (grid or {}).get("points") or [] for k in point.get("notebooks", [])
+                if k not in (grid_notebooks or notebooks)]
     if unknown:
         raise ValueError(f"{where}: unknown notebook keys {unknown}; available: {', '.join(notebooks)}")
     scope_regular = [k for k in scope if k not in reports]
@@ -326,7 +331,7 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
         base = _profile_parameters(profile, key, notebooks[key], params)
         varied = grid_notebooks is None or key in grid_notebooks
         labels: dict[str, dict] = {}
-        for name, point in _grid_points(grid, params) if varied else [(None, {})]:
+        for name, point in _grid_points(grid, params, key) if varied else [(None, {})]:
             folder = run_dir / notebooks[key].stem
             if point or name:
                 label = name or point_label(point)
@@ -658,12 +663,12 @@ VOLATILE_CELL_METADATA = ("execution", "papermill", "collapsed", "scrolled")
 def clean_notebook(nb):
     """Strip volatile metadata from an executed notebook (in place; returns it): papermill's notebook and cell
     metadata, per-cell execution timings, widget state, jupytext's filters (JupyterLab copies them from
-    ``notebooks/jupytext.toml``); the kernelspec becomes the generic ``python3`` and ``language_info`` keeps only the
-    language. Outputs and execution counts stay (nbval compares outputs)."""
+    ``notebooks/jupytext.toml``); the kernelspec becomes the generic ``python3``. ``language_info`` stays as the
+    kernel reported it: JupyterLab writes the kernel's own on opening a notebook, and marks the notebook modified
+    when it differs. Outputs and execution counts stay (nbval compares outputs)."""
     for key in ("papermill", "widgets", "jupytext"):
         nb.metadata.pop(key, None)
     nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
     for cell in nb.cells:
         for key in VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
@@ -677,8 +682,6 @@ def volatile_metadata(nb) -> list[str]:
     found = [f"metadata.{k}" for k in ("papermill", "widgets", "jupytext") if k in nb.metadata]
     if nb.metadata.get("kernelspec", {}).get("name") != "python3":
         found.append("metadata.kernelspec (not python3)")
-    if set(nb.metadata.get("language_info", {})) - {"name", "pygments_lexer"}:
-        found.append("metadata.language_info (version details)")
     for index, cell in enumerate(nb.cells):
         found += [f"cells[{index}].metadata.{k}" for k in VOLATILE_CELL_METADATA if k in cell.metadata]
     return found

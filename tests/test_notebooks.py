@@ -63,3 +63,24 @@ def test_notebook_structure(key):
         assert "epochs" in names or "min_epochs" in names
     # papermill must be able to read every parameter (a comment with '=' would hide it from the runner)
     assert set(runner.notebook_parameters(_notebooks()[key])) == set(names)
+
+
+@pytest.mark.slow
+def test_a_notebook_opened_with_the_projects_kernel_is_not_marked_modified():
+    """JupyterLab writes the running kernel's kernelspec and language_info into a notebook it opens and marks the
+    notebook modified when they differ from what was saved: every committed notebook holds exactly what this
+    project's python3 kernel reports."""
+    from jupyter_client.manager import start_new_kernel
+
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        reply = client.kernel_info(reply=True, timeout=60)["content"]
+        spec = manager.kernel_spec
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    for key, path in _notebooks().items():
+        metadata = nbformat.read(path, as_version=4).metadata
+        assert metadata["language_info"] == reply["language_info"], key
+        assert metadata["kernelspec"] == {"display_name": spec.display_name, "language": spec.language,
+                                          "name": "python3"}, key

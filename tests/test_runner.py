@@ -269,12 +269,16 @@ def test_the_cpu_profile_runs_every_claim_on_three_datasets():
                 "04_dynamic_reweighting"):
         for dataset in ("double-mnist", "fashion-mnist", "mnist"):
             assert f"{key} [{dataset}]" in labels
-    assert labels[0] == "00_quickstart" and labels[-1] == "05_report"
+    assert labels[-1] == "05_report"
     # each point's own settings reach only the notebooks that declare them: Double-MNIST's 6 seeds and 16 epochs
     double = {j.key: j for j in jobs if j.name == "double-mnist"}
     assert double["04"].parameters["seeds"] == [0, 1, 2, 3, 4, 5] and double["04"].parameters["epochs"] == 16
     assert "epochs" not in double["01"].parameters and double["01"].parameters["min_epochs"] == 16
     assert double["02"].parameters["balanced_per_class"] == 100
+    # points with their own notebooks: Double-MNIST's 6 seeds reach the paired claims (03, 04) only
+    assert double["03"].parameters["seeds"] == [0, 1, 2, 3, 4, 5] and "seeds" not in double["02"].parameters
+    # the longest notebooks first (04, 03), the report last
+    assert [j.key for j in jobs][:3] == ["04", "04", "04"] and jobs[-1].key == "05"
     assert str(double["03"].out_dir).endswith("03_semantic_scale_balanced_losses/double-mnist")
     assert {j.parameters["balanced_per_class"] for j in jobs if j.key == "02" and j.name != "double-mnist"} == {1000}
 
@@ -282,6 +286,9 @@ def test_the_cpu_profile_runs_every_claim_on_three_datasets():
 def test_grid_points_give_each_point_its_own_parameters_and_folder(tmp_path):
     grid = runner._grid({"notebooks": ["01"], "points": [{"name": "a", "x": 1, "y": [2]}, {"x": 3}]}, "test")
     assert runner._grid_points(grid, {"x": None}) == [("a", {"x": 1}), (None, {"x": 3})]
+    only = runner._grid({"points": [{"name": "a", "notebooks": ["3"], "x": 1}, {"name": "b", "x": 2}]}, "test")
+    assert runner._grid_points(only, {"x": None}, "03") == [("a", {"x": 1}), ("b", {"x": 2})]
+    assert runner._grid_points(only, {"x": None}, "01") == [("b", {"x": 2})]
     with pytest.raises(ValueError, match="either points or lists"):
         runner._grid({"points": [{"x": 1}], "y": [1, 2]}, "test")
     with pytest.raises(ValueError, match="non-empty list of parameter mappings"):
@@ -477,5 +484,6 @@ def test_clean_notebook_strips_volatile_metadata():
     runner.clean_notebook(nb)
     assert runner.volatile_metadata(nb) == []
     assert nb.metadata["kernelspec"]["name"] == "python3" and "papermill" not in nb.metadata
+    assert nb.metadata["language_info"]["version"] == "3.11.9"   # the kernel's own: JupyterLab rewrites it
     assert dict(nb.cells[0].metadata) == {}
     assert nb.cells[0].execution_count == 3 and nb.cells[0].outputs   # outputs stay for nbval

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from schedules import learning_rates
 import torch
 
 import semscale_lib.training as T
@@ -440,20 +441,11 @@ def test_presets_and_overrides():
     assert T.make_config("cpu-quick", milestones=[0.5]).milestones == (0.5,)
 
 
-def _learning_rates(config, steps: int) -> list[float]:
-    """The learning rate before each of ``steps`` scheduler steps of ``config``'s optimizer and schedule."""
-    optimizer, scheduler = T.make_optimizer_and_schedule(torch.nn.Linear(2, 2), config)
-    rates = []
-    for _ in range(steps):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return rates
 
 
 def test_cifar_lt_preset_steps_lr_by_a_hundredth():
     """The community CIFAR-LT protocol: 5-epoch linear warm-up, lr × 0.01 at 160 and again at 180."""
-    lrs = _learning_rates(T.make_config("cifar-lt"), 200)
+    lrs = learning_rates(T.make_config("cifar-lt"), 200)
     assert lrs[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
     assert lrs[159] == pytest.approx(0.1) and lrs[160] == pytest.approx(1e-3) and lrs[180] == pytest.approx(1e-5)
 
@@ -473,13 +465,13 @@ def test_resume_through_the_cli_with_the_preset_given_again(tmp_path, monkeypatc
 def test_a_step_budget_runs_the_schedule_over_steps():
     config = T.make_config("cpu-quick", max_steps=10, warmup_epochs=0, lr=0.1, schedule="step",
                            milestones=[0.5, 0.8], lr_step_factor=0.1)
-    assert _learning_rates(config, 10) == pytest.approx([0.1] * 5 + [0.01] * 3 + [0.001] * 2)
+    assert learning_rates(config, 10) == pytest.approx([0.1] * 5 + [0.01] * 3 + [0.001] * 2)
     linear = T.make_config("cpu-quick", max_steps=4, warmup_epochs=0, lr=0.2, schedule="linear")
-    assert _learning_rates(linear, 4) == pytest.approx([0.2, 0.15, 0.1, 0.05])
+    assert learning_rates(linear, 4) == pytest.approx([0.2, 0.15, 0.1, 0.05])
     # cosine over 4 steps: 0.2 · ½(1 + cos(π s / 4)), s = 0 … 3
     cosine = T.make_config("cpu-quick", max_steps=4, warmup_epochs=0, lr=0.2)       # the preset's cosine
     assert cosine.schedule == "cosine"
-    assert _learning_rates(cosine, 5) == pytest.approx([0.2, 0.2 * 0.8535533905932737, 0.1,
+    assert learning_rates(cosine, 5) == pytest.approx([0.2, 0.2 * 0.8535533905932737, 0.1,
                                                         0.2 * 0.14644660940672624, 0.0], abs=1e-12)
     with pytest.raises(ValueError, match="schedule runs over steps"):
         T.make_config("cpu-quick", max_steps=10)                        # the preset's 1-epoch warm-up

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from schedules import learning_rates
 import torch
 
 import semscale_lib.training as T
@@ -120,14 +121,6 @@ def test_a_validated_run_records_its_split_and_its_fit(validated_run):
 
 
 # -------------------------------------------------------------------------------------------- the schedule
-def _learning_rates(config, steps):
-    optimizer, scheduler = trainer.make_optimizer_and_schedule(torch.nn.Linear(2, 2), config)
-    rates = []
-    for _ in range(steps):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    return rates
 
 
 COS_QUARTER, COS_THREE_QUARTERS = 0.5 * (1 + math.cos(math.pi / 4)), 0.5 * (1 + math.cos(3 * math.pi / 4))
@@ -136,10 +129,10 @@ COS_QUARTER, COS_THREE_QUARTERS = 0.5 * (1 + math.cos(math.pi / 4)), 0.5 * (1 + 
 def test_cosine_schedule_per_epoch_after_the_warm_up():
     # warm-up 1 over 5 epochs: factor (0 + 1) / 1 in epoch 1, then ½(1 + cos(π (e − 1) / 4)) for e = 1 … 4 (from 0)
     config = T.make_config(**{**TINY, "epochs": 5, "schedule": "cosine", "warmup_epochs": 1, "lr": 0.2})
-    assert _learning_rates(config, 5) == pytest.approx([0.2, 0.2, 0.2 * COS_QUARTER, 0.1, 0.2 * COS_THREE_QUARTERS])
+    assert learning_rates(config, 5) == pytest.approx([0.2, 0.2, 0.2 * COS_QUARTER, 0.1, 0.2 * COS_THREE_QUARTERS])
     # warm-up 2 over 6 epochs: 0.1, 0.2, then the same decay over the 4 epochs left
     longer = T.make_config(**{**TINY, "epochs": 6, "schedule": "cosine", "warmup_epochs": 2, "lr": 0.2})
-    assert _learning_rates(longer, 6) == pytest.approx([0.1, 0.2, 0.2, 0.2 * COS_QUARTER, 0.1,
+    assert learning_rates(longer, 6) == pytest.approx([0.1, 0.2, 0.2, 0.2 * COS_QUARTER, 0.1,
                                                         0.2 * COS_THREE_QUARTERS])
 
 
