@@ -26,10 +26,10 @@ PAPER_DSB_DELTAS = {"ce": 49.2 - 44.4, "focal": 50.6 - 47.2, "ldam": 52.3 - 51.1
 
 #: The paper's X → DSB-X top-1 (Table 2: ImageNet-LT; iNaturalist 2018), by our loss names.
 PAPER_DSB_GAINS = {
-    "ce": "ImageNet-LT CE 44.4 → DSB-CE 49.2; iNat-2018 61.7 → 64.3",
-    "focal": "ImageNet-LT Focal 47.2 → 50.6; iNat-2018 61.1 → 63.5",
-    "ldam": "ImageNet-LT LDAM 51.1 → 52.3; iNat-2018 64.6 → 65.7",
-    "balanced-softmax": "ImageNet-LT BS 51.2 → 52.8; iNat-2018 53.2 → 55.1",
+    "ce": "ImageNet-LT (ResNeXt-50) CE 44.4 → DSB-CE 49.2; iNaturalist 2018 (ResNet-50) 61.7 → 64.3",
+    "focal": "ImageNet-LT (ResNeXt-50) Focal 47.2 → 50.6; iNaturalist 2018 (ResNet-50) 61.1 → 63.5",
+    "ldam": "ImageNet-LT (ResNeXt-50) LDAM 51.1 → 52.3; iNaturalist 2018 (ResNet-50) 64.6 → 65.7",
+    "balanced-softmax": "ImageNet-LT (ResNeXt-50) BS 51.2 → 52.8; iNaturalist 2018 (ResNet-50) 53.2 → 55.1",
 }
 
 
