@@ -96,6 +96,22 @@ def permutation_p(x: np.ndarray, y: np.ndarray, r: float, n_permutations: int, s
     return (hits + 1) / (n_permutations + 1), "Monte Carlo"
 
 
+def numeric_vector(values, name: str) -> np.ndarray:
+    """``values`` (a 1-D sequence, array or tensor of numbers) as a float64 array. Raises TypeError, naming ``name``,
+    for None, strings, mappings, sets and non-numeric entries; ValueError for another shape."""
+    if values is None or isinstance(values, (str, bytes, dict, set)):
+        raise TypeError(f"{name} must be a 1-D sequence of numbers, got {type(values).__name__}")
+    if hasattr(values, "detach"):  # torch tensor
+        values = values.detach().cpu().numpy()
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a 1-D sequence of numbers: {exc}") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+    return array
+
+
 def holm_adjust(p_values) -> np.ndarray:
     """Holm's (1979) step-down adjusted p-values of a family: with the m finite p sorted ascending,
     p̃_(i) = min(1, max_{j ≤ i} (m − j + 1) p_(j)), returned in the input order. Rejecting where p̃ ≤ α controls the
@@ -103,12 +119,7 @@ def holm_adjust(p_values) -> np.ndarray:
 
     p_values: a 1-D sequence of numbers in [0, 1] or NaN. Returns a float array of the same shape. Raises TypeError
     for non-numeric input, ValueError for another shape or a value outside [0, 1]."""
-    try:
-        p = np.asarray(p_values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"p_values must be a 1-D sequence of numbers: {exc}") from None
-    if p.ndim != 1:
-        raise ValueError(f"p_values must be 1-D, got shape {p.shape}")
+    p = numeric_vector(p_values, "p_values")
     finite = ~np.isnan(p)
     if np.any((p[finite] < 0) | (p[finite] > 1)):
         raise ValueError(f"p_values must lie in [0, 1] (or be NaN), got {p[finite & ((p < 0) | (p > 1))].tolist()}")

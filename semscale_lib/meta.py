@@ -48,6 +48,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .inference import numeric_vector
+
 __all__ = ["MetaResult", "pooled_correlation", "pooled_correlation_by_group", "R_CLIP", "INTERVALS"]
 
 R_CLIP = 1.0 - 1e-12  # |r| is clipped to this before atanh (|r| = 1 would give z = ±inf)
@@ -98,20 +100,6 @@ class MetaResult:
         return out
 
 
-def _vector(values, name: str) -> np.ndarray:
-    if values is None or isinstance(values, (str, bytes, dict, set)):
-        raise TypeError(f"{name} must be a 1-D sequence of numbers, got {type(values).__name__}")
-    if hasattr(values, "detach"):  # torch tensor
-        values = values.detach().cpu().numpy()
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a 1-D sequence of numbers: {exc}") from None
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
-    return array
-
-
 def _labels(labels, k: int, name: str = "labels") -> list:
     if labels is None:
         return list(range(k))
@@ -125,7 +113,7 @@ def _labels(labels, k: int, name: str = "labels") -> list:
 
 def _studies_input(r, n, method, confidence, interval, minimum: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Checked (r, n, method); ``minimum``: the fewest studies allowed."""
-    rv, nv = _vector(r, "r"), _vector(n, "n")
+    rv, nv = numeric_vector(r, "r"), numeric_vector(n, "n")
     if len(nv) != len(rv):
         raise ValueError(f"n must have one entry per study: {len(rv)} correlations r, {len(nv)} sizes n")
     if len(rv) < minimum:
