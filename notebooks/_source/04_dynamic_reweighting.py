@@ -3,8 +3,8 @@
 #
 # **Claim (paper, Sec. 4.2, Table 2).** Re-weighting the loss by a ∝ 1/S, with S recomputed every iteration from a
 # storage pool of recent features (stage 1: fill the pool; stage 2, epochs ≤ n: keep it fresh; stage 3, epochs > n:
-# re-weight), improves long-tailed training: DSB-X beats X for every base loss X (ImageNet-LT (ResNeXt-50) CE 44.4 → 49.2,
-# iNaturalist 2018 (ResNet-50) 61.7 → 64.3; LDAM 51.1 → 52.3).
+# re-weight), improves long-tailed training: DSB-X beats X for every base loss X (ImageNet-LT (ResNeXt-50)
+# CE 44.4 → 49.2, iNaturalist 2018 (ResNet-50) 61.7 → 64.3; LDAM 51.1 → 52.3).
 #
 # **Here.** Like with like on a long-tailed training set: each base loss X against DSB-X, same seeds and schedule
 # (CE and LDAM by default; the cpu profile adds focal and balanced softmax), and DSB-LDAM against LDAM-DRW. DSB's
@@ -122,7 +122,8 @@ claims = pair_claims(
     comparison, claim="{method} beats {baseline}", claim_id="dsb-{method}-vs-{baseline}",
     section="Sec. 4.2, Table 2", dataset=dataset,
     paper={m: PAPER_DSB_GAINS[methods[m]["loss"]] for m in comparison["method"] if methods[m]["loss"] in PAPER_DSB_GAINS},
-    data=f"{data_label}, {model}, {epochs} epochs, n = {dsb_stage_epochs}, seeds {seeds}, DSB weights {dsb_normalize}",
+    data=(f"{data_label}, {model}, {epochs} epochs, seeds {seeds}, "
+          f"DSB weights {dsb_normalize} after epoch n = {dsb_stage_epochs}"),
     results=results, budget=budget)
 claims_table(claims).round(2)
 
