@@ -55,8 +55,8 @@ def test_edge_note_names_the_bound_near_its_threshold():
 
 
 # ------------------------------------------------------------------------------------------------ the block
-def _block(value=48.58, verdict="inconclusive", edge=None) -> str:
-    return repr(CheckedBlock().number("top-1 (%) · CE", value, 2.0).verdict("gain · verdict", verdict, edge))
+def _block(value=48.58, verdict="inconclusive", edge=None, tolerance=2.0) -> str:
+    return repr(CheckedBlock().number("top-1 (%) · CE", value, tolerance).verdict("gain · verdict", verdict, edge))
 
 
 def test_block_text():
@@ -82,6 +82,8 @@ def test_block_refuses_bad_labels_and_verdicts():
     (_block(value=50.4), 0),                        # within ± 2
     (_block(value=46.6), 0),
     (_block(value=50.7), 1),                        # beyond
+    (_block(value=52.5, tolerance=4.0), 0),         # within the larger tolerance: this machine's seeds spread more
+    (_block(value=52.7, tolerance=4.0), 1),         # beyond both
     (_block(value=float("nan")), 1),                # a number became undefined
     (_block(verdict="held"), 1),                    # a verdict flipped, neither side on the edge
     (_block(verdict="held", edge="the CI's lower bound +0.20 lies within ±1 of 0"), 0),
@@ -90,6 +92,7 @@ def test_block_refuses_bad_labels_and_verdicts():
 ])
 def test_compare_checked(actual, problems):
     assert len(compare_checked(_block(), actual)) == problems
+    assert len(compare_checked(actual, _block())) == problems      # symmetric: either side may be the committed one
 
 
 def test_compare_checked_accepts_a_flip_when_the_committed_verdict_was_on_the_edge():

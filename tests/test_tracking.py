@@ -127,8 +127,24 @@ def test_the_dsb_target_is_the_best_positive_computable_predictor():
     selection["r"] = [0.9, 0.7, 0.6, 0.4]
     assert tr.choose_dsb_target(selection) == ("S (alpha=2)", "S")
     selection["r"] = [0.9, -0.1, -0.2, -0.3]
-    with pytest.raises(ValueError, match="positive"):
-        tr.choose_dsb_target(selection)
+    assert tr.choose_dsb_target(selection) == (None, None)
+    selection["r"] = [np.nan, np.nan, np.nan, np.nan]        # training accuracy flat at 100 %: every r undefined
+    assert tr.choose_dsb_target(selection) == (None, None)
+
+
+def test_without_a_chosen_target_the_arms_are_the_papers_three():
+    assert list(tr.weighting_methods(None)) == ["CE", "LDAM-DRW", "DSB-S", "DSB-S'", "DSB-W"]
+    assert list(tr.weighting_methods("W")) == ["CE", "LDAM-DRW", "DSB-S", "DSB-S'", "DSB-W"]
+    assert list(tr.weighting_methods("knn_accuracy"))[-1] == "DSB-knn_accuracy"
+
+
+def test_the_chosen_arm_is_left_out_of_the_checked_claims_unless_it_is_one_of_the_papers():
+    ids = ["ranking-W", "weights-DSB-S-vs-CE", "weights-DSB-knn_accuracy-vs-CE", "weights-DSB-knn_accuracy-vs-DSB-S",
+           "weights-DSB-W-vs-LDAM-DRW", "weights-DSB-knn_accuracy-vs-LDAM-DRW"]
+    claims = [{"claim_id": i} for i in ids]
+    kept = [c["claim_id"] for c in tr.claims_of_fixed_arms(claims, "knn_accuracy")]
+    assert kept == ["ranking-W", "weights-DSB-S-vs-CE", "weights-DSB-W-vs-LDAM-DRW"]
+    assert tr.claims_of_fixed_arms(claims, "W") == claims and tr.claims_of_fixed_arms(claims, None) == claims
 
 
 def test_weighting_arms_and_every_counted_pair():

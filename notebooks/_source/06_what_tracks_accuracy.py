@@ -51,15 +51,15 @@ from semscale_lib.studies.reweighting import (
 )
 from semscale_lib.studies.tolerance import CheckedBlock
 from semscale_lib.studies.tracking import (
-    PREDICTORS, PRIMARY_SOURCE, SENSITIVITY_SOURCE, choose_dsb_target, forest_table, pooled_ranking,
-    ranking_claims, study_correlations, study_tables, weighting_methods, weighting_pairs,
+    PREDICTORS, PRIMARY_SOURCE, SENSITIVITY_SOURCE, choose_dsb_target, claims_of_fixed_arms, forest_table,
+    pooled_ranking, ranking_claims, study_correlations, study_tables, weighting_methods, weighting_pairs,
 )
 
 versions = require_versions({"semscale_lib": "0.1", "numpy": "1.24", "pandas": "2.0", "torch": "2.1",
                              "matplotlib": "3.7", "scipy": "1.10", "statsmodels": "0.14"})
 
 # %% tags=["parameters"]
-studies: list = [["digits", "cnn-small"], ["digits", "resnet-tiny"]]  # (dataset, model) pairs; pooling needs ≥ 2 datasets
+studies: list = [["digits", "cnn-small"]]  # (dataset, model) pairs; pooling needs ≥ 2 datasets
 imbalance_factor: float = 100  # of each long-tailed setting (exponential profile), unless per_dataset says else
 balanced_per_class: Optional[int] = 500  # the balanced setting: this many images per class; None: the whole set
 preset: str = "cpu-quick"  # training recipe (semscale_lib.training.PRESETS)
@@ -183,7 +183,8 @@ else:
 selection_ranking = pooled_ranking(selection[~selection["study"].isin(excluded)])
 selection_ranking.to_csv(out / "selection_ranking.csv", index=False)
 best_predictor, best_target = choose_dsb_target(selection_ranking)
-print(f"chosen on training accuracy: {best_predictor} (DSB target {best_target!r})")
+print(f"chosen on training accuracy: {best_predictor} (DSB target {best_target!r})" if best_target else
+      "no DSB-computable predictor has a positive pooled r on training accuracy: the arms are S, S′ and W only")
 selection_ranking[["predictor", "k", "r", "ci_low", "ci_high"]].round(2)
 
 # %% [markdown]
@@ -225,7 +226,7 @@ for dataset, results in weighted.items():
         budget=budgets[dataset],
         data=f"{dataset}-LT IF {setting_of(dataset, 'imbalance_factor'):g}, {weighting_model}, "
              f"{setting_of(dataset, 'epochs')} epochs, seeds {seeds}, DSB target chosen on training accuracy: "
-             f"{best_predictor}")
+             f"{best_predictor or 'none (no positive pooled r)'}")
 claims_table(claims).round(2)
 
 # %% [markdown]
@@ -248,7 +249,8 @@ claims_file = write_claims(
 # ## Checked across machines
 # The numbers the conclusions above rest on, each with the tolerance within which another CPU reproduces them,
 # and each verdict — marked "on the edge" where a deciding CI bound lies within its tolerance of the threshold, so
-# that another CPU may read it otherwise (`semscale_lib.studies.tolerance`).
+# that another CPU may read it otherwise (`semscale_lib.studies.tolerance`). The arm of the predictor chosen on
+# training accuracy is left out when it is not S, S′ or W: which predictor wins depends on trained numbers itself.
 
 # %% tags=["nbval-check-output", "semscale-tolerance"]
-CheckedBlock().means(runs, by="study", column="top1", name="top-1 (%)").claims(claims)
+CheckedBlock().means(runs, by="study", column="top1", name="top-1 (%)").claims(claims_of_fixed_arms(claims, best_target))

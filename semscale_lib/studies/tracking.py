@@ -157,13 +157,15 @@ def forest_table(correlations: pd.DataFrame, predictor: str, *, method: str = "d
     return pd.concat([studies, pooled], ignore_index=True)
 
 
-def choose_dsb_target(selection: pd.DataFrame) -> tuple[str, str]:
+def choose_dsb_target(selection: pd.DataFrame) -> tuple[str | None, str | None]:
     """The predictor to weight DSB by, chosen on training data only: the highest pooled r in ``selection``
     (:func:`pooled_ranking` of the correlations with per-class *training* accuracy) among predictors a DSB run
-    can compute (:data:`DSB_TARGET_OF`) with a positive pooled r. Returns (predictor, DSB target name)."""
+    can compute (:data:`DSB_TARGET_OF`) with a positive pooled r. Returns (predictor, DSB target name), or
+    (None, None) when no such predictor has a positive r: models that fit every training image leave per-class
+    training accuracy flat, and every r undefined."""
     usable = selection[selection["predictor"].isin(DSB_TARGET_OF) & (selection["r"] > 0)]
     if usable.empty:
-        raise ValueError("no DSB-computable predictor has a positive pooled r on the training data")
+        return None, None
     best = usable.sort_values("r", ascending=False).iloc[0]["predictor"]
     target = DSB_TARGET_OF[best]
     if target not in dsb_targets():
@@ -194,15 +196,28 @@ def ranking_claims(ranking: pd.DataFrame, correlations: pd.DataFrame, *, confide
     return claims
 
 
-def weighting_methods(best_target: str, *, loss: str = "ce") -> dict[str, dict]:
+def weighting_methods(best_target: str | None, *, loss: str = "ce") -> dict[str, dict]:
     """The arms of the weighting comparison: plain ``loss``, LDAM-DRW, and DSB (``loss``, same pool and stages)
-    with a ∝ 1/S (the paper), 1/S′, 1/W and 1/``best_target`` (omitted when it is one of those three)."""
+    with a ∝ 1/S (the paper), 1/S′, 1/W and 1/``best_target`` (omitted when it is None or one of those three)."""
     methods = {"CE" if loss == "ce" else loss: {"loss": loss, "reweight": "none"},
                "LDAM-DRW": {"loss": "ldam", "reweight": "drw"}}
-    targets = list(dict.fromkeys(["S", "S'", "W", best_target]))
+    targets = list(dict.fromkeys(["S", "S'", "W"] + ([best_target] if best_target else [])))
     for target in targets:
         methods[f"DSB-{target}"] = {"loss": loss, "reweight": "dsb", "dsb_target": target}
     return methods
+
+
+def claims_of_fixed_arms(claims: Sequence[Mapping], best_target: str | None) -> list[Mapping]:
+    """``claims`` without those of the arm weighted by ``best_target`` when it is not one of the paper's three
+    (S, S′, W): which predictor wins on training accuracy depends on trained numbers, so that arm may differ from one
+    machine to the next, and its claims are shown but cannot be checked across machines."""
+    if best_target is None or best_target in ("S", "S'", "W"):
+        return list(claims)
+    arm = f"DSB-{best_target}"
+
+    def arms(claim_id: str) -> list[str]:      # "weights-{method}-vs-{baseline}" (ranking claims have no arms)
+        return claim_id.removeprefix("weights-").split("-vs-") if claim_id.startswith("weights-") else []
+    return [c for c in claims if arm not in arms(str(c["claim_id"]))]
 
 
 def weighting_pairs(methods: Mapping[str, Mapping]) -> list[tuple[str, str]]:
@@ -217,5 +232,5 @@ def weighting_pairs(methods: Mapping[str, Mapping]) -> list[tuple[str, str]]:
 
 
 __all__ = ["DSB_TARGET_OF", "PREDICTORS", "PRIMARY_SOURCE", "SENSITIVITY_SOURCE", "choose_dsb_target",
-           "forest_table", "pooled_ranking", "predictor_table", "ranking_claims", "study_correlations",
+           "claims_of_fixed_arms", "forest_table", "pooled_ranking", "predictor_table", "ranking_claims", "study_correlations",
            "study_tables", "weighting_methods", "weighting_pairs"]
