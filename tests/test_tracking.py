@@ -10,6 +10,7 @@ import pytest
 
 from semscale_lib.imbalance import quantify_imbalance, with_alpha
 from semscale_lib.studies import tracking as tr
+from semscale_lib.studies.tolerance import CheckedBlock
 from semscale_lib.verdicts import pooled_correlation_verdict
 
 
@@ -138,13 +139,22 @@ def test_without_a_chosen_target_the_arms_are_the_papers_three():
     assert list(tr.weighting_methods("knn_accuracy"))[-1] == "DSB-knn_accuracy"
 
 
-def test_the_chosen_arm_is_left_out_of_the_checked_claims_unless_it_is_one_of_the_papers():
-    ids = ["ranking-W", "weights-DSB-S-vs-CE", "weights-DSB-knn_accuracy-vs-CE", "weights-DSB-knn_accuracy-vs-DSB-S",
+def _numbers() -> dict:
+    """The fields a checked block reads from a claim record."""
+    return {"dataset": "digits", "estimate": 0.5, "ci_low": -1.0, "ci_high": 2.0, "verdict": "inconclusive",
+            "tolerance": {"estimate": 1.0, "bound": 2.0}, "edge": None}
+
+
+def test_the_chosen_arm_is_unchecked_unless_it_is_one_of_the_papers():
+    ids = ["tracks-W", "weights-DSB-S-vs-CE", "weights-DSB-knn_accuracy-vs-CE", "weights-DSB-knn_accuracy-vs-DSB-S",
            "weights-DSB-W-vs-LDAM-DRW", "weights-DSB-knn_accuracy-vs-LDAM-DRW"]
     claims = [{"claim_id": i} for i in ids]
-    kept = [c["claim_id"] for c in tr.claims_of_fixed_arms(claims, "knn_accuracy")]
-    assert kept == ["ranking-W", "weights-DSB-S-vs-CE", "weights-DSB-W-vs-LDAM-DRW"]
-    assert tr.claims_of_fixed_arms(claims, "W") == claims and tr.claims_of_fixed_arms(claims, None) == claims
+    marked = tr.chosen_arm_unchecked(claims, "knn_accuracy")
+    assert [c.get("checked", True) for c in marked] == [True, True, False, False, True, False]
+    assert "checked" not in claims[2]                                     # copies: the input is left alone
+    assert tr.chosen_arm_unchecked(claims, "W") == claims and tr.chosen_arm_unchecked(claims, None) == claims
+    block = repr(CheckedBlock().claims([{**c, **_numbers()} for c in marked]))
+    assert "knn_accuracy" not in block and "weights-DSB-S-vs-CE" in block and "tracks-W" in block
 
 
 def test_weighting_arms_and_every_counted_pair():

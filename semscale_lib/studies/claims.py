@@ -23,7 +23,7 @@ from .tolerance import claim_tolerance_fields
 CLAIMS_FILE = "claims.json"
 COLUMNS = ["notebook", "folder", "scope", "claim_id", "claim", "section", "dataset", "data", "paper", "paper_value",
            "measured", "verdict", "estimate", "ci_low", "ci_high", "rule", "evidence", "numbers", "figures",
-           "tolerance", "edge"]
+           "tolerance", "edge", "checked"]
 #: "paper": a claim the paper makes; "beyond": our own question, not the paper's claim.
 SCOPES = ("paper", "beyond")
 #: The report's heading of the "beyond" claims.
@@ -45,7 +45,9 @@ def claim_record(*, claim_id: str, claim: str, section: str, paper: str, dataset
     about it if anything; the report shows no paper figure for it, so ``paper_value`` is best left None).
 
     The record also carries ``tolerance`` (of its estimate and CI bounds across machines) and ``edge`` (why its
-    verdict may read otherwise on another CPU, or None): :mod:`semscale_lib.studies.tolerance`."""
+    verdict may read otherwise on another CPU, or None): :mod:`semscale_lib.studies.tolerance`; and ``checked``
+    (True: its numbers go into the notebook's checked block; False where the claim exists only because of a choice
+    made from trained numbers, e.g. :func:`~semscale_lib.studies.tracking.chosen_arm_unchecked`)."""
     if not isinstance(record, VerdictRecord):
         raise TypeError(f"record must be a semscale_lib.verdicts record, got {type(record).__name__}")
     if scope not in SCOPES:
@@ -54,7 +56,7 @@ def claim_record(*, claim_id: str, claim: str, section: str, paper: str, dataset
             "paper": paper, "paper_value": paper_value, "measured": record.sentence, "verdict": record.verdict,
             "estimate": record.estimate, "ci_low": record.ci_low, "ci_high": record.ci_high, "rule": record.rule,
             "evidence": [dict(e) for e in evidence], "numbers": {**record.to_dict(), **dict(numbers or {})},
-            "figures": list(figures), **claim_tolerance_fields(record)}
+            "figures": list(figures), **claim_tolerance_fields(record), "checked": True}
 
 
 def claims_table(claims: Sequence[Mapping]) -> pd.DataFrame:

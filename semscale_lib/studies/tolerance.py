@@ -178,8 +178,10 @@ class CheckedBlock:
     def claims(self, claims: Iterable[Mapping], *, decimals: int = 2) -> "CheckedBlock":
         """Each claim record (:func:`~semscale_lib.studies.claims.claim_record`, or a row of ``read_claims``):
         its estimate and CI bounds with the record's tolerances, then its verdict with its edge note. Sorted by
-        claim and dataset: a notebook may list its claims in an order that follows trained numbers (a ranking)."""
-        for claim in sorted(claims, key=lambda c: (str(c["claim_id"]), str(c["dataset"]))):
+        claim and dataset: a notebook may list its claims in an order that follows trained numbers (a ranking).
+        Claims marked ``checked: False`` (whether they exist at all depends on trained numbers) are left out."""
+        kept = [c for c in claims if c.get("checked") is not False]
+        for claim in sorted(kept, key=lambda c: (str(c["claim_id"]), str(c["dataset"]))):
             label = f"{claim['claim_id']} · {claim['dataset']}"
             tolerance = claim["tolerance"]
             self.number(f"{label} · estimate", claim["estimate"], tolerance["estimate"], decimals=decimals,

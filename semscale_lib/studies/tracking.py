@@ -207,17 +207,16 @@ def weighting_methods(best_target: str | None, *, loss: str = "ce") -> dict[str,
     return methods
 
 
-def claims_of_fixed_arms(claims: Sequence[Mapping], best_target: str | None) -> list[Mapping]:
-    """``claims`` without those of the arm weighted by ``best_target`` when it is not one of the paper's three
-    (S, S′, W): which predictor wins on training accuracy depends on trained numbers, so that arm may differ from one
-    machine to the next, and its claims are shown but cannot be checked across machines."""
-    if best_target is None or best_target in ("S", "S'", "W"):
-        return list(claims)
-    arm = f"DSB-{best_target}"
+def chosen_arm_unchecked(claims: Sequence[Mapping], best_target: str | None) -> list[dict]:
+    """``claims`` (copies), those of the arm weighted by ``best_target`` marked ``checked: False`` when it is not one
+    of the paper's three (S, S′, W): which predictor wins on training accuracy depends on trained numbers, so that
+    arm may be another one on another machine, and its claims are shown but left out of the checked blocks
+    (:meth:`~semscale_lib.studies.tolerance.CheckedBlock.claims`)."""
+    arm = f"DSB-{best_target}" if best_target not in (None, "S", "S'", "W") else None
 
     def arms(claim_id: str) -> list[str]:      # "weights-{method}-vs-{baseline}" (ranking claims have no arms)
         return claim_id.removeprefix("weights-").split("-vs-") if claim_id.startswith("weights-") else []
-    return [c for c in claims if arm not in arms(str(c["claim_id"]))]
+    return [{**c, "checked": False} if arm and arm in arms(str(c["claim_id"])) else dict(c) for c in claims]
 
 
 def weighting_pairs(methods: Mapping[str, Mapping]) -> list[tuple[str, str]]:
@@ -232,5 +231,5 @@ def weighting_pairs(methods: Mapping[str, Mapping]) -> list[tuple[str, str]]:
 
 
 __all__ = ["DSB_TARGET_OF", "PREDICTORS", "PRIMARY_SOURCE", "SENSITIVITY_SOURCE", "choose_dsb_target",
-           "claims_of_fixed_arms", "forest_table", "pooled_ranking", "predictor_table", "ranking_claims", "study_correlations",
+           "chosen_arm_unchecked", "forest_table", "pooled_ranking", "predictor_table", "ranking_claims", "study_correlations",
            "study_tables", "weighting_methods", "weighting_pairs"]
