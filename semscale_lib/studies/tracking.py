@@ -196,12 +196,16 @@ def ranking_claims(ranking: pd.DataFrame, correlations: pd.DataFrame, *, confide
     return claims
 
 
+#: The DSB targets every weighting comparison has: the paper's S and its two parts.
+WEIGHTING_TARGETS = ("S", "S'", "W")
+
+
 def weighting_methods(best_target: str | None, *, loss: str = "ce") -> dict[str, dict]:
     """The arms of the weighting comparison: plain ``loss``, LDAM-DRW, and DSB (``loss``, same pool and stages)
     with a ∝ 1/S (the paper), 1/S′, 1/W and 1/``best_target`` (omitted when it is None or one of those three)."""
     methods = {"CE" if loss == "ce" else loss: {"loss": loss, "reweight": "none"},
                "LDAM-DRW": {"loss": "ldam", "reweight": "drw"}}
-    targets = list(dict.fromkeys(["S", "S'", "W"] + ([best_target] if best_target else [])))
+    targets = list(dict.fromkeys([*WEIGHTING_TARGETS, *([best_target] if best_target else [])]))
     for target in targets:
         methods[f"DSB-{target}"] = {"loss": loss, "reweight": "dsb", "dsb_target": target}
     return methods
@@ -212,7 +216,7 @@ def chosen_arm_unchecked(claims: Sequence[Mapping], best_target: str | None) -> 
     of the paper's three (S, S′, W): which predictor wins on training accuracy depends on trained numbers, so that
     arm may be another one on another machine, and its claims are shown but left out of the checked blocks
     (:meth:`~semscale_lib.studies.tolerance.CheckedBlock.claims`)."""
-    arm = f"DSB-{best_target}" if best_target not in (None, "S", "S'", "W") else None
+    arm = f"DSB-{best_target}" if best_target not in (None, *WEIGHTING_TARGETS) else None
 
     def arms(claim_id: str) -> list[str]:      # "weights-{method}-vs-{baseline}" (ranking claims have no arms)
         return claim_id.removeprefix("weights-").split("-vs-") if claim_id.startswith("weights-") else []
@@ -230,6 +234,6 @@ def weighting_pairs(methods: Mapping[str, Mapping]) -> list[tuple[str, str]]:
     return pairs
 
 
-__all__ = ["DSB_TARGET_OF", "PREDICTORS", "PRIMARY_SOURCE", "SENSITIVITY_SOURCE", "choose_dsb_target",
-           "chosen_arm_unchecked", "forest_table", "pooled_ranking", "predictor_table", "ranking_claims", "study_correlations",
-           "study_tables", "weighting_methods", "weighting_pairs"]
+__all__ = ["DSB_TARGET_OF", "PREDICTORS", "PRIMARY_SOURCE", "SENSITIVITY_SOURCE", "WEIGHTING_TARGETS",
+           "choose_dsb_target", "chosen_arm_unchecked", "forest_table", "pooled_ranking", "predictor_table",
+           "ranking_claims", "study_correlations", "study_tables", "weighting_methods", "weighting_pairs"]
