@@ -55,8 +55,11 @@ def test_saturation_point():
 def test_capped_sizes_stop_at_the_smallest_class():
     labels = np.repeat([0, 1, 2], [150, 140, 160])
     assert me.capped_sizes([200, 10, 5, 10, 140], labels) == [5, 10, 140]
-    assert me.capped_sizes([5, 10, 1000], labels) == [5, 10, 140]       # the largest balanced subset is added
-    assert me.capped_sizes([0, 5], labels) == [5, 140]                  # m < 1 is dropped
+    assert me.capped_sizes([5, 10, 1000], labels) == [5, 10, 140]       # capped at the largest balanced subset
+    assert me.capped_sizes([0, 5], labels) == [5]                       # m < 1 is dropped
+    assert me.capped_sizes([5, 10, 20], labels) == [5, 10, 20]          # sizes that fit: the whole class is not added
+    with pytest.raises(ValueError, match="no size"):
+        me.capped_sizes([0, -3], labels)
     with pytest.raises(ValueError, match="no sample"):
         me.capped_sizes([5], labels, num_classes=4)                     # class 3 is empty
 

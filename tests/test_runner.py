@@ -273,12 +273,22 @@ def test_the_cpu_profile_runs_every_claim_on_three_datasets():
     # each point's own settings reach only the notebooks that declare them: Double-MNIST's 6 seeds and 16 epochs
     double = {j.key: j for j in jobs if j.name == "double-mnist"}
     assert double["04"].parameters["seeds"] == [0, 1, 2, 3, 4, 5] and double["04"].parameters["epochs"] == 16
-    assert "epochs" not in double["01"].parameters and double["01"].parameters["min_epochs"] == 16
+    assert "epochs" not in double["01"].parameters and double["01"].parameters["min_epochs"] == 32
     assert double["02"].parameters["balanced_per_class"] == 100
     # points with their own notebooks: Double-MNIST's 6 seeds reach the paired claims (03, 04) only
     assert double["03"].parameters["seeds"] == [0, 1, 2, 3, 4, 5] and "seeds" not in double["02"].parameters
-    # the longest notebooks first (04, 03), the report last
-    assert [j.key for j in jobs][:3] == ["04", "04", "04"] and jobs[-1].key == "05"
+    # the longest notebooks first (04, then 02), 06 after the 02 runs it reads, the report last
+    keys = [j.key for j in jobs]
+    assert keys[:6] == ["04", "04", "04", "02", "02", "02"] and keys[6] == "06" and jobs[-1].key == "05"
+    # 06 reads 02's runs: per dataset the same epochs and balanced set, so nothing is trained twice
+    six = next(j for j in jobs if j.key == "06").parameters
+    for job in (j for j in jobs if j.key == "02"):
+        own = six["per_dataset"].get(job.name, {})
+        assert own.get("epochs", six.get("epochs")) == job.parameters["epochs"]
+        assert own.get("balanced_per_class", six["balanced_per_class"]) == job.parameters["balanced_per_class"]
+    # the paired claims' long-tailed studies keep the budgets measured at their plateau
+    assert {(j.name, j.parameters["epochs"]) for j in jobs if j.key in ("03", "04")} == {
+        ("double-mnist", 16), ("fashion-mnist", 12), ("mnist", 12)}
     assert str(double["03"].out_dir).endswith("03_semantic_scale_balanced_losses/double-mnist")
     assert {j.parameters["balanced_per_class"] for j in jobs if j.key == "02" and j.name != "double-mnist"} == {1000}
 

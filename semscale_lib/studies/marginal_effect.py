@@ -34,13 +34,18 @@ def fit_stats(x, y) -> dict:
 
 
 def capped_sizes(sizes: Sequence[int], labels, num_classes: int | None = None) -> list[int]:
-    """Samples per class m that every class can give: the sizes below the smallest class's count, plus that count
-    itself (so a dataset with unequal classes, e.g. MNIST, is measured up to its largest balanced subset)."""
+    """Samples per class m that every class can give: each size in ``sizes`` (m < 1 dropped), a size above the
+    smallest class's count replaced by that count (so ``[5, 1000]`` on a dataset whose smallest class has 174 images
+    is ``[5, 174]``, its largest balanced subset). Sizes that fit are kept as asked: the largest m is the largest
+    size asked for, not the whole class. Sorted, each once."""
     counts = np.bincount(np.asarray(labels), minlength=num_classes or 0)
     smallest = int(counts.min())
     if smallest < 1:
         raise ValueError("a class has no sample")
-    return sorted({int(m) for m in sizes if 1 <= int(m) < smallest} | {smallest})
+    kept = {min(int(m), smallest) for m in sizes if int(m) >= 1}
+    if not kept:
+        raise ValueError(f"no size of {list(sizes)} is a positive number of samples per class")
+    return sorted(kept)
 
 
 def nested_sample_volumes(data: ImageArrays, sizes: Sequence[int], *, seed: int, size: int = 16,
