@@ -23,16 +23,24 @@ from .imbalance import imbalance_scale, interclass_term
 from .scale import pool_features, semantic_scales_from_moments
 
 POOL_MODES = ("fifo", "per-sample")
-#: What DSB's weights a ∝ 1/q are made from: S (the paper, Sec. 4.2), S′ or W alone (ours), or any per-class
-#: measure of :data:`semscale_lib.difficulty.DIFFICULTY_MEASURES` computed on the pooled features (ours,
-#: notebook 06) — all oriented so that a larger value is expected to mean an easier class.
-GEOMETRY_TARGETS = ("S", "S'", "W")
+#: How class weights are normalised: Σ w = 1, mean w = 1, or as computed (the one list; weights.py uses it too).
+NORMALIZATIONS = ("sum1", "mean1", "none")
+#: What DSB's weights a ∝ 1/q are made from: S (the paper, Sec. 4.2), S′ or W alone (ours), each a function of the
+#: storage pool and the settings giving q (C,), or any per-class measure of
+#: :data:`semscale_lib.difficulty.DIFFICULTY_MEASURES` computed on the pooled features (ours, notebook 06) — all
+#: oriented so that a larger value is expected to mean an easier class.
+GEOMETRY_TARGETS = {
+    "S": lambda pool, settings: imbalance_scale(pool.semantic_scales(eps=settings.eps), pool.centres(),
+                                                alpha=settings.alpha),
+    "S'": lambda pool, settings: pool.semantic_scales(eps=settings.eps),
+    "W": lambda pool, settings: interclass_term(pool.centres(), alpha=settings.alpha)[1],
+}
 
 
 def dsb_targets() -> tuple[str, ...]:
     """Every valid ``DSBSettings.target``: :data:`GEOMETRY_TARGETS`, then the difficulty measures' names."""
     from .difficulty import DIFFICULTY_MEASURES
-    return GEOMETRY_TARGETS + tuple(DIFFICULTY_MEASURES)
+    return tuple(GEOMETRY_TARGETS) + tuple(DIFFICULTY_MEASURES)
 
 
 class StoragePool:
@@ -217,8 +225,8 @@ class DSBSettings:
                   (self.eps > 0, f"eps must be > 0, got {self.eps}"),
                   (self.pool in POOL_MODES, f"unknown pool {self.pool!r}; valid: {POOL_MODES}"),
                   (self.pool_dim is None or self.pool_dim >= 1, f"pool_dim must be ≥ 1 or None, got {self.pool_dim}"),
-                  (self.normalize in ("sum1", "mean1", "none"),
-                   f"normalize must be 'sum1', 'mean1' or 'none', got {self.normalize!r}"),
+                  (self.normalize in NORMALIZATIONS,
+                   f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}"),
                   (self.target in dsb_targets(),
                    f"unknown DSB target {self.target!r}; valid: {', '.join(dsb_targets())}")]
         for ok, message in checks:
@@ -254,13 +262,7 @@ class DynamicReweighting:
         S = S′_norm ⊙ log₂(α + W′) (Sec. 3.4.1)."""
         target, pool = self.settings.target, self.pool
         if target in GEOMETRY_TARGETS:
-            raw = pool.semantic_scales(eps=self.settings.eps)
-            if target == "S":
-                scales = imbalance_scale(raw, pool.centres(), alpha=self.settings.alpha)
-            elif target == "S'":
-                scales = raw
-            else:
-                scales = interclass_term(pool.centres(), alpha=self.settings.alpha)[1]
+            scales = GEOMETRY_TARGETS[target](pool, self.settings)
         else:
             from .difficulty import DIFFICULTY_MEASURES
             features, labels = pool.stored()

@@ -31,11 +31,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .dsb import DSBSettings, DynamicReweighting
+from .dsb import NORMALIZATIONS, DSBSettings, DynamicReweighting
 from .losses import as_counts
 from .scale import effective_number
-
-NORMALIZATIONS = ("sum1", "mean1", "none")
 
 
 def class_balanced_weights(class_counts, beta: float = 0.9999) -> torch.Tensor:

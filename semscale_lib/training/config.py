@@ -15,9 +15,9 @@ from ..dsb import DSBSettings
 from ..losses import LOSSES
 from ..models import MODELS
 from ..weights import WEIGHTINGS
+from .schedules import SCHEDULES, STEP_SCHEDULES
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("step", "exp", "linear", "cosine", "constant")
 IMAGE_LIST = "imagelist"      # dataset name for ImageNet-LT / iNaturalist style `path label` list files
 IMAGE_FOLDER = "imagefolder"  # a name of DATASETS: your own root/<class>/<image> tree, root = image_root
 DSB_PREFIX = "dsb_"           # flat names of DSBSettings fields: dsb_stage_epochs, dsb_alpha, ...
@@ -99,16 +99,16 @@ class TrainConfig:
                   (self.weight_reduction in ("auto", "mean", "weighted-mean"),
                    f"unknown weight_reduction {self.weight_reduction!r}; valid: auto, mean, weighted-mean"),
                   (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; valid: {OPTIMIZERS}"),
-                  (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; valid: {SCHEDULES}"),
+                  (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; valid: {tuple(SCHEDULES)}"),
                   (isinstance(self.device, str) and re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device),
                    f"unknown device {self.device!r}; valid: auto, cpu, cuda, cuda:N (a GPU index), mps"),
                   (0 <= self.val_fraction < 1, f"val_fraction must lie in [0, 1), got {self.val_fraction}"),
                   (self.epochs >= 1, "epochs must be ≥ 1"), (self.batch_size >= 1, "batch_size must be ≥ 1"),
                   (self.lr > 0, "lr must be > 0"), (self.eval_every >= 0, "eval_every must be ≥ 0"),
                   (self.max_steps is None or self.max_steps >= 1, "max_steps must be ≥ 1 or None"),
-                  (self.max_steps is None or (self.warmup_epochs == 0 and self.schedule != "exp"),
-                   "with max_steps the schedule runs over steps: use warmup_epochs=0 and schedule step, linear, "
-                   "cosine or constant"),
+                  (self.max_steps is None or (self.warmup_epochs == 0 and self.schedule in STEP_SCHEDULES),
+                   "with max_steps the schedule runs over steps: use warmup_epochs=0 and schedule "
+                   + ", ".join(STEP_SCHEDULES[:-1]) + " or " + STEP_SCHEDULES[-1]),
                   (self.subset_per_class is None or (self.subset_per_class >= 1 and not long_tailed
                                                      and self.dataset != IMAGE_LIST),
                    "subset_per_class must be ≥ 1 and needs a balanced in-memory dataset (no -lt, no imagelist)")]

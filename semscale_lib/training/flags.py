@@ -16,7 +16,8 @@ from ..dsb import POOL_MODES, DSBSettings, dsb_targets
 from ..losses import LOSSES
 from ..models import MODELS
 from ..weights import NORMALIZATIONS, WEIGHTINGS
-from .config import DSB_PREFIX, IMAGE_LIST, OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig
+from .config import DSB_PREFIX, IMAGE_LIST, OPTIMIZERS, PRESETS, TrainConfig
+from .schedules import SCHEDULES
 
 #: Defaults of the command that differ from the library's (for new runs; a preset that sets the name wins): the
 #: DSB weights with mean 1, as the notebooks and the paper profile use them (DSBSettings keeps "sum1", the text).

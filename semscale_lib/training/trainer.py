@@ -35,6 +35,7 @@ from .resume import RunDiverged, corrupt_checkpoint as _corrupt_checkpoint, reco
     resolve_run as _resolve_run
 from .reuse import run_folder_name, settings_key, train_or_reuse
 from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, write_per_class, write_tables
+from .schedules import SCHEDULES
 from .splits import run_splits
 
 __all__ = ["check_device", "deterministic_algorithms", "environment_info", "evaluate", "make_config", "make_loss",
@@ -54,41 +55,23 @@ def make_optimizer_and_schedule(model, config: TrainConfig):
         optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.max_steps is not None:
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _step_budget_factor(config))
+    schedule = SCHEDULES[config.schedule]
     milestones = [round(f * config.epochs) for f in config.milestones]
 
     def factor(epoch: int) -> float:          # epoch counts from 0 here (LambdaLR convention)
         if epoch < config.warmup_epochs:
             return (epoch + 1) / config.warmup_epochs
-        if config.schedule == "step":
-            return config.lr_step_factor ** sum(epoch >= m for m in milestones)
-        if config.schedule == "exp":
-            return config.lr_gamma ** epoch
-        if config.schedule == "linear":
-            return max(0.0, 1.0 - epoch / config.epochs)
-        if config.schedule == "cosine":
-            done = (epoch - config.warmup_epochs) / max(1, config.epochs - config.warmup_epochs)
-            return 0.5 * (1.0 + math.cos(math.pi * done))
-        return 1.0
+        return schedule.per_epoch(epoch, config, milestones)
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _step_budget_factor(config: TrainConfig):
     """With a step budget (``max_steps``) the schedule runs over steps, so that runs of different epoch lengths
-    with the same budget see the same learning rate at every step: "step" multiplies by ``lr_step_factor`` at
-    each milestone (a fraction of ``max_steps``), "linear" and "cosine" decay to 0, "constant" keeps it."""
+    with the same budget see the same learning rate at every step (milestones: fractions of ``max_steps``)."""
     milestones = [round(f * config.max_steps) for f in config.milestones]
-
-    def factor(step: int) -> float:           # optimizer steps taken so far
-        if config.schedule == "step":
-            return config.lr_step_factor ** sum(step >= m for m in milestones)
-        if config.schedule == "linear":
-            return max(0.0, 1.0 - step / config.max_steps)
-        if config.schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(step, config.max_steps) / config.max_steps))
-        return 1.0
-
-    return factor
+    per_step = SCHEDULES[config.schedule].per_step
+    return lambda step: per_step(step, config, milestones)     # step: optimizer steps taken so far
 
 
 def make_loss(config: TrainConfig, counts: np.ndarray) -> ClassWeighting:

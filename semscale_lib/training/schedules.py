@@ -1,0 +1,55 @@
+"""Learning-rate schedules by name (:data:`SCHEDULES`): each gives the factor of the base learning rate per epoch
+and, where it has one, per optimizer step (runs with a step budget, ``max_steps``). ``TrainConfig.schedule`` picks
+one; :func:`~semscale_lib.training.trainer.make_optimizer_and_schedule` turns it into a ``LambdaLR``.
+
+Both functions take the run's config (its ``epochs``, ``max_steps``, ``warmup_epochs``, ``lr_step_factor``,
+``lr_gamma``) and the milestones already turned into epochs or steps. The warm-up is the caller's: it comes
+before any schedule and only per epoch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+#: factor(t, config, milestones) → float; t counts epochs (from 0) or optimizer steps taken.
+Factor = Callable[[int, object, Sequence[int]], float]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One named schedule: ``per_epoch`` (after the warm-up) and ``per_step`` (None: not usable with max_steps)."""
+    per_epoch: Factor
+    per_step: Optional[Factor]
+    help: str
+
+
+def _step(t, config, milestones):
+    return config.lr_step_factor ** sum(t >= m for m in milestones)
+
+
+def _constant(t, config, milestones):
+    return 1.0
+
+
+def _cosine_epoch(epoch, config, milestones):
+    done = (epoch - config.warmup_epochs) / max(1, config.epochs - config.warmup_epochs)
+    return 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+SCHEDULES: dict[str, Schedule] = {
+    "step": Schedule(_step, _step, "×lr_step_factor at each milestone (fractions of epochs or of max_steps)"),
+    "exp": Schedule(lambda epoch, config, _m: config.lr_gamma ** epoch, None, "×lr_gamma per epoch"),
+    "linear": Schedule(lambda epoch, config, _m: max(0.0, 1.0 - epoch / config.epochs),
+                       lambda step, config, _m: max(0.0, 1.0 - step / config.max_steps), "linear decay to 0"),
+    "cosine": Schedule(_cosine_epoch,
+                       lambda step, config, _m: 0.5 * (1.0 + math.cos(math.pi * min(step, config.max_steps)
+                                                                       / config.max_steps)),
+                       "cosine decay to 0 (per epoch: from the end of the warm-up)"),
+    "constant": Schedule(_constant, _constant, "the base learning rate throughout"),
+}
+
+#: Schedules usable with a step budget (``max_steps``).
+STEP_SCHEDULES = tuple(name for name, schedule in SCHEDULES.items() if schedule.per_step is not None)
+
+__all__ = ["SCHEDULES", "STEP_SCHEDULES", "Schedule"]
