@@ -32,13 +32,15 @@ def _resolve_layer(model: nn.Module, layer) -> nn.Module:
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, loader, layer=None, *, device=None, progress: bool = True,
-                     desc: str = "features"):
-    """Embeddings of every sample in ``loader`` → (features float32 (N, D), labels int64 (N,)) as numpy.
+def embed_batches(model: nn.Module, batches, layer=None, *, device=None, progress: bool = False,
+                  desc: str = "features") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The one forward loop that embeds images with a model (:func:`extract_features` for any model and loader,
+    :func:`~semscale_lib.training.runs.embed_run` for a run's checkpoint).
 
-    ``loader`` yields ``(inputs, labels)`` batches. The embedding is the input of ``layer`` (a module or its
-    dotted name; default: ``default_embedding_layer``), flattened per sample. The model runs in eval mode with
-    no gradients; its training mode is restored afterwards.
+    ``batches`` yields ``(inputs, labels)``; the embedding is the input of ``layer`` (a module or its dotted name;
+    default: :func:`default_embedding_layer`), flattened per sample. The model runs in eval mode with no gradients;
+    its training mode is restored afterwards. Returns CPU tensors: features float32 (N, D), labels int64 (N,) and
+    the predicted classes int64 (N,) (argmax of the model's output, from the same pass).
     """
     target = _resolve_layer(model, layer)
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -50,18 +52,30 @@ def extract_features(model: nn.Module, loader, layer=None, *, device=None, progr
     handle = target.register_forward_hook(hook)
     was_training = model.training
     model.eval()
-    features, labels = [], []
+    features, labels, predictions = [], [], []
     try:
-        for inputs, targets in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        for inputs, targets in tqdm(batches, desc=desc, disable=not progress, leave=False):
             captured.clear()
-            model(inputs.to(device))
+            logits = model(inputs.to(device))
             if len(captured) != 1:
                 raise RuntimeError(f"layer was called {len(captured)} times in one forward pass; pick another layer")
             features.append(captured[0])
             labels.append(torch.as_tensor(targets).cpu())
+            predictions.append(logits.argmax(dim=1).cpu())
     finally:
         handle.remove()
         model.train(was_training)
     if not features:
         raise ValueError("the loader yielded no batches")
-    return torch.cat(features).numpy(), torch.cat(labels).to(torch.int64).numpy()
+    return torch.cat(features), torch.cat(labels).to(torch.int64), torch.cat(predictions).to(torch.int64)
+
+
+def extract_features(model: nn.Module, loader, layer=None, *, device=None, progress: bool = True,
+                     desc: str = "features"):
+    """Embeddings of every sample in ``loader`` → (features float32 (N, D), labels int64 (N,)) as numpy.
+
+    ``loader`` yields ``(inputs, labels)`` batches; ``layer``: whose input is the embedding (default:
+    :func:`default_embedding_layer`). The forward loop is :func:`embed_batches`.
+    """
+    features, labels, _ = embed_batches(model, loader, layer, device=device, progress=progress, desc=desc)
+    return features.numpy(), labels.numpy()

@@ -20,6 +20,7 @@ import torch
 
 from .. import paths
 from ..data import ImageArrays
+from ..features import embed_batches
 from ..imbalance import quantify_imbalance
 from ..models import build_model
 from ..scale import pool_features
@@ -117,13 +118,8 @@ def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: st
     model = build_model(config.model, len(run["config"]["train_counts"]), in_channels=images.images.shape[-1],
                         input_size=tuple(images.images.shape[1:3]), normalized_classifier=config.loss == "ldam")
     model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=False)["model"])
-    model.to(device).eval()
+    model.to(device)
     reference = tensor_batches(training_images(run), device=device, dataset=config.dataset)
     batches = tensor_batches(images, device=device, dataset=config.dataset, reference=reference)
-    features, predictions = [], []
-    for inputs, _ in batches.ordered(batch_size):
-        logits, embedding = model(inputs, return_features=True)
-        features.append(embedding.float().cpu())
-        predictions.append(logits.argmax(dim=1).cpu())
-    features = torch.cat(features).numpy()
-    return (features, torch.cat(predictions).numpy()) if with_predictions else features
+    features, _, predictions = embed_batches(model, batches.ordered(batch_size), device=device)
+    return (features.numpy(), predictions.numpy()) if with_predictions else features.numpy()
