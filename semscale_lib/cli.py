@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .settings import environment
 
 PACKAGE = "semscale"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         with one_line_warnings(args.command):
             return int(args.func(args) or 0)
     except Exception as error:
-        if not _is_user_error(error) or os.environ.get(DEBUG_VARIABLE, "").strip() not in ("", "0"):
+        if not _is_user_error(error) or environment().debug:
             raise
         raise SystemExit(error_line(args.command, error)) from None
 

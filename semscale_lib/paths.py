@@ -1,6 +1,6 @@
 """Where semscale keeps data, splits and run outputs.
 
-Every location can be moved with an environment variable so that an installed copy of the library, a notebook
+Every location can be moved with an environment variable (read in :mod:`semscale_lib.settings`) so that an installed copy of the library, a notebook
 run from another folder and CI all agree:
 
 - ``SEMSCALE_DATA``  — downloaded / copied raw data (default ``<repo>/data/raw``, git-ignored)
@@ -11,17 +11,17 @@ run from another folder and CI all agree:
 from __future__ import annotations
 
 import contextlib
-import os
 from contextvars import ContextVar
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .settings import REPO_ROOT, environment
+
 _SPLITS_FOLDER: ContextVar[Path | None] = ContextVar("semscale_splits_folder", default=None)
 
 
 def data_root() -> Path:
     """Folder for raw datasets (created on demand by the fetchers, not here)."""
-    return Path(os.environ.get("SEMSCALE_DATA", REPO_ROOT / "data" / "raw"))
+    return environment().data
 
 
 def splits_root() -> Path:
@@ -33,7 +33,7 @@ def splits_root() -> Path:
 
 def project_splits_root() -> Path:
     """The project's folder of split index files (``SEMSCALE_SPLITS``, default ``<repo>/data/splits``)."""
-    return Path(os.environ.get("SEMSCALE_SPLITS", REPO_ROOT / "data" / "splits"))
+    return environment().splits
 
 
 @contextlib.contextmanager
@@ -49,7 +49,7 @@ def splits_folder(folder):
 
 def runs_root() -> Path:
     """Folder under which training runs and batch runs write their outputs."""
-    return Path(os.environ.get("SEMSCALE_RUNS", REPO_ROOT / "runs"))
+    return environment().runs
 
 
 def claim_output_dir(path, *, force: bool = False, what: str = "output folder", hint: str = "",

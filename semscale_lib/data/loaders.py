@@ -9,7 +9,6 @@ image folders (``image_folder.py``) are built in their own modules and registere
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import paths
+from ..settings import environment
 
 #: Where the Debian package ``dataset-fashion-mnist`` puts the gzipped IDX files (module-level so tests can move it).
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -307,7 +307,7 @@ def load_dataset(name: str, *, train: bool = True, root=None, download: bool = F
     if image_size is not None and name not in RESIZABLE:
         raise ValueError(f"image_size is for {', '.join(RESIZABLE)} only; {name!r} has a fixed image size")
     if verify_checksums is None:
-        verify_checksums = os.environ.get("SEMSCALE_VERIFY_CHECKSUMS", "1") != "0"
+        verify_checksums = environment().verify_checksums
     return DATASETS[name](bool(train), root, download, verify_checksums, image_size)
 
 

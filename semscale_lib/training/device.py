@@ -2,13 +2,14 @@
 process group under ``torchrun``, deterministic CPU kernels, and the environment a run records."""
 from __future__ import annotations
 
-import os
 import platform
 import sys
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from ..settings import environment
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,7 +45,7 @@ def environment_info(device: torch.device) -> dict:
 def distributed() -> tuple[int, int]:
     """(rank, world size); under ``torchrun`` (WORLD_SIZE > 1) the process group is initialised here
     (NCCL on CUDA, gloo on the CPU)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+    if environment().world_size > 1 and dist.is_available() and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..data import save_split
 from ..losses import ClassWeighting, build_loss
 from ..metrics import group_accuracy, per_class_accuracy
 from ..models import build_model
+from ..settings import environment
 from ..weights import build_weighting
 from . import provenance
 from .config import TrainConfig, make_config
@@ -155,7 +155,7 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
         dist.barrier()  # every rank has checked the output folder before rank 0 writes into it
     device = resolve_device(config.device)
     if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        device = torch.device("cuda", environment().local_rank)
     if device.type == "cpu":
         deterministic_algorithms()
     amp = device.type == "cuda"
