@@ -39,8 +39,7 @@ import torch
 from semscale_lib.data import load_dataset, long_tailed_counts, long_tailed_subset
 from semscale_lib.data.batches import TensorBatches
 from semscale_lib.models import build_model
-from semscale_lib.training import evaluate, make_config, make_loss
-from semscale_lib.weights import build_weighting
+from semscale_lib.training import Criterion, evaluate, make_config, train_step
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)   # as in LDAM-DRW's code
 BATCH = 128
@@ -80,10 +79,10 @@ def real_cifar100_lt():
 
 # ------------------------------------------------------------------------------------------------- the loop
 class LoopHarness:
-    """The trainer's inner loop (``semscale_lib.training.train``) on given data: TensorBatches → model → the
-    run's weighting rule (``semscale_lib.weights.build_weighting``: its epoch weights, and for "dsb" its ``step``
-    on every batch's embeddings) → loss → SGD, with the trainer's per-iteration loss read-back, bf16 autocast and
-    channels-last on CUDA."""
+    """The trainer's inner loop (``semscale_lib.training.train``) on given data: TensorBatches → the trainer's own
+    ``train_step`` with the run's ``Criterion`` (its weighting rule's epoch weights, and for "dsb" its ``step`` on
+    every batch's embeddings) → SGD, with the trainer's per-iteration loss read-back, channels-last, and bf16
+    autocast on CUDA."""
 
     def __init__(self, images, labels, counts, *, model: str, reweight: str, device: torch.device, seed: int = 0,
                  pad: int = 4, flip: bool = True, dsb_prefill: bool = True):
@@ -95,13 +94,13 @@ class LoopHarness:
         num_classes = len(counts)
         torch.manual_seed(seed)
         self.model = build_model(model, num_classes, in_channels=images.shape[-1]).to(device)
-        if self.amp:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.model.to(memory_format=torch.channels_last)     # as the trainer
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.9, weight_decay=2e-4)
-        self.loss_fn = make_loss(self.config, counts).to(device)
-        self.weighting = build_weighting(self.config, counts, dataset_size=len(self.batches), device=device)
+        self.criterion = Criterion.from_config(self.config, counts, dataset_size=len(self.batches), device=device)
         self.dsb_seconds = 0.0
-        if self.weighting.uses_features and dsb_prefill:
+        if self.criterion.uses_features and device.type == "cpu":
+            self.criterion.rule.step = self._timed(self.criterion.rule.step)      # DSB's share of each step
+        if self.criterion.uses_features and dsb_prefill:
             # stage 3 at once: the pool holds one epoch of (here random) features
             g = torch.Generator().manual_seed(seed)
             dim = self.model.embedding_dim
@@ -114,7 +113,16 @@ class LoopHarness:
     @property
     def pool(self):
         """The DSB storage pool (reweight "dsb" only)."""
-        return self.weighting.dynamic.pool
+        return self.criterion.rule.dynamic.pool
+
+    def _timed(self, step):
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                self.dsb_seconds += time.perf_counter() - started
+        return timed
 
     def orders(self, seed: int, iterations: int):
         g = torch.Generator().manual_seed(seed)
@@ -128,35 +136,22 @@ class LoopHarness:
         self.step_on(inputs, targets, indices, epoch)
 
     def step_on(self, inputs, targets, indices, epoch: int = 2) -> None:
-        if self.amp:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-            logits, features = self.model(inputs, return_features=True)
-        if self.weighting.uses_features:          # as the trainer: the rule sees every batch's embeddings
-            started = time.perf_counter()
-            refreshed = self.weighting.step(epoch, features, targets, indices.to(self.device))
-            if refreshed is not None:
-                self.loss_fn.set_weights(refreshed)
-            if self.device.type == "cpu":
-                self.dsb_seconds += time.perf_counter() - started
-        loss = self.loss_fn(logits.float(), targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.total += float(loss.detach())
+        loss = train_step(self.model, self.criterion, self.optimizer, inputs, targets, epoch=epoch,
+                          indices=indices.to(self.device), amp=self.amp)
+        self.total += float(loss)
 
     def run(self, seed: int, iterations: int, epoch: int = 2, *, end_epoch: bool = False) -> float:
         """Seconds for ``iterations`` training iterations on batches drawn with ``seed``, starting with the rule's
         weights for ``epoch`` as the trainer does; ``end_epoch``: a whole epoch, so the rule's end-of-epoch work
         (DSB: rebuilding the pool's moments) is done and timed too."""
         batches, generator = self.orders(seed, iterations)
-        self.loss_fn.set_weights(self.weighting.epoch_weights(epoch))
+        self.criterion.start_epoch(epoch)
         sync(self.device)
         started = time.perf_counter()
         for indices in batches:
             self.step(indices, generator, epoch)
         if end_epoch:
-            self.weighting.end_epoch()
+            self.criterion.end_epoch()
         sync(self.device)
         return time.perf_counter() - started
 

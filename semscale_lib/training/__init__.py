@@ -1,10 +1,11 @@
-"""Training: one config (:mod:`.config`), one data path (:mod:`.data`), one loop (:mod:`.trainer`) and the
-run folder it writes (:mod:`.runs`)."""
+"""Training: one config (:mod:`.config`), one data path (:mod:`.data`), one step (:mod:`.step`: the criterion and
+``train_step``), one loop (:mod:`.trainer`) and the run folder it writes (:mod:`.runs`)."""
 from .config import PRESETS, TrainConfig, config_names, make_config, split_dataset_name
 from .data import RunData, load_run_data, training_arrays
 from .runs import embed_run, load_run, run_config, training_images
-from .trainer import evaluate, make_loss, make_optimizer_and_schedule, resolve_device, train
+from .step import Criterion, make_loss, train_step
+from .trainer import evaluate, make_optimizer_and_schedule, resolve_device, train
 
-__all__ = ["PRESETS", "RunData", "TrainConfig", "config_names", "embed_run", "evaluate", "load_run",
+__all__ = ["Criterion", "PRESETS", "RunData", "TrainConfig", "config_names", "embed_run", "evaluate", "load_run",
            "load_run_data", "make_config", "make_loss", "make_optimizer_and_schedule", "resolve_device",
-           "run_config", "split_dataset_name", "train", "training_arrays", "training_images"]
+           "run_config", "split_dataset_name", "train", "train_step", "training_arrays", "training_images"]

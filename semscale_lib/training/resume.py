@@ -145,9 +145,10 @@ def restore(run, state, out: Path) -> None:
         raise ValueError(f"cannot resume {out}: its {CHECKPOINT} is not of the model its config.json names "
                          f"({run.config.model}, {len(run.data.counts)} classes): {fit}; the folder is left as it is: "
                          "start a new run, or resume the folder this checkpoint was written in")
-    for name in ("model", "optimizer", "scheduler", "weighting"):
+    parts = {"model": run.model, "optimizer": run.optimizer, "scheduler": run.scheduler, "weighting": run.criterion}
+    for name, part in parts.items():
         try:
-            getattr(run, name).load_state_dict(state[name])
+            part.load_state_dict(state[name])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(f"cannot resume {out}: the {name} state in its {CHECKPOINT} does not fit the run's "

@@ -2,9 +2,9 @@
 
 ``train(config)`` (or ``python -m semscale_lib train ...``) writes into its own folder (:mod:`.runs`);
 ``resume=<folder>`` continues an interrupted run (:mod:`.resume` says which folders may be), and on the CPU ends
-with exactly the metrics of an uninterrupted one. Per epoch the loop asks the run's weighting rule
-(:mod:`semscale_lib.weights`) for weights, and after every forward pass hands it the batch's embeddings:
-trainer → weights → loss, in that direction. Runs shared by their settings: :mod:`.reuse`; what trained a run:
+with exactly the metrics of an uninterrupted one. Each batch is one :func:`~.step.train_step` with the run's
+:class:`~.step.Criterion`, which owns the weighting rule (:mod:`semscale_lib.weights`) and the weighted loss:
+trainer → criterion → (rule → loss), in that direction. Runs shared by their settings: :mod:`.reuse`; what trained a run:
 :mod:`.provenance`; devices: :mod:`.device`.
 """
 from __future__ import annotations
@@ -21,11 +21,9 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..data import save_split
-from ..losses import ClassWeighting, build_loss
 from ..metrics import group_accuracy, per_class_accuracy
 from ..models import build_model
 from ..settings import environment
-from ..weights import build_weighting
 from . import provenance
 from .config import TrainConfig, make_config
 from .data import RunData, load_run_data
@@ -37,8 +35,9 @@ from .reuse import run_folder_name, settings_key, train_or_reuse
 from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, write_per_class, write_tables
 from .schedules import SCHEDULES
 from .splits import run_splits
+from .step import Criterion, train_step
 
-__all__ = ["check_device", "deterministic_algorithms", "environment_info", "evaluate", "make_config", "make_loss",
+__all__ = ["check_device", "deterministic_algorithms", "environment_info", "evaluate", "make_config",
            "make_optimizer_and_schedule", "resolve_device", "run_folder_name", "settings_key", "top1", "train",
            "train_or_reuse"]
 
@@ -72,15 +71,6 @@ def _step_budget_factor(config: TrainConfig):
     milestones = [round(f * config.max_steps) for f in config.milestones]
     per_step = SCHEDULES[config.schedule].per_step
     return lambda step: per_step(step, config, milestones)     # step: optimizer steps taken so far
-
-
-def make_loss(config: TrainConfig, counts: np.ndarray) -> ClassWeighting:
-    """The config's base loss (per-sample) inside a :class:`ClassWeighting` with the run's batch reduction;
-    the weights themselves are set by the weighting rule."""
-    options = {"focal": {"gamma": config.focal_gamma},
-               "ldam": {"max_margin": config.ldam_max_margin, "scale": config.ldam_scale},
-               "logit-adjusted": {"tau": config.la_tau}}.get(config.loss, {})
-    return ClassWeighting(build_loss(config.loss, counts, **options), reduction=config.reduction)
 
 
 @torch.no_grad()
@@ -138,8 +128,7 @@ class _Run:
     net: torch.nn.Module                      # the model, wrapped for DDP when world > 1
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    loss_fn: ClassWeighting
-    weighting: object                         # a semscale_lib.weights.WeightRule
+    criterion: Criterion                      # the weighting rule and the weighted loss
     generator: torch.Generator
     history: list = field(default_factory=list)
     start_epoch: int = 1
@@ -169,8 +158,7 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
         model, device_ids=[device.index] if amp else None)
     optimizer, scheduler = make_optimizer_and_schedule(model, config)
     run = _Run(config, out, data, device, amp, rank, world, model, net, optimizer, scheduler,
-               make_loss(config, data.counts).to(device),
-               build_weighting(config, data.counts, dataset_size=len(data.train), device=device),
+               Criterion.from_config(config, data.counts, dataset_size=len(data.train), device=device),
                torch.Generator().manual_seed(config.seed))
     if resuming:
         try:
@@ -200,8 +188,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
     """One epoch (or what is left of the step budget): returns {loss (mean per sample), lr (at its start),
     images}. Raises RunDiverged (a FloatingPointError) at the first non-finite loss."""
     config, data = run.config, run.data
-    weights = run.weighting.epoch_weights(epoch)
-    run.loss_fn.set_weights(None if weights is None else weights.to(run.device))
+    run.criterion.start_epoch(epoch)
     order = torch.randperm(len(data.train), generator=run.generator)
     order = order[:len(order) - len(order) % run.world][run.rank::run.world]  # DDP needs equal step counts
     run.model.train()
@@ -214,26 +201,17 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
             leave=False), start=1):
         if iteration > steps:
             break
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.amp):
-            logits, features = run.net(inputs, return_features=True)
-        if run.weighting.uses_features:
-            refreshed = run.weighting.step(epoch, features, targets, indices)
-            if refreshed is not None:
-                run.loss_fn.set_weights(refreshed)
-        loss = run.loss_fn(logits.float(), targets)
+        loss = train_step(run.net, run.criterion, run.optimizer, inputs, targets, epoch=epoch, indices=indices,
+                          amp=run.amp)
         if not torch.isfinite(loss):
-            raise RunDiverged(float(loss.detach()), epoch, iteration, lr, run.out)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
+            raise RunDiverged(float(loss), epoch, iteration, lr, run.out)
         if config.max_steps is not None:
             run.scheduler.step()
-        total += float(loss.detach()) * len(targets)
+        total += float(loss) * len(targets)
         seen += len(targets)
     if config.max_steps is None:
         run.scheduler.step()
-    run.weighting.end_epoch()
+    run.criterion.end_epoch()
     return {"loss": total / max(seen, 1), "lr": lr, "images": seen}
 
 
@@ -247,9 +225,9 @@ def _save_epoch(run: _Run, epoch: int) -> None:
     """metrics.csv, weights.csv and the checkpoint after ``epoch`` (rank 0; the checkpoint written atomically)."""
     if run.rank != 0:
         return
-    write_tables(run.out, run.history, run.weighting.log_rows())
+    write_tables(run.out, run.history, run.criterion.log_rows())
     atomic_save({"epoch": epoch, "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                 "scheduler": run.scheduler.state_dict(), "weighting": run.weighting.state_dict(),
+                 "scheduler": run.scheduler.state_dict(), "weighting": run.criterion.state_dict(),
                  "generator": run.generator.get_state(), "history": run.history}, run.out / CHECKPOINT)
 
 
@@ -312,7 +290,7 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
         # the final model on its own training images (no augmentation): how far it fits what it was trained on
         run.history[-1]["train_top1"] = top1(run.model, run.data.train, batch_size=config.eval_batch_size,
                                              amp=run.amp)
-        write_tables(out, run.history, run.weighting.log_rows())
+        write_tables(out, run.history, run.criterion.log_rows())
         write_per_class(out, run.data, result, config)
         if log:
             tqdm.write(f"done: {config.epochs} epochs, top-1 {100 * result['top1']:.2f} % (many / medium / few "
