@@ -30,13 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .neighbours import CHUNK_ELEMENTS, _fast_sq_distances, _knn_predict, _row_chunks
 from .scale import _as_float64_tensor, as_label_array
 
 __all__ = ["knn_accuracy", "knn_loo_predictions", "fisher_ratio", "nearest_centre_distance", "effective_rank",
            "silhouette", "DIFFICULTY_MEASURES", "class_difficulty_table", "CHUNK_ELEMENTS"]
-
-CHUNK_ELEMENTS = 1 << 23  # distances held at once by the chunked measures (8 Mi float64 = 64 MiB)
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # input checks
@@ -111,29 +109,9 @@ def _nearest_other_mean(means: np.ndarray, counts: np.ndarray) -> tuple[np.ndarr
     return nearest, distance
 
 
-def _row_chunks(n_rows: int, n_cols: int):
-    step = max(1, CHUNK_ELEMENTS // max(n_cols, 1))
-    for start in range(0, n_rows, step):
-        yield start, min(start + step, n_rows)
-
-
-def _fast_sq_distances(xt: torch.Tensor, sq: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """‖x_i − x_j‖² for rows start..stop against all rows, by the Gram expansion ‖x_i‖² + ‖x_j‖² − 2 x_i·x_j in
-    xt's dtype, clipped at 0; sq = row norms² of xt."""
-    block = torch.addmm(sq[None, :], xt[start:stop], xt.T, alpha=-2.0)
-    block += sq[start:stop, None]
-    return block.clamp_min_(0.0)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # k-nearest-neighbour accuracy
 # ----------------------------------------------------------------------------------------------------------------
-def _exact_order(x: np.ndarray, row: int, candidates: np.ndarray) -> np.ndarray:
-    """Candidates sorted by exact squared distance to x[row] (direct differences), equal distances by index."""
-    exact = ((x[candidates] - x[row]) ** 2).sum(axis=1)
-    return candidates[np.lexsort((candidates, exact))]
-
-
 def knn_loo_predictions(features, labels, *, k: int = 5) -> np.ndarray:
     """Leave-one-out k-NN prediction of every point → int64 (N,).
 
@@ -158,48 +136,6 @@ def knn_loo_predictions(features, labels, *, k: int = 5) -> np.ndarray:
     if n < k + 1:
         raise ValueError(f"k = {k} needs at least k + 1 = {k + 1} points, got {n}")
     return _knn_predict(x, y, k)
-
-
-def _knn_predict(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
-    n, d = x.shape
-    # screening in float32 on centred vectors (distances do not change; the norms, and so the round-off, shrink)
-    centred = x - x.mean(axis=0)
-    xt = torch.from_numpy(centred.astype(np.float32))
-    sq = (xt * xt).sum(dim=1)
-    n_candidates = min(n - 1, 2 * k + 16)
-    # |screening − exact| for any pair involving row i stays below this: a generous multiple of the round-off bound
-    # γ_d·(‖x_i‖² + ‖x_j‖²) of the Gram expansion plus the float32 rounding of the inputs
-    norms = (centred * centred).sum(axis=1)
-    slack = 8.0 * (d + 2) * float(np.finfo(np.float32).eps) * (norms + norms.max())
-    neighbours = np.empty((n, k), dtype=np.int64)
-    for start, stop in _row_chunks(n, max(n, n_candidates * d)):
-        fast = _fast_sq_distances(xt, sq, start, stop)
-        rows = torch.arange(stop - start)
-        fast[rows, rows + start] = math.inf
-        fast_vals, cand = torch.topk(fast, n_candidates, dim=1, largest=False, sorted=False)
-        del fast
-        cand, fast_vals = cand.numpy(), fast_vals.numpy()
-        exact = ((x[cand] - x[start:stop, None, :]) ** 2).sum(axis=2)
-        order = np.argsort(cand, axis=1, kind="stable")          # by index first ...
-        cand, exact = np.take_along_axis(cand, order, 1), np.take_along_axis(exact, order, 1)
-        order = np.argsort(exact, axis=1, kind="stable")         # ... then by exact distance (stable keeps index order)
-        cand, exact = np.take_along_axis(cand, order, 1), np.take_along_axis(exact, order, 1)
-        neighbours[start:stop] = cand[:, :k]
-        if n_candidates < n - 1:
-            # a non-candidate j has fast_j ≥ max candidate fast value, so exact_j > that − slack: if the k-th exact
-            # distance is below it, no non-candidate can be nearer than or tie with the k-th neighbour
-            unsafe = exact[:, k - 1] >= fast_vals.max(axis=1) - slack[start:stop]
-            for r in np.flatnonzero(unsafe):
-                i = start + r
-                neighbours[i] = _exact_order(x, i, np.delete(np.arange(n), i))[:k]
-    return _vote(y[neighbours])
-
-
-def _vote(neighbour_labels: np.ndarray) -> np.ndarray:
-    """(N, k) labels, nearest first → (N,) majority label; a tie goes to the tied label that occurs first."""
-    support = (neighbour_labels[:, :, None] == neighbour_labels[:, None, :]).sum(axis=2)   # votes for each slot's label
-    first = np.argmax(support == support.max(axis=1, keepdims=True), axis=1)
-    return neighbour_labels[np.arange(len(neighbour_labels)), first]
 
 
 def knn_accuracy(features, labels, num_classes: int, *, k: int = 5) -> np.ndarray:

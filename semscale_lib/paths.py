@@ -14,7 +14,7 @@ import contextlib
 from contextvars import ContextVar
 from pathlib import Path
 
-from .settings import REPO_ROOT, environment
+from .settings import environment
 
 _SPLITS_FOLDER: ContextVar[Path | None] = ContextVar("semscale_splits_folder", default=None)
 

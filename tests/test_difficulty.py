@@ -8,7 +8,7 @@ from sklearn.metrics import silhouette_samples
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
-from semscale_lib import difficulty
+from semscale_lib import neighbours
 from semscale_lib.difficulty import (
     DIFFICULTY_MEASURES,
     class_difficulty_table,
@@ -124,7 +124,7 @@ def test_knn_is_exact_on_tied_lattice_data_across_chunks(monkeypatch):
     x = rng.integers(0, 4, size=(90, 2)).astype(float)
     y = rng.integers(0, 3, 90)
     expected = brute_force_knn(x, y, 3)
-    monkeypatch.setattr(difficulty, "CHUNK_ELEMENTS", 200)
+    monkeypatch.setattr(neighbours, "CHUNK_ELEMENTS", 200)
     np.testing.assert_array_equal(knn_loo_predictions(x, y, k=3), expected)
 
 
@@ -135,8 +135,8 @@ def test_knn_ties_beyond_the_screened_candidates_are_ranked_by_index(monkeypatch
     x = np.vstack([np.zeros((1, d)), np.eye(d), -np.eye(d)])
     y = (np.arange(len(x)) * 7 // 5) % 3
     calls = []
-    exact_order = difficulty._exact_order
-    monkeypatch.setattr(difficulty, "_exact_order", lambda *a: calls.append(1) or exact_order(*a))
+    exact_order = neighbours._exact_order
+    monkeypatch.setattr(neighbours, "_exact_order", lambda *a: calls.append(1) or exact_order(*a))
     for k in (1, 4):
         np.testing.assert_array_equal(knn_loo_predictions(x, y, k=k), brute_force_knn(x, y, k))
     assert len(calls) > 0
@@ -146,7 +146,7 @@ def test_knn_chunking_does_not_change_the_answer(monkeypatch):
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(200, 8)), rng.integers(0, 5, 200)
     whole = knn_accuracy(x, y, 5, k=5)
-    monkeypatch.setattr(difficulty, "CHUNK_ELEMENTS", 500)
+    monkeypatch.setattr(neighbours, "CHUNK_ELEMENTS", 500)
     np.testing.assert_array_equal(knn_accuracy(x, y, 5, k=5), whole)
     np.testing.assert_array_equal(knn_loo_predictions(x, y, k=5), brute_force_knn(x, y, 5))
 
@@ -226,7 +226,7 @@ def test_silhouette_chunked(monkeypatch):
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(120, 3)), rng.integers(0, 3, 120)
     whole = silhouette(x, y, 3)
-    monkeypatch.setattr(difficulty, "CHUNK_ELEMENTS", 300)
+    monkeypatch.setattr(neighbours, "CHUNK_ELEMENTS", 300)
     np.testing.assert_allclose(silhouette(x, y, 3), whole, rtol=1e-12, atol=1e-14)
 
 

@@ -16,6 +16,7 @@ import torch
 from semscale_lib import cli, paths
 from semscale_lib.data import DATASETS, load_dataset, long_tailed_subset
 from semscale_lib.models import build_model
+from semscale_lib.settings import REPO_ROOT
 from semscale_lib.training import load_run, make_config, train, training_images
 from semscale_lib.training.provenance import code_record
 
@@ -211,7 +212,7 @@ def test_claim_output_dir(tmp_path):
 
 def test_nothing_deletes_a_folder():
     """No code in the library removes folders (and files only the temporary ones it made itself)."""
-    sources = sorted((paths.REPO_ROOT / "semscale_lib").rglob("*.py"))
+    sources = sorted((REPO_ROOT / "semscale_lib").rglob("*.py"))
     assert sources
     for source in sources:
         text = source.read_text()

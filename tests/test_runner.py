@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from semscale_lib import runner
+from semscale_lib.runner.profiles import _grid, _grid_points
 from semscale_lib.cli import main as cli_main
 
 
@@ -294,15 +295,15 @@ def test_the_cpu_profile_runs_every_claim_on_three_datasets():
 
 
 def test_grid_points_give_each_point_its_own_parameters_and_folder(tmp_path):
-    grid = runner._grid({"notebooks": ["01"], "points": [{"name": "a", "x": 1, "y": [2]}, {"x": 3}]}, "test")
-    assert runner._grid_points(grid, {"x": None}) == [("a", {"x": 1}), (None, {"x": 3})]
-    only = runner._grid({"points": [{"name": "a", "notebooks": ["3"], "x": 1}, {"name": "b", "x": 2}]}, "test")
-    assert runner._grid_points(only, {"x": None}, "03") == [("a", {"x": 1}), ("b", {"x": 2})]
-    assert runner._grid_points(only, {"x": None}, "01") == [("b", {"x": 2})]
+    grid = _grid({"notebooks": ["01"], "points": [{"name": "a", "x": 1, "y": [2]}, {"x": 3}]}, "test")
+    assert _grid_points(grid, {"x": None}) == [("a", {"x": 1}), (None, {"x": 3})]
+    only = _grid({"points": [{"name": "a", "notebooks": ["3"], "x": 1}, {"name": "b", "x": 2}]}, "test")
+    assert _grid_points(only, {"x": None}, "03") == [("a", {"x": 1}), ("b", {"x": 2})]
+    assert _grid_points(only, {"x": None}, "01") == [("b", {"x": 2})]
     with pytest.raises(ValueError, match="either points or lists"):
-        runner._grid({"points": [{"x": 1}], "y": [1, 2]}, "test")
+        _grid({"points": [{"x": 1}], "y": [1, 2]}, "test")
     with pytest.raises(ValueError, match="non-empty list of parameter mappings"):
-        runner._grid({"points": []}, "test")
+        _grid({"points": []}, "test")
 
 
 # --------------------------------------------------------------------------------------------------- a real run

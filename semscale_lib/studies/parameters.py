@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 from ..data import DATASETS
 from ..losses import LOSSES
 from ..models import MODELS
-from ..weights import NORMALIZATIONS, WEIGHTINGS
+from ..weights import NORMALIZATIONS
 
 
 class ParameterError(ValueError):
