@@ -125,7 +125,7 @@ def test_table1_verdict_long_tailed_s_tracks_accuracy_and_n_does_not():
 
 
 def _study(accuracy, primary_table, other_table):
-    return {"accuracy": accuracy, "tables": {co.PRIMARY_SOURCE: primary_table, co.SOURCES[0]: other_table}}
+    return {"accuracy": accuracy, "tables": {co.PRIMARY_SOURCE: primary_table, co.PIXELS: other_table}}
 
 
 def test_table1_claims_balanced_decides_on_the_primary_source_with_the_others_as_evidence():
@@ -148,15 +148,15 @@ def test_table1_claims_balanced_decides_on_the_primary_source_with_the_others_as
     assert set(primary) == {"source", "pearson", "ci_low", "ci_high", "verdict", "spearman S"}
     assert (primary["source"], primary["verdict"]) == (co.PRIMARY_SOURCE + " (primary)", "held")
     assert primary["pearson"] == pytest.approx(1.0) and primary["spearman S"] == pytest.approx(1.0)
-    assert (other["source"], other["verdict"]) == (co.SOURCES[0], "not testable")
+    assert (other["source"], other["verdict"]) == (co.PIXELS, "not testable")
     assert np.isnan(other["spearman S"])                         # a constant S has no rank correlation
     # another primary decides differently; a primary that was not computed is refused
     other_primary = co.table1_claims(_study(ACCURACY, rising, constant), balanced=True, alpha=1.0, dataset="mnist",
-                                     data="d", primary=co.SOURCES[0])
+                                     data="d", primary=co.PIXELS)
     assert other_primary[0]["verdict"] == "not testable"
     with pytest.raises(ValueError, match="primary source"):
         co.table1_claims(_study(ACCURACY, rising, constant), balanced=True, alpha=1.0, dataset="m", data="d",
-                         primary=co.SOURCES[2])
+                         primary=co.TEST_FEATURES)
 
 
 LT_COUNTS = np.array([5000, 2775, 1540, 855, 475, 263, 146, 81, 45, 25])

@@ -94,12 +94,37 @@ def average_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
-SOURCES = ("pixels (training images)", "features (training set)", "features (test set)")
+PIXELS = "pixels (training images)"
+TRAINING_FEATURES = "features (training set)"
+TEST_FEATURES = "features (test set)"
+
+
+def _pixel_vectors(run_dirs, runs, image_size: int) -> list[tuple]:
+    """The sample volume's vectors (Algorithm 1): the training images, resized to ``image_size``², once."""
+    images = training_images(runs[0])
+    return [(resize_images(images.images, image_size), images.labels)]
+
+
+def _training_feature_vectors(run_dirs, runs, image_size: int) -> list[tuple]:
+    """Each run's final model's embeddings of its own training images."""
+    return [(embed_run(run_dir, own), own.labels)
+            for run_dir, own in ((d, training_images(r)) for d, r in zip(run_dirs, runs))]
+
+
+def _test_feature_vectors(run_dirs, runs, image_size: int) -> list[tuple]:
+    """Each run's saved test-set embeddings."""
+    return [(r["test_features"], r["test_labels"]) for r in runs]
+
+
+#: The kinds of vectors a per-class table is computed from (which fed the paper's Table 1 is not stated): label →
+#: function(run_dirs, runs, image_size) → [(vectors (N, d), labels (N,)), one per run, or one for all runs].
+SOURCES = {PIXELS: _pixel_vectors, TRAINING_FEATURES: _training_feature_vectors,
+           TEST_FEATURES: _test_feature_vectors}
 #: Ours: the vectors a verdict is decided on. The paper's method computes S from the training features a model
 #: stores while it trains (Algorithm 2), and the claim is that S of the training data explains test accuracy, so
 #: the trained model's embeddings of its own training images are the closest match; pixels and test-set features
 #: are sensitivity rows.
-PRIMARY_SOURCE = "features (training set)"
+PRIMARY_SOURCE = TRAINING_FEATURES
 
 
 def source_slug(source: str) -> str:
@@ -121,7 +146,7 @@ def load_setting_runs(run_dirs: Sequence) -> tuple[list[dict], np.ndarray, np.nd
 
 
 def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 16,
-                        sources: Sequence[str] = SOURCES) -> dict:
+                        sources: Sequence[str] = tuple(SOURCES)) -> dict:
     """Sec. 3.4.1 for the runs (seeds) of one setting, from three kinds of vectors (which fed Table 1 is not stated,
     so all are reported, labelled):
 
@@ -141,15 +166,7 @@ def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 1
     names = list(images.classes)
     tables, correlations = {}, {}
     for source in sources:
-        if source == SOURCES[0]:
-            per_run = [(resize_images(images.images, image_size), images.labels)]
-        elif source == SOURCES[1]:
-            per_run = []
-            for run_dir, run in zip(run_dirs, runs):
-                own = training_images(run)
-                per_run.append((embed_run(run_dir, own), own.labels))
-        else:
-            per_run = [(r["test_features"], r["test_labels"]) for r in runs]
+        per_run = SOURCES[source](run_dirs, runs, image_size)
         table = average_tables([imbalance_table(v, y, counts=counts, alpha=alpha, class_names=names)
                                 for v, y in per_run])
         tables[source] = table
@@ -284,6 +301,6 @@ def table1_claims(study: Mapping, *, balanced: bool, alpha: float, dataset: str,
     return claims
 
 
-__all__ = ["COUNT_PREDICTORS", "PRIMARY_SOURCE", "SOURCES", "TABLE1_REFERENCE", "average_tables", "balanced_overrides",
+__all__ = ["COUNT_PREDICTORS", "PIXELS", "PRIMARY_SOURCE", "SOURCES", "TEST_FEATURES", "TRAINING_FEATURES", "TABLE1_REFERENCE", "average_tables", "balanced_overrides",
            "best_count_predictor", "correlation_sources", "imbalance_table", "load_setting_runs", "setting_overrides",
            "source_slug", "table1_claims", "table1_comparison", "table1_verdict"]

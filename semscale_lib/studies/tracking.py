@@ -24,10 +24,10 @@ from ..scale import effective_number, resize_images
 from ..training import embed_run, training_images
 from ..verdicts import pooled_correlation_verdict
 from .claims import claim_record
-from .correlation import SOURCES, load_setting_runs
+from .correlation import PIXELS, TRAINING_FEATURES, load_setting_runs
 
-PRIMARY_SOURCE = SOURCES[1]          # "features (training set)"
-SENSITIVITY_SOURCE = SOURCES[0]      # "pixels (training images)"
+PRIMARY_SOURCE = TRAINING_FEATURES   # the models' embeddings of their own training images
+SENSITIVITY_SOURCE = PIXELS          # the training images themselves
 
 #: name → what it is. Geometry of Sec. 3 (the paper's quantities), then established class-difficulty measures
 #: (semscale_lib.difficulty). Every one is oriented so that a larger value is expected to mean an easier class,
