@@ -138,9 +138,9 @@ def _features_from_training(args):
     out = claim_output_dir(args.out, force=args.force)      # before minutes of training, not after
     run_dir = train(config, out_dir=out / "training", force=args.force)
     run = load_run(run_dir)
-    data_counts = np.asarray(run["config"]["train_counts"])
-    per_class = run["per_class"]
-    return (run["test_features"], run["test_labels"], data_counts, per_class["accuracy"].to_numpy(),
+    data_counts = np.asarray(run.train_counts)
+    per_class = run.per_class
+    return (run.test_features, run.test_labels, data_counts, per_class["accuracy"].to_numpy(),
             per_class["name"].tolist(),
             {"dataset": args.dataset, "training_run": str(run_dir), "model": config.model,
              "epochs": config.epochs, "features": "test-set embeddings of the trained model"})

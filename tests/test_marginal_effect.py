@@ -317,7 +317,7 @@ def test_train_subsets_trains_each_m_at_least_min_steps_with_its_own_seeded_subs
         state = torch.load(Path(row.run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
         assert {float(s["step"]) for s in state["optimizer"]["state"].values()} == {float(row.epochs * per_epoch)}
         assert row.epochs * per_epoch >= 6
-        metrics = load_run(row.run_dir)["metrics"]
+        metrics = load_run(row.run_dir).metrics
         assert metrics["epoch"].tolist() == list(range(1, row.epochs + 1))
         assert 0 <= row.top1 <= 1 and row.top1 == metrics["top1"].iloc[-1]
         assert row.train_top1 == metrics["train_top1"].iloc[-1] and 0 <= row.train_top1 <= 1

@@ -280,7 +280,7 @@ def test_static_weighting_grid_passes_the_weights_to_training(isolated_splits):
     assert results["reduction"].tolist() == ["—", "mean"]
     assert rw.group_table(results)["reduction"].tolist() == ["—", "mean"]
     assert weights["weight"].mean() == pytest.approx(1.0)
-    weighted = load_run(results.loc[1, "run_dir"])["config"]["config"]
+    weighted = load_run(results.loc[1, "run_dir"]).settings
     assert weighted["reweight"] == "static"
     assert weighted["class_weights"] == pytest.approx(weights["weight"].tolist())
     # the CE model's own training embeddings give the weights: the larger S, the smaller a

@@ -112,8 +112,8 @@ def test_short_run_writes_every_file(short_run):
     assert state["epoch"] == 2 and len(state["history"]) == 2
 
     run = T.load_run(short_run)
-    assert run["weights"] is None and run["test_features"].shape[1] == 64
-    pd.testing.assert_frame_equal(run["metrics"], metrics)
+    assert run.weights is None and run.test_features.shape[1] == 64
+    pd.testing.assert_frame_equal(run.metrics, metrics)
 
 
 def test_two_identical_cpu_runs_give_identical_results(short_run, tmp_path):
@@ -399,7 +399,7 @@ def test_the_code_digest_ignores_comments_and_docstrings():
 def test_dsb_run_logs_scales_and_weights(tmp_path):
     config = tiny(reweight="dsb", epochs=2, dsb_stage_epochs=1, dsb_log_every=1)
     out = T.train(config, out_dir=tmp_path / "dsb", progress=False)
-    weights = T.load_run(out)["weights"]
+    weights = T.load_run(out).weights
     train_size = sum(json.loads((out / "config.json").read_text())["train_counts"])
     per_epoch = -(-train_size // 64)
     assert len(weights) == per_epoch                                     # every refresh of epoch 2, none before
@@ -415,7 +415,7 @@ def test_dsb_run_logs_scales_and_weights(tmp_path):
 
 def test_dsb_weights_log_is_subsampled(tmp_path):
     config = tiny(reweight="dsb", epochs=2, dsb_stage_epochs=1, dsb_log_every=3)
-    weights = T.load_run(T.train(config, out_dir=tmp_path / "dsb3", progress=False))["weights"]
+    weights = T.load_run(T.train(config, out_dir=tmp_path / "dsb3", progress=False)).weights
     first = int(weights["iteration"].iloc[0])
     assert weights["iteration"].tolist() == list(range(first, first + 3 * len(weights), 3))
 

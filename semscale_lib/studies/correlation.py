@@ -113,7 +113,7 @@ def _training_feature_vectors(run_dirs, runs, image_size: int) -> list[tuple]:
 
 def _test_feature_vectors(run_dirs, runs, image_size: int) -> list[tuple]:
     """Each run's saved test-set embeddings."""
-    return [(r["test_features"], r["test_labels"]) for r in runs]
+    return [(r.test_features, r.test_labels) for r in runs]
 
 
 #: The kinds of vectors a per-class table is computed from (which fed the paper's Table 1 is not stated): label →
@@ -139,10 +139,10 @@ def load_setting_runs(run_dirs: Sequence) -> tuple[list[dict], np.ndarray, np.nd
     runs = [load_run(d) for d in run_dirs]
     if not runs:
         raise ValueError("no runs given")
-    counts = np.asarray(runs[0]["config"]["train_counts"])
-    if any(list(r["config"]["train_counts"]) != counts.tolist() for r in runs[1:]):
+    counts = np.asarray(runs[0].train_counts)
+    if any(r.train_counts != counts.tolist() for r in runs[1:]):
         raise ValueError("the runs of one setting must share their training counts")
-    return runs, counts, np.mean([r["per_class"]["accuracy"].to_numpy() for r in runs], axis=0)
+    return runs, counts, np.mean([r.per_class["accuracy"].to_numpy() for r in runs], axis=0)
 
 
 def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 16,

@@ -249,10 +249,10 @@ def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, 
             run = load_run(folder)
             images = training_images(run)
             features = embed_run(folder, images)
-            rows.append({"m": int(m), "seed": int(seed), "top1": float(run["metrics"]["top1"].iloc[-1]),
-                         **run_summary(run["metrics"]), "epochs": config.epochs,
+            rows.append({"m": int(m), "seed": int(seed), "top1": float(run.metrics["top1"].iloc[-1]),
+                         **run_summary(run.metrics), "epochs": config.epochs,
                          "feature_total": float(class_semantic_scales(features, images.labels).sum()),
-                         "seconds": float(run["metrics"]["seconds"].sum()), "run_dir": str(folder)})
+                         "seconds": float(run.metrics["seconds"].sum()), "run_dir": str(folder)})
     return pd.DataFrame(rows)
 
 

@@ -93,11 +93,11 @@ def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapp
     for (name, seed), config in configs.items():
         folder = train_or_reuse(config, out / run_folder_name(config), progress=progress)
         run = load_run(folder)
-        last = run["metrics"].iloc[-1]
+        last = run.metrics.iloc[-1]
         rows.append({"method": name, "seed": seed, "run_dir": str(folder), "top1": float(last["top1"]),
                      "many": float(last["many"]), "medium": float(last["medium"]), "few": float(last["few"]),
-                     **run_summary(run["metrics"]), "epochs": int(last["epoch"]),
-                     "seconds": float(run["metrics"]["seconds"].sum()),
+                     **run_summary(run.metrics), "epochs": int(last["epoch"]),
+                     "seconds": float(run.metrics["seconds"].sum()),
                      "reduction": config.reduction if config.reweight != "none" else "—"})
     return pd.DataFrame(rows)
 
@@ -228,8 +228,8 @@ def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", sourc
         features, labels = embed_run(run_dir, images), images.labels
         names = images.classes
     elif source == "test":
-        features, labels = run["test_features"], run["test_labels"]
-        names = run["per_class"]["name"].tolist() if run["per_class"] is not None else None
+        features, labels = run.test_features, run.test_labels
+        names = run.per_class["name"].tolist() if run.per_class is not None else None
     else:
         raise ValueError(f"source must be 'train' or 'test', got {source!r}")
     if pool_dim is not None:

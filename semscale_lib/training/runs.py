@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,38 +69,64 @@ def write_per_class(out: Path, data: RunData, result: dict, config: TrainConfig)
     table.to_csv(out / "per_class.csv", index=False)
 
 
-def load_run(out_dir) -> dict:
-    """config (the saved JSON), metrics, per_class and weights (DataFrames or None) of a run folder, plus
-    test_features / test_labels when saved, and the folder itself."""
+@dataclass
+class RunRecord:
+    """A finished (or interrupted) run folder, read back by :func:`load_run`.
+
+    ``saved``: its ``config.json`` as written (``config``: the settings; ``code``, ``environment``,
+    ``train_counts``, ``val_counts``, ``split_file``, ``world_size``, ``reduction``); ``metrics``: one row per
+    epoch; ``per_class`` (final per-class accuracy and semantic scales) and ``weights`` (logged DSB refreshes):
+    DataFrames, None where not written; ``test_features`` (N, d) float32 and ``test_labels`` (N,) int64 when saved.
+    """
+    folder: Path
+    saved: dict
+    metrics: pd.DataFrame
+    per_class: pd.DataFrame | None = None
+    weights: pd.DataFrame | None = None
+    test_features: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+
+    @property
+    def settings(self) -> dict:
+        """The run's settings (the fields of its TrainConfig, as saved)."""
+        return dict(self.saved["config"])
+
+    @property
+    def train_counts(self) -> list[int]:
+        """Training images per class (C,), as the run counted them."""
+        return [int(n) for n in self.saved["train_counts"]]
+
+
+def load_run(out_dir) -> RunRecord:
+    """The :class:`RunRecord` of a run folder."""
     out = Path(out_dir)
-    run = {"folder": out, "config": json.loads((out / "config.json").read_text()),
-           "metrics": pd.read_csv(out / "metrics.csv")}
-    for name in ("per_class", "weights"):
-        path = out / f"{name}.csv"
-        run[name] = pd.read_csv(path) if path.exists() else None
+    tables = {name: pd.read_csv(out / f"{name}.csv") if (out / f"{name}.csv").exists() else None
+              for name in ("per_class", "weights")}
+    features = labels = None
     if (out / FEATURES_FILE).exists():
         with np.load(out / FEATURES_FILE) as saved:
-            run["test_features"], run["test_labels"] = saved["features"], saved["labels"]
-    return run
+            features, labels = saved["features"], saved["labels"]
+    return RunRecord(out, json.loads((out / "config.json").read_text()), pd.read_csv(out / "metrics.csv"),
+                     tables["per_class"], tables["weights"], features, labels)
 
 
-def run_config(run: dict) -> TrainConfig:
+def run_config(run: RunRecord) -> TrainConfig:
     """The TrainConfig a loaded run (:func:`load_run`) was trained with."""
-    return make_config(**run["config"]["config"])
+    return make_config(**run.settings)
 
 
-def training_images(run: dict, data_root=None) -> ImageArrays:
-    """The training images of a finished run (``load_run`` dict), exactly the set the model saw: the whole
+def training_images(run: RunRecord, data_root=None) -> ImageArrays:
+    """The training images of a finished run (:func:`load_run`), exactly the set the model saw: the whole
     training set, its long-tailed split (read where the run read it: the project's splits folder or the run
     folder) or its per-class subset (:func:`~.data.training_arrays`)."""
     config = run_config(run)
     if data_root is not None:
         config.data_root = str(data_root)
-    with run_splits(config, run["folder"]) if run.get("folder") is not None else contextlib.nullcontext():
+    with run_splits(config, run.folder) if run.folder is not None else contextlib.nullcontext():
         images, _, _ = training_arrays(config)
     counts = np.bincount(images.labels, minlength=images.num_classes).tolist()
-    if counts != list(run["config"]["train_counts"]):
-        raise ValueError(f"training images give counts {counts}, the run recorded {run['config']['train_counts']}")
+    if counts != run.train_counts:
+        raise ValueError(f"training images give counts {counts}, the run recorded {run.train_counts}")
     return images
 
 
@@ -115,7 +142,7 @@ def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: st
     checkpoint = run_dir / CHECKPOINT
     if not checkpoint.exists():
         raise FileNotFoundError(f"{checkpoint} not found: the run's final model is needed for its embeddings")
-    model = build_model(config.model, len(run["config"]["train_counts"]), in_channels=images.images.shape[-1],
+    model = build_model(config.model, len(run.train_counts), in_channels=images.images.shape[-1],
                         input_size=tuple(images.images.shape[1:3]), normalized_classifier=config.loss == "ldam")
     model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=False)["model"])
     model.to(device)
