@@ -4,7 +4,9 @@ from .config import PRESETS, TrainConfig, config_names, make_config, split_datas
 from .data import RunData, load_run_data, training_arrays
 from .runs import RunRecord, embed_run, load_run, run_config, training_images
 from .step import Criterion, make_loss, train_step
-from .trainer import evaluate, make_optimizer_and_schedule, resolve_device, train
+from .evaluation import evaluate
+from .schedules import make_optimizer_and_schedule
+from .trainer import resolve_device, train
 
 __all__ = ["Criterion", "PRESETS", "RunData", "RunRecord", "TrainConfig", "config_names", "embed_run", "evaluate", "load_run",
            "load_run_data", "make_config", "make_loss", "make_optimizer_and_schedule", "resolve_device",

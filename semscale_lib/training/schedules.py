@@ -1,6 +1,7 @@
-"""Learning-rate schedules by name (:data:`SCHEDULES`): each gives the factor of the base learning rate per epoch
-and, where it has one, per optimizer step (runs with a step budget, ``max_steps``). ``TrainConfig.schedule`` picks
-one; :func:`~semscale_lib.training.trainer.make_optimizer_and_schedule` turns it into a ``LambdaLR``.
+"""A run's optimizer and learning-rate schedule. Schedules by name (:data:`SCHEDULES`): each gives the factor of
+the base learning rate per epoch and, where it has one, per optimizer step (runs with a step budget,
+``max_steps``). ``TrainConfig.schedule`` picks one; :func:`make_optimizer_and_schedule` turns it into a
+``LambdaLR``.
 
 Both functions take the run's config (its ``epochs``, ``max_steps``, ``warmup_epochs``, ``lr_step_factor``,
 ``lr_gamma``) and the milestones already turned into epochs or steps. The warm-up is the caller's: it comes
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
+
+import torch
 
 #: factor(t, config, milestones) → float; t counts epochs (from 0) or optimizer steps taken.
 Factor = Callable[[int, object, Sequence[int]], float]
@@ -52,4 +55,36 @@ SCHEDULES: dict[str, Schedule] = {
 #: Schedules usable with a step budget (``max_steps``).
 STEP_SCHEDULES = tuple(name for name, schedule in SCHEDULES.items() if schedule.per_step is not None)
 
-__all__ = ["SCHEDULES", "STEP_SCHEDULES", "Schedule"]
+
+def make_optimizer_and_schedule(model, config):
+    """SGD (momentum, weight decay) or Adam, and a LambdaLR: per epoch, linear warm-up then step / exp / linear /
+    cosine / constant (linear and cosine decay from the end of the warm-up towards 0 at ``epochs``); with a step
+    budget (``max_steps``), per step (:func:`_step_budget_factor`)."""
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.max_steps is not None:
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _step_budget_factor(config))
+    schedule = SCHEDULES[config.schedule]
+    milestones = [round(f * config.epochs) for f in config.milestones]
+
+    def factor(epoch: int) -> float:          # epoch counts from 0 here (LambdaLR convention)
+        if epoch < config.warmup_epochs:
+            return (epoch + 1) / config.warmup_epochs
+        return schedule.per_epoch(epoch, config, milestones)
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _step_budget_factor(config):
+    """With a step budget (``max_steps``) the schedule runs over steps, so that runs of different epoch lengths
+    with the same budget see the same learning rate at every step (milestones: fractions of ``max_steps``)."""
+    milestones = [round(f * config.max_steps) for f in config.milestones]
+    per_step = SCHEDULES[config.schedule].per_step
+    return lambda step: per_step(step, config, milestones)     # step: optimizer steps taken so far
+
+
+__all__ = ["SCHEDULES", "STEP_SCHEDULES", "Schedule", "make_optimizer_and_schedule"]

@@ -21,7 +21,6 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..data import save_split
-from ..metrics import group_accuracy, per_class_accuracy
 from ..models import build_model
 from ..settings import environment
 from . import provenance
@@ -33,81 +32,14 @@ from .resume import RunDiverged, corrupt_checkpoint as _corrupt_checkpoint, reco
     resolve_run as _resolve_run
 from .reuse import run_folder_name, settings_key, train_or_reuse
 from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, write_per_class, write_tables
-from .schedules import SCHEDULES
+from .evaluation import evaluate, top1
+from .schedules import make_optimizer_and_schedule
 from .splits import run_splits
 from .step import Criterion, train_step
 
 __all__ = ["check_device", "deterministic_algorithms", "environment_info", "evaluate", "make_config",
            "make_optimizer_and_schedule", "resolve_device", "run_folder_name", "settings_key", "top1", "train",
            "train_or_reuse"]
-
-
-def make_optimizer_and_schedule(model, config: TrainConfig):
-    """SGD (momentum, weight decay) or Adam, and a LambdaLR: per epoch, linear warm-up then step / exp / linear /
-    cosine / constant (linear and cosine decay from the end of the warm-up towards 0 at ``epochs``); with a step
-    budget (``max_steps``), per step (:func:`_step_budget_factor`)."""
-    params = model.parameters()
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.max_steps is not None:
-        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _step_budget_factor(config))
-    schedule = SCHEDULES[config.schedule]
-    milestones = [round(f * config.epochs) for f in config.milestones]
-
-    def factor(epoch: int) -> float:          # epoch counts from 0 here (LambdaLR convention)
-        if epoch < config.warmup_epochs:
-            return (epoch + 1) / config.warmup_epochs
-        return schedule.per_epoch(epoch, config, milestones)
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _step_budget_factor(config: TrainConfig):
-    """With a step budget (``max_steps``) the schedule runs over steps, so that runs of different epoch lengths
-    with the same budget see the same learning rate at every step (milestones: fractions of ``max_steps``)."""
-    milestones = [round(f * config.max_steps) for f in config.milestones]
-    per_step = SCHEDULES[config.schedule].per_step
-    return lambda step: per_step(step, config, milestones)     # step: optimizer steps taken so far
-
-
-@torch.no_grad()
-def evaluate(model, batches, counts: np.ndarray, *, batch_size: int, amp: bool = False) -> dict:
-    """Top-1 (over test samples), per-class accuracy (C,), many/medium/few; plus the embeddings (N, D)."""
-    was_training = model.training
-    model.eval()
-    predictions, embeddings = [], []
-    for inputs, _ in batches.ordered(batch_size):
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            logits, features = model(inputs, return_features=True)
-        predictions.append(logits.argmax(1).cpu())
-        embeddings.append(features.float().cpu())
-    model.train(was_training)
-    predictions = torch.cat(predictions).numpy()
-    targets = batches.labels.cpu().numpy()
-    per_class = per_class_accuracy(predictions, targets, len(counts))
-    groups = group_accuracy(per_class, counts)
-    return {"top1": float((predictions == targets).mean()), "per_class": per_class,
-            "many": groups["many"], "medium": groups["medium"], "few": groups["few"],
-            "embeddings": torch.cat(embeddings).numpy()}
-
-
-@torch.no_grad()
-def top1(model, batches, *, batch_size: int, amp: bool = False) -> float:
-    """Top-1 accuracy (a fraction) of ``model`` over ``batches`` (in order, no augmentation), e.g. the validation
-    images or the training images themselves; a class may be missing."""
-    was_training = model.training
-    model.eval()
-    hits = 0
-    for inputs, targets in batches.ordered(batch_size):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            logits = model(inputs.contiguous(memory_format=torch.channels_last))
-        hits += int((logits.argmax(1) == targets.to(logits.device)).sum())
-    model.train(was_training)
-    return hits / max(1, len(batches.labels))
 
 
 def _evaluate_now(config: TrainConfig, epoch: int) -> bool:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["cat", "dog", "fox"]
 PER_CLASS = 14
 

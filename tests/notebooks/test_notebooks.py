@@ -11,7 +11,7 @@ import pytest
 
 from semscale_lib import runner
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 KEYS = ["00", "01", "02", "03", "04", "05", "06"]
 TRAINING = ["01", "02", "03", "04"]
 

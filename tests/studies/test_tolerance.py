@@ -18,7 +18,7 @@ from semscale_lib.studies.tolerance import (
 )
 from semscale_lib.verdicts import correlation_verdict, paired_verdict
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------------ tolerances

@@ -23,7 +23,7 @@ import yaml
 from semscale_lib.runner import default_profiles_dir, load_profile
 from semscale_lib.studies.claims import CLAIMS_FILE, VERDICTS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 #: Sizes only: every other parameter comes from profiles/paper.yaml unchanged. The imbalance factors shrink with
 #: the data (a few training images per class: a factor of 100 would leave the tail classes empty), and one seed
