@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ..data import DATASETS
 from ..dsb import DSBSettings
 from ..losses import LOSSES
@@ -139,27 +141,22 @@ def split_dataset_name(name: str) -> tuple[str, bool]:
     return (name[:-3], True) if name.endswith("-lt") else (name, False)
 
 
-PRESETS: dict[str, dict] = {
-    # The paper's correlation protocol (Table 1; docs/paper-notes.md §10): Adam, lr 0.01 × 0.98 per epoch,
-    # batch 64, no augmentation. Epochs are not given (ours: 30); weight decay not given (ours: 0). IF 200. Ours: a
-    # tenth of every class held out for validation, so the studies can check that 30 epochs reach the plateau.
-    "paper-table1": dict(dataset="cifar10-lt", imbalance_factor=200.0, model="resnet18", optimizer="adam",
-                         lr=0.01, schedule="exp", lr_gamma=0.98, batch_size=64, augment=False, weight_decay=0.0,
-                         epochs=30, warmup_epochs=0, val_fraction=0.1),
-    # The community CIFAR-LT protocol (ours, to compare with peers): ResNet-32, batch 128, 200 epochs, SGD 0.9,
-    # lr 0.1, 5-epoch warm-up, lr × 0.01 at 160 and again at 180 (as the LDAM-DRW code), wd 2e-4, crop + flip. No
-    # validation split: the training set stays the peers' (CIFAR-100-LT: 10,847 images), so the plateau of its 200
-    # epochs is taken from the literature, not measured.
-    "cifar-lt": dict(dataset="cifar100-lt", imbalance_factor=100.0, model="resnet32", optimizer="sgd", lr=0.1,
-                     momentum=0.9, weight_decay=2e-4, schedule="step", milestones=(0.8, 0.9), lr_step_factor=0.01,
-                     warmup_epochs=5, batch_size=128, epochs=200, augment=True),
-    # Ours: the CPU recipe of the notebooks (docs/paper-notes.md §10): cnn-small, SGD at lr 0.2 with a 1-epoch warm-up
-    # and a cosine decay, 16 epochs (the studies check that doubling them adds < 1 point of validation top-1), a
-    # tenth of every class held out for validation, the test set evaluated once at the end, DSB stage n = 2.
-    "cpu-quick": dict(dataset="fashion-mnist-lt", imbalance_factor=100.0, model="cnn-small", optimizer="sgd",
-                      lr=0.2, momentum=0.9, weight_decay=5e-4, schedule="cosine", warmup_epochs=1, batch_size=128,
-                      epochs=16, augment=True, val_fraction=0.1, eval_every=0, dsb_stage_epochs=2),
-}
+#: Folder of the named protocols: one YAML file of settings per preset, each explaining its choices.
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+
+
+def _load_presets() -> dict[str, dict]:
+    """{name: settings} of every ``presets/<name>.yaml`` (lists become tuples, as TrainConfig holds them)."""
+    presets = {}
+    for path in sorted(PRESETS_DIR.glob("*.yaml")):
+        settings = yaml.safe_load(path.read_text())
+        presets[path.stem] = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return presets
+
+
+#: The named protocols (``make_config(preset, ...)``): paper-table1 (the paper's Table 1 protocol), cifar-lt (the
+#: community CIFAR-LT protocol) and cpu-quick (the notebooks' CPU recipe).
+PRESETS: dict[str, dict] = _load_presets()
 
 
 def _dsb_settings(settings: dict) -> DSBSettings:
