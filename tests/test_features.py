@@ -52,3 +52,18 @@ def test_a_runs_embeddings_are_its_models_penultimate_features(tmp_path, monkeyp
     assert features.shape == (len(images.labels), expected[0].shape[1])
     assert np.allclose(features, torch.cat(expected).numpy(), atol=1e-5)
     assert (predicted == torch.cat(logits).argmax(1).numpy()).all()
+
+
+def test_a_run_is_embedded_on_its_own_device_unless_told(tmp_path, monkeypatch):
+    from semscale_lib.training import runs
+    monkeypatch.setenv("SEMSCALE_SPLITS", str(tmp_path / "splits"))
+    folder = train(make_config("cpu-quick", dataset="digits", epochs=1, device="auto"), out_dir=tmp_path / "run",
+                   progress=False, log=False)
+    images = training_images(load_run(folder))
+    asked = []
+    real = runs.resolve_device
+    monkeypatch.setattr(runs, "resolve_device", lambda name: asked.append(name) or real(name))
+    default = embed_run(folder, images)
+    on_cpu = embed_run(folder, images, device="cpu")
+    assert asked == ["auto", "cpu"]               # the run's setting ("auto": CUDA where there is one), then the given
+    assert np.allclose(default, on_cpu, atol=1e-5) if not torch.cuda.is_available() else default.shape == on_cpu.shape

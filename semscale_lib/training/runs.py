@@ -27,6 +27,7 @@ from ..models import build_model
 from ..scale import pool_features
 from .config import TrainConfig, make_config
 from .data import RunData, tensor_batches, training_arrays
+from .device import resolve_device
 from .splits import run_splits
 
 CHECKPOINT = "checkpoint.pt"
@@ -131,14 +132,17 @@ def training_images(run: RunRecord, data_root=None) -> ImageArrays:
 
 
 @torch.no_grad()
-def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: str = "cpu",
+def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: str | None = None,
               with_predictions: bool = False):
-    """Embeddings ``(N, D)`` of ``images`` by the final model of a run (its checkpoint), normalised with the run's
-    training statistics (the mean/sd of its training images, as in training). ``with_predictions``: also return
-    the model's predicted class of each image, ``(N,)`` int64, from the same pass."""
+    """Embeddings ``(N, D)`` float32 of ``images`` by the final model of a run (its checkpoint), normalised with the
+    run's training statistics (the mean/sd of its training images, as in training). ``with_predictions``: also
+    return the model's predicted class of each image, ``(N,)`` int64, from the same pass. ``device``: where the
+    forward passes run; default the run's own device setting (``auto``: CUDA when this machine has it), so that a
+    GPU study embeds on the GPU. The results come back as numpy arrays in host memory."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     config = run_config(run)
+    device = resolve_device(config.device if device is None else device)
     checkpoint = run_dir / CHECKPOINT
     if not checkpoint.exists():
         raise FileNotFoundError(f"{checkpoint} not found: the run's final model is needed for its embeddings")
