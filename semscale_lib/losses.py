@@ -58,6 +58,9 @@ def as_counts(class_counts, name: str = "class_counts") -> np.ndarray:
 class _PerSampleLoss(nn.Module):
     """Base: subclasses implement :meth:`per_sample` ``(B, C), (B,) -> (B,)``; this applies the reduction."""
 
+    #: The loss's own options, declared here: keyword of ``__init__`` → the TrainConfig setting that holds it.
+    config_options: dict[str, str] = {}
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         if reduction not in _REDUCTIONS:
@@ -109,6 +112,8 @@ class FocalLoss(_PerSampleLoss):
     ``gamma=0`` is cross-entropy. For the α-balanced form wrap it in :class:`ClassWeighting`.
     """
 
+    config_options = {"gamma": "focal_gamma"}
+
     def __init__(self, gamma: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
         if gamma < 0:
@@ -134,6 +139,8 @@ class LDAMLoss(_CountAdjusted):
     ``CE(s · (z - Δ_y e_y), y)``. Meant for a cosine classifier (``normalized_classifier=True`` in
     :func:`semscale_lib.models.build_model`), where logits lie in [-1, 1]. ``margins``: ``(C,)`` buffer.
     """
+
+    config_options = {"max_margin": "ldam_max_margin", "scale": "ldam_scale"}
 
     def __init__(self, class_counts, max_margin: float = 0.5, scale: float = 30.0, reduction: str = "mean"):
         super().__init__(class_counts, reduction)
@@ -165,6 +172,8 @@ class LogitAdjustedLoss(_CountAdjusted):
 
     With ``tau=1`` it equals :class:`BalancedSoftmaxLoss` (``log π`` and ``log n`` differ by a constant).
     """
+
+    config_options = {"tau": "la_tau"}
 
     def __init__(self, class_counts, tau: float = 1.0, reduction: str = "mean"):
         super().__init__(class_counts, reduction)

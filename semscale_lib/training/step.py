@@ -10,20 +10,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..losses import ClassWeighting, build_loss
+from ..losses import LOSSES, ClassWeighting, build_loss
 from ..weights import WeightRule, build_weighting
-
-#: A loss's own options: loss name → {keyword of its builder: TrainConfig field}.
-LOSS_OPTIONS = {"focal": {"gamma": "focal_gamma"},
-                "ldam": {"max_margin": "ldam_max_margin", "scale": "ldam_scale"},
-                "logit-adjusted": {"tau": "la_tau"}}
 
 
 def make_loss(config, counts: np.ndarray) -> ClassWeighting:
-    """The config's base loss (per-sample, with its options from :data:`LOSS_OPTIONS`) inside a
-    :class:`~semscale_lib.losses.ClassWeighting` with the run's batch reduction; unweighted until its
+    """The config's base loss (per-sample, with the options its registry entry declares in ``config_options``)
+    inside a :class:`~semscale_lib.losses.ClassWeighting` with the run's batch reduction; unweighted until its
     :class:`Criterion` sets weights."""
-    options = {keyword: getattr(config, field) for keyword, field in LOSS_OPTIONS.get(config.loss, {}).items()}
+    declared = LOSSES[config.loss].config_options
+    options = {keyword: getattr(config, setting) for keyword, setting in declared.items()}
     return ClassWeighting(build_loss(config.loss, counts, **options), reduction=config.reduction)
 
 
@@ -93,4 +89,4 @@ def train_step(net: torch.nn.Module, criterion: Criterion, optimizer: torch.opti
     return loss.detach()
 
 
-__all__ = ["Criterion", "LOSS_OPTIONS", "make_loss", "train_step"]
+__all__ = ["Criterion", "make_loss", "train_step"]

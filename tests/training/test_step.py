@@ -1,6 +1,8 @@
 """The criterion (a run's weighting rule + weighted loss) and train_step, the step the trainer and benchmarks share."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,9 @@ import torch.nn.functional as F
 
 from semscale_lib.models import build_model
 from semscale_lib.training import Criterion, make_config, train_step
-from semscale_lib.training.step import LOSS_OPTIONS, make_loss
+from semscale_lib.losses import LOSSES
+from semscale_lib.training import TrainConfig
+from semscale_lib.training.step import make_loss
 
 
 def _model(seed=0):
@@ -75,5 +79,8 @@ def test_train_step_is_one_plain_sgd_step_and_refuses_a_non_finite_loss():
 def test_each_loss_gets_its_own_options():
     config = make_config(dataset="digits", loss="ldam", ldam_max_margin=0.3, ldam_scale=20.0)
     loss = make_loss(config, np.array([100, 10]))
-    assert set(LOSS_OPTIONS["ldam"].values()) == {"ldam_max_margin", "ldam_scale"}
+    assert LOSSES["ldam"].config_options == {"max_margin": "ldam_max_margin", "scale": "ldam_scale"}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, entry in LOSSES.items():           # every declared option is a setting the config holds
+        assert set(entry.config_options.values()) <= fields, name
     assert float(loss.base_loss.margins.max()) == pytest.approx(0.3) and loss.base_loss.scale == 20.0
