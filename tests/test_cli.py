@@ -246,3 +246,20 @@ def test_train_prints_a_line_per_epoch_and_a_summary(bar, tmp_path, monkeypatch,
     assert out.count("run folder") == 1 and f"run folder: {tmp_path / 'run'}" in out.splitlines()
     if bar:
         assert "it/s" not in captured.err and "%|" not in captured.err
+
+
+def test_every_flag_is_parsed_by_its_settings_type_alone():
+    import argparse
+
+    from semscale_lib.training.flags import add_train_arguments, setting_declarations
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    args = parser.parse_args(["--milestones", "0.5", "0.7", "--max-steps", "none", "--dsb-pool-dim", "none",
+                              "--subset-per-class", "5", "--class-weights", "1", "2", "--augment", "no",
+                              "--imbalance-factor", "10", "--lr", "0.3", "--dsb-target", "W"])
+    assert (args.milestones, args.max_steps, args.dsb_pool_dim, args.subset_per_class, args.class_weights,
+            args.augment, args.imbalance_factor, args.lr, args.dsb_target) == (
+        [0.5, 0.7], None, None, 5, [1.0, 2.0], False, 10.0, 0.3, "W")
+    declared = {name for name, _, _ in setting_declarations()}
+    assert declared == {a.dest for a in parser._actions if a.dest in declared}       # one flag per setting
+    assert "dsb_stage_epochs" in declared and "dsb" not in declared and "preset" not in declared

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
+import typing
 
 from ..data import DATASETS
 from ..data.longtail import NAMED_PROFILES, PARAMETRIC_PROFILES
@@ -60,7 +62,8 @@ HELP = {   # what a setting means, where its name does not say it
     "la_tau": "logit-adjusted: τ",
     "weight_reduction": "how weighted per-sample losses are averaged over a batch (auto: the rule's own)",
     "cb_beta": "cb, drw: β of the effective number", "drw_start": "drw: fraction of the epochs before re-weighting",
-    "class_weights": "static: one weight per class",
+    "class_weights": "static: one weight per class", "milestones": "schedule step: fractions of the epochs (or of "
+                                                                    "--max-steps)",
     "dsb_stage_epochs": "DSB: plain loss for the first n epochs", "dsb_alpha": "DSB: α of W = log₂(α + W′)",
     "dsb_eps": "DSB: ε of S′", "dsb_pool": "DSB: the storage pool",
     "dsb_pool_dim": "DSB: pooled feature dims, or 'none'",
@@ -117,43 +120,66 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                      help="no progress bar (the line per epoch and the final summary stay)")
     where = {name: title for title, names in GROUPS.items() for name in names}
     valid = valid_values()
-    fields = [(f.name, f.default) for f in dataclasses.fields(TrainConfig) if f.name not in ("preset", "dsb")]
-    fields += [(DSB_PREFIX + f.name, f.default) for f in dataclasses.fields(DSBSettings)]
     other = None
-    for name, default in fields:
+    for name, default, kind in setting_declarations():
         if name in where:
             group = groups[where[name]]
         else:
             other = other or parser.add_argument_group("other settings")
             group = other
-        _add_setting(group, name, default, valid.get(name))
+        _add_setting(group, name, default, kind, valid.get(name))
 
 
-def _add_setting(group, name: str, default, values: list[str] | None) -> None:
+def setting_declarations() -> list[tuple[str, object, object]]:
+    """(flat name, default, type) of every setting: TrainConfig's fields, then DSB's as ``dsb_<name>``; the types
+    are the fields' annotations, from which each flag's parsing follows."""
+    hints = typing.get_type_hints(TrainConfig)
+    declared = [(f.name, f.default, hints[f.name]) for f in dataclasses.fields(TrainConfig)
+                if f.name not in ("preset", "dsb")]
+    dsb_hints = typing.get_type_hints(DSBSettings)
+    return declared + [(DSB_PREFIX + f.name, f.default, dsb_hints[f.name]) for f in dataclasses.fields(DSBSettings)]
+
+
+def _unwrap(kind) -> tuple[object, bool]:
+    """``int | None`` → (int, True); ``tuple[float, ...]`` → (tuple[float, ...], False)."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) in (types.UnionType, typing.Union) and len(args) == 1:
+        return args[0], True
+    return kind, False
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return " ".join(_shown(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def _add_setting(group, name: str, default, kind, values: list[str] | None) -> None:
+    """One flag, its parsing decided by the setting's type alone: bool → true/false (and ``--no-<name>``); a tuple
+    → one or more values; ``int | None`` → a number or 'none'; otherwise the type itself."""
     flag = "--" + name.replace("_", "-")
+    base, optional = _unwrap(kind)
     shown = CLI_DEFAULTS.get(name, default)
     note = (f" here, as in the notebooks and the paper profile (the library's DSBSettings default is {default})"
             if name in CLI_DEFAULTS else "")
     about = f"{HELP[name]}; " if name in HELP else ""
-    if name == "milestones":
-        group.add_argument(flag, type=float, nargs="+", default=None, metavar="X",
-                           help="schedule step: fractions of the epochs (or of --max-steps) (default "
-                                f"{' '.join(map(str, default))})")
-    elif name == "class_weights":
-        group.add_argument(flag, type=float, nargs="+", default=None, metavar="W", help=HELP[name])
-    elif isinstance(default, bool):
+    text = f"one of: {', '.join(values)}; " if values else ""
+    tail = "" if shown is None and base is str else f"default {_shown(shown)}{note}"
+    if base is bool:
         group.add_argument(flag, type=boolean, nargs="?", const=True, default=None, metavar="BOOL",
-                           help=f"{about}true/false, yes/no or 1/0; alone: true (default {str(default).lower()})")
+                           help=f"{about}true/false, yes/no or 1/0; alone: true (default {_shown(default)})")
         group.add_argument("--no-" + name.replace("_", "-"), dest=name, action="store_const", const=False,
                            help=f"the same as {flag} false")
-    elif name == "imbalance_factor":
-        group.add_argument(flag, type=float, default=None, metavar="X", help=f"{about}default {default:g}")
-    elif name in ("dsb_pool_dim", "subset_per_class", "max_steps"):
-        group.add_argument(flag, type=_optional_int, default=None, metavar="N",
-                           help=f"{about}default {str(default).lower()}")
-    else:
-        kind = type(default) if default is not None else str
-        text = f"one of: {', '.join(values)}; " if values else ""
-        tail = f"default {shown}{note}" if shown is not None else ""
-        group.add_argument(flag, type=kind, default=None, metavar="NAME" if values else METAVARS.get(kind, "X"),
-                           help=f"{about}{text}{tail}".rstrip("; "))
+        return
+    if typing.get_origin(base) is tuple:
+        element = typing.get_args(base)[0]
+        group.add_argument(flag, type=element, nargs="+", default=None, metavar=METAVARS.get(element, "X"),
+                           help=f"{about}{tail}".rstrip("; "))
+        return
+    parse = _optional_int if (optional and base is int) else base
+    metavar = "NAME" if values else METAVARS.get(base, "X")
+    group.add_argument(flag, type=parse, default=None, metavar=metavar, help=f"{about}{text}{tail}".rstrip("; "))
