@@ -88,7 +88,7 @@ def one_run(recipe: dict, seed: int, folder: Path) -> dict:
     out = train(config, out_dir=folder, progress=False, log=False)
     seconds = time.perf_counter() - started
     metrics = pd.read_csv(out / "metrics.csv")
-    images = sum(__import__("json").loads((out / "config.json").read_text())["train_counts"]) * config.epochs
+    images = sum(__import__("json").loads((out / "config.json").read_text())["train_counts"]) * config.optim.epochs
     return {"top1": 100 * float(metrics["top1"].iloc[-1]), "seconds": seconds,
             "images_per_second": images / metrics["seconds"].sum()}
 

@@ -143,7 +143,7 @@ def _features_from_training(args):
     return (run.test_features, run.test_labels, data_counts, per_class["accuracy"].to_numpy(),
             per_class["name"].tolist(),
             {"dataset": args.dataset, "training_run": str(run_dir), "model": config.model,
-             "epochs": config.epochs, "features": "test-set embeddings of the trained model"})
+             "epochs": config.optim.epochs, "features": "test-set embeddings of the trained model"})
 
 
 def _train(args) -> int:

@@ -130,7 +130,7 @@ class ClassBalanced(WeightRule):
 
     @classmethod
     def from_config(cls, config, counts, dataset_size, device):
-        return cls(counts, config.cb_beta)
+        return cls(counts, config.weighting.cb_beta)
 
     def epoch_weights(self, epoch: int) -> torch.Tensor | None:
         return self.weights
@@ -154,7 +154,8 @@ class DeferredReweighting(ClassBalanced):
 
     @classmethod
     def from_config(cls, config, counts, dataset_size, device):
-        return cls(counts, config.cb_beta, start_epoch=drw_start_epoch(config.drw_start, config.epochs))
+        start = drw_start_epoch(config.weighting.drw_start, config.optim.epochs)
+        return cls(counts, config.weighting.cb_beta, start_epoch=start)
 
     def epoch_weights(self, epoch: int) -> torch.Tensor | None:
         return self.weights if epoch > self.start_epoch else None
@@ -172,9 +173,9 @@ class StaticWeights(WeightRule):
 
     @classmethod
     def from_config(cls, config, counts, dataset_size, device):
-        if config.class_weights is None or len(config.class_weights) != len(counts):
+        if config.weighting.class_weights is None or len(config.weighting.class_weights) != len(counts):
             raise ValueError(f"reweight='static' needs class_weights: {len(counts)} numbers ≥ 0, one per class")
-        return cls(config.class_weights)
+        return cls(config.weighting.class_weights)
 
     def epoch_weights(self, epoch: int) -> torch.Tensor | None:
         return self.weights
@@ -196,7 +197,7 @@ class SemanticScaleBalanced(WeightRule):
 
     @classmethod
     def from_config(cls, config, counts, dataset_size, device):
-        return cls(len(counts), config.dsb, dataset_size=dataset_size, device=device)
+        return cls(len(counts), config.weighting.dsb, dataset_size=dataset_size, device=device)
 
     def epoch_weights(self, epoch: int) -> torch.Tensor | None:
         return self.current
@@ -246,11 +247,11 @@ WEIGHTINGS: dict[str, type[WeightRule]] = {
 
 
 def build_weighting(config, counts, *, dataset_size: int, device="cpu") -> WeightRule:
-    """The rule ``config.reweight`` names, for a training set with ``counts`` ``(C,)`` and ``dataset_size``
+    """The rule ``config.weighting.rule`` names, for a training set with ``counts`` ``(C,)`` and ``dataset_size``
     samples. Unknown name → :class:`ValueError` listing :data:`WEIGHTINGS`."""
-    if config.reweight not in WEIGHTINGS:
-        raise ValueError(f"unknown reweight {config.reweight!r}; valid: {', '.join(WEIGHTINGS)}")
-    return WEIGHTINGS[config.reweight].from_config(config, counts, dataset_size, device)
+    if config.weighting.rule not in WEIGHTINGS:
+        raise ValueError(f"unknown reweight {config.weighting.rule!r}; valid: {', '.join(WEIGHTINGS)}")
+    return WEIGHTINGS[config.weighting.rule].from_config(config, counts, dataset_size, device)
 
 
 def default_reduction(reweight: str) -> str:

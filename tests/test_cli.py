@@ -183,7 +183,7 @@ def test_train_uses_mean1_dsb_weights_unless_told_otherwise(monkeypatch):
     monkeypatch.setattr(training, "train", lambda config=None, **kwargs: seen.append((config, kwargs)))
     assert cli.main(["train", "--reweight", "dsb", "--out", "unused"]) == 0
     assert cli.main(["train", "--reweight", "dsb", "--dsb-normalize", "sum1", "--out", "unused"]) == 0
-    assert [config.dsb.normalize for config, _ in seen] == ["mean1", "sum1"]
+    assert [config.weighting.dsb.normalize for config, _ in seen] == ["mean1", "sum1"]
     assert seen[0][1]["log"] is True and seen[0][1]["progress"] is True
     assert cli.main(["train", "--no-progress", "--out", "unused"]) == 0
     assert seen[-1][1]["progress"] is False and seen[-1][1]["log"] is True   # the bar goes, the lines stay

@@ -250,7 +250,7 @@ def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, 
             images = training_images(run)
             features = embed_run(folder, images)
             rows.append({"m": int(m), "seed": int(seed), "top1": float(run.metrics["top1"].iloc[-1]),
-                         **run_summary(run.metrics), "epochs": config.epochs,
+                         **run_summary(run.metrics), "epochs": config.optim.epochs,
                          "feature_total": float(class_semantic_scales(features, images.labels).sum()),
                          "seconds": float(run.metrics["seconds"].sum()), "run_dir": str(folder)})
     return pd.DataFrame(rows)
@@ -263,14 +263,14 @@ def subset_settings(m: int, seed: int, *, min_epochs: int, min_steps: int = 0, p
     settings = {**overrides, "subset_per_class": int(m), "seed": int(seed), "split_seed": int(seed)}
     config = make_config(preset, **settings)
     # training images per class: m minus the ⌊val_fraction · m⌋ that data.validation_indices carves out
-    images = max(1, int(m) - math.floor(config.val_fraction * int(m))) * _num_classes(config)
-    per_epoch = math.ceil(images / config.batch_size)
+    images = max(1, int(m) - math.floor(config.data.val_fraction * int(m))) * _num_classes(config)
+    per_epoch = math.ceil(images / config.optim.batch_size)
     return {**settings, "epochs": max(int(min_epochs), math.ceil(min_steps / per_epoch))}
 
 
 def _num_classes(config) -> int:
     """Classes of the config's dataset (from its test set, the smaller file)."""
-    return load_dataset(split_dataset_name(config.dataset)[0], train=False, root=config.data_root).num_classes
+    return load_dataset(split_dataset_name(config.data.dataset)[0], train=False, root=config.data.data_root).num_classes
 
 
 __all__ = ["RELATIVE_MARGIN", "capped_sizes", "concavity", "design_sizes", "fit_stats", "marginal_effect_claims",

@@ -56,8 +56,8 @@ def budget_check(method: Mapping, seed: int, base: Mapping, runs_dir, *, preset:
     from .reweighting import run_methods   # reweighting reads run summaries from this module
 
     config = make_config(preset, **{**dict(base), **dict(method)})
-    epochs = config.epochs
-    if config.val_fraction == 0:   # no validation split: not measured
+    epochs = config.optim.epochs
+    if config.data.val_fraction == 0:   # no validation split: not measured
         return {"epochs": epochs, "doubled": 2 * epochs, "val_top1": float("nan"), "val_top1_doubled": float("nan"),
                 "gain": float("nan"), "threshold": float("nan"), "plateaued": None}
     results = run_methods({"budget": dict(method)}, [seed], dict(base), runs_dir, preset=preset)

@@ -98,7 +98,7 @@ def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapp
                      "many": float(last["many"]), "medium": float(last["medium"]), "few": float(last["few"]),
                      **run_summary(run.metrics), "epochs": int(last["epoch"]),
                      "seconds": float(run.metrics["seconds"].sum()),
-                     "reduction": config.reduction if config.reweight != "none" else "—"})
+                     "reduction": config.reduction if config.weighting.rule != "none" else "—"})
     return pd.DataFrame(rows)
 
 

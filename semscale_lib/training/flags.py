@@ -18,7 +18,7 @@ from ..dsb import POOL_MODES, DSBSettings, dsb_targets
 from ..losses import LOSSES
 from ..models import MODELS
 from ..weights import NORMALIZATIONS, WEIGHTINGS
-from .config import DSB_PREFIX, IMAGE_LIST, OPTIMIZERS, PRESETS, TrainConfig
+from .config import DSB_PREFIX, FLAT_NAMES, GROUPS, IMAGE_LIST, OPTIMIZERS, PRESETS, TrainConfig
 from .schedules import SCHEDULES
 
 #: Defaults of the command that differ from the library's (for new runs; a preset that sets the name wins): the
@@ -26,18 +26,19 @@ from .schedules import SCHEDULES
 CLI_DEFAULTS = {"dsb_normalize": "mean1"}
 
 TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
-GROUPS = {   # group title → settings; a setting listed nowhere goes to "other settings"
-    "data": ["dataset", "imbalance_factor", "profile", "split_seed", "subset_per_class", "val_fraction", "augment",
-             "data_root", "image_root", "train_list", "test_list", "image_size", "num_workers"],
-    "model": ["model"],
-    "optimisation": ["epochs", "max_steps", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                     "schedule", "milestones", "lr_step_factor", "lr_gamma", "warmup_epochs", "seed"],
-    "loss": ["loss", "focal_gamma", "ldam_max_margin", "ldam_scale", "la_tau"],
-    "re-weighting / DSB": ["reweight", "weight_reduction", "cb_beta", "drw_start", "class_weights"]
-                          + [DSB_PREFIX + f.name for f in dataclasses.fields(DSBSettings)],
-    "evaluation": ["eval_every", "eval_batch_size"],
-    "run / output": ["device"],
-}
+#: The flag groups of ``train --help``: one per group of TrainConfig (data, optimisation, loss, re-weighting / DSB,
+#: evaluation), the model, and the run's own flags with the device.
+TITLES = {"data": "data", None: "model", "optim": "optimisation", "loss": "loss", "weighting": "re-weighting / DSB",
+          "evaluation": "evaluation"}
+RUN_TITLE = "run / output"
+
+
+def flag_group(name: str) -> str:
+    """The title of the group a setting's flag is shown in (DSB's with re-weighting)."""
+    if name.startswith(DSB_PREFIX):
+        return TITLES["weighting"]
+    group, attribute = FLAT_NAMES[name]
+    return RUN_TITLE if (group, attribute) == (None, "device") else TITLES[group]
 
 
 HELP = {   # what a setting means, where its name does not say it
@@ -107,8 +108,8 @@ USAGE = "%(prog)s [--preset NAME] [--out FOLDER [--force] | --resume FOLDER] [--
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The run flags (--preset, --out, --force, --resume, --no-progress) and one flag per setting, grouped."""
     parser.usage = USAGE
-    groups = {title: parser.add_argument_group(title) for title in GROUPS}
-    run = groups["run / output"]
+    groups = {title: parser.add_argument_group(title) for title in [*TITLES.values(), RUN_TITLE]}
+    run = groups[RUN_TITLE]
     run.add_argument("--preset", choices=sorted(PRESETS), metavar="NAME",
                      help=f"named protocol ({', '.join(sorted(PRESETS))}); the flags given override it")
     run.add_argument("--out", metavar="FOLDER",
@@ -118,24 +119,22 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--resume", metavar="FOLDER", help="folder of an interrupted run to continue")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (the line per epoch and the final summary stay)")
-    where = {name: title for title, names in GROUPS.items() for name in names}
     valid = valid_values()
-    other = None
     for name, default, kind in setting_declarations():
-        if name in where:
-            group = groups[where[name]]
-        else:
-            other = other or parser.add_argument_group("other settings")
-            group = other
-        _add_setting(group, name, default, kind, valid.get(name))
+        _add_setting(groups[flag_group(name)], name, default, kind, valid.get(name))
 
 
 def setting_declarations() -> list[tuple[str, object, object]]:
-    """(flat name, default, type) of every setting: TrainConfig's fields, then DSB's as ``dsb_<name>``; the types
-    are the fields' annotations, from which each flag's parsing follows."""
-    hints = typing.get_type_hints(TrainConfig)
-    declared = [(f.name, f.default, hints[f.name]) for f in dataclasses.fields(TrainConfig)
-                if f.name not in ("preset", "dsb")]
+    """(flat name, default, type) of every setting, group by group as TrainConfig nests them (DSB's as
+    ``dsb_<name>``); the types are the fields' annotations, from which each flag's parsing follows."""
+    declared = []
+    for name, (group, attribute) in FLAT_NAMES.items():
+        if name == "preset":
+            continue
+        holder = GROUPS[group] if group else TrainConfig
+        fields = {f.name: f for f in dataclasses.fields(holder)}
+        default = fields[attribute].default
+        declared.append((name, default, typing.get_type_hints(holder)[attribute]))
     dsb_hints = typing.get_type_hints(DSBSettings)
     return declared + [(DSB_PREFIX + f.name, f.default, dsb_hints[f.name]) for f in dataclasses.fields(DSBSettings)]
 

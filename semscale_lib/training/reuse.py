@@ -44,8 +44,8 @@ def run_folder_name(config) -> str:
     """The folder a run of ``config`` lives in under a shared runs folder: readable parts, then
     :func:`settings_key` — two notebooks that ask for the same settings share one run (trained once, reused
     after); different settings, or other training code, never share a folder."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{config.dataset}-{config.model}")
-    return f"{safe}-{config.loss}-{config.reweight}-seed{config.seed}-{settings_key(config)}"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{config.data.dataset}-{config.model}")
+    return f"{safe}-{config.loss.name}-{config.weighting.rule}-seed{config.optim.seed}-{settings_key(config)}"
 
 
 def train_or_reuse(config: TrainConfig, folder, *, progress: bool = False) -> Path:
@@ -79,8 +79,9 @@ def _train_or_reuse_locked(config: TrainConfig, folder: Path, progress: bool) ->
     same = isinstance(saved, dict) and isinstance(saved.get("config"), dict) and \
         comparable_settings(saved["config"]) == comparable_settings(config.to_dict())
     if not same:
-        raise ValueError(f"{folder} holds something other than this run ({config.loss}/{config.reweight}, seed "
-                         f"{config.seed}); delete it or choose another output folder")
+        raise ValueError(f"{folder} holds something other than this run ({config.loss.name}/"
+                         f"{config.weighting.rule}, seed "
+                         f"{config.optim.seed}); delete it or choose another output folder")
     recorded, current = provenance.recorded_digest(saved), provenance.code_digest()
     if recorded != current:
         raise ValueError(f"{folder} holds a run of these settings trained by other code (code digest "

@@ -38,7 +38,8 @@ MAX_SAVED_DIMS = 512
 
 def default_out_dir(config: TrainConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"{config.dataset}-{config.model}-{config.loss}-{config.reweight}-seed{config.seed}-{stamp}"
+    name = (f"{config.data.dataset}-{config.model}-{config.loss.name}-{config.weighting.rule}-seed{config.optim.seed}"
+            f"-{stamp}")
     return paths.runs_root() / "train" / name
 
 
@@ -62,7 +63,7 @@ def write_per_class(out: Path, data: RunData, result: dict, config: TrainConfig)
     embeddings = pool_features(result["embeddings"], MAX_SAVED_DIMS)
     test_labels = data.test.labels.cpu().numpy()
     np.savez_compressed(out / FEATURES_FILE, features=embeddings, labels=test_labels)
-    table = quantify_imbalance(embeddings, test_labels, alpha=config.dsb.alpha, num_classes=len(data.counts),
+    table = quantify_imbalance(embeddings, test_labels, alpha=config.weighting.dsb.alpha, num_classes=len(data.counts),
                                class_names=data.classes)
     table = table.rename(columns={"count": "test_count"})
     table.insert(2, "train_count", data.counts)
@@ -89,7 +90,7 @@ class RunRecord:
 
     @property
     def settings(self) -> dict:
-        """The run's settings (the fields of its TrainConfig, as saved)."""
+        """The run's settings by their flat names (TrainConfig.to_dict, as saved)."""
         return dict(self.saved["config"])
 
     @property
@@ -122,7 +123,7 @@ def training_images(run: RunRecord, data_root=None) -> ImageArrays:
     folder) or its per-class subset (:func:`~.data.training_arrays`)."""
     config = run_config(run)
     if data_root is not None:
-        config.data_root = str(data_root)
+        config.data.data_root = str(data_root)
     with run_splits(config, run.folder) if run.folder is not None else contextlib.nullcontext():
         images, _, _ = training_arrays(config)
     counts = np.bincount(images.labels, minlength=images.num_classes).tolist()
@@ -147,10 +148,10 @@ def embed_run(run_dir, images: ImageArrays, *, batch_size: int = 512, device: st
     if not checkpoint.exists():
         raise FileNotFoundError(f"{checkpoint} not found: the run's final model is needed for its embeddings")
     model = build_model(config.model, len(run.train_counts), in_channels=images.images.shape[-1],
-                        input_size=tuple(images.images.shape[1:3]), normalized_classifier=config.loss == "ldam")
+                        input_size=tuple(images.images.shape[1:3]), normalized_classifier=config.loss.name == "ldam")
     model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=False)["model"])
     model.to(device)
-    reference = tensor_batches(training_images(run), device=device, dataset=config.dataset)
-    batches = tensor_batches(images, device=device, dataset=config.dataset, reference=reference)
+    reference = tensor_batches(training_images(run), device=device, dataset=config.data.dataset)
+    batches = tensor_batches(images, device=device, dataset=config.data.dataset, reference=reference)
     features, _, predictions = embed_batches(model, batches.ordered(batch_size), device=device)
     return (features.numpy(), predictions.numpy()) if with_predictions else features.numpy()

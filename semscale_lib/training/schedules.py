@@ -28,7 +28,7 @@ class Schedule:
 
 
 def _step(t, config, milestones):
-    return config.lr_step_factor ** sum(t >= m for m in milestones)
+    return config.optim.lr_step_factor ** sum(t >= m for m in milestones)
 
 
 def _constant(t, config, milestones):
@@ -36,18 +36,18 @@ def _constant(t, config, milestones):
 
 
 def _cosine_epoch(epoch, config, milestones):
-    done = (epoch - config.warmup_epochs) / max(1, config.epochs - config.warmup_epochs)
+    done = (epoch - config.optim.warmup_epochs) / max(1, config.optim.epochs - config.optim.warmup_epochs)
     return 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 SCHEDULES: dict[str, Schedule] = {
     "step": Schedule(_step, _step, "×lr_step_factor at each milestone (fractions of epochs or of max_steps)"),
-    "exp": Schedule(lambda epoch, config, _m: config.lr_gamma ** epoch, None, "×lr_gamma per epoch"),
-    "linear": Schedule(lambda epoch, config, _m: max(0.0, 1.0 - epoch / config.epochs),
-                       lambda step, config, _m: max(0.0, 1.0 - step / config.max_steps), "linear decay to 0"),
+    "exp": Schedule(lambda epoch, config, _m: config.optim.lr_gamma ** epoch, None, "×lr_gamma per epoch"),
+    "linear": Schedule(lambda epoch, config, _m: max(0.0, 1.0 - epoch / config.optim.epochs),
+                       lambda step, config, _m: max(0.0, 1.0 - step / config.optim.max_steps), "linear decay to 0"),
     "cosine": Schedule(_cosine_epoch,
-                       lambda step, config, _m: 0.5 * (1.0 + math.cos(math.pi * min(step, config.max_steps)
-                                                                       / config.max_steps)),
+                       lambda step, config, _m: 0.5 * (1.0 + math.cos(math.pi * min(step, config.optim.max_steps)
+                                                                       / config.optim.max_steps)),
                        "cosine decay to 0 (per epoch: from the end of the warm-up)"),
     "constant": Schedule(_constant, _constant, "the base learning rate throughout"),
 }
@@ -61,19 +61,19 @@ def make_optimizer_and_schedule(model, config):
     cosine / constant (linear and cosine decay from the end of the warm-up towards 0 at ``epochs``); with a step
     budget (``max_steps``), per step (:func:`_step_budget_factor`)."""
     params = model.parameters()
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay)
+    if config.optim.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=config.optim.lr, momentum=config.optim.momentum,
+                                    weight_decay=config.optim.weight_decay)
     else:
-        optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.max_steps is not None:
+        optimizer = torch.optim.Adam(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    if config.optim.max_steps is not None:
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _step_budget_factor(config))
-    schedule = SCHEDULES[config.schedule]
-    milestones = [round(f * config.epochs) for f in config.milestones]
+    schedule = SCHEDULES[config.optim.schedule]
+    milestones = [round(f * config.optim.epochs) for f in config.optim.milestones]
 
     def factor(epoch: int) -> float:          # epoch counts from 0 here (LambdaLR convention)
-        if epoch < config.warmup_epochs:
-            return (epoch + 1) / config.warmup_epochs
+        if epoch < config.optim.warmup_epochs:
+            return (epoch + 1) / config.optim.warmup_epochs
         return schedule.per_epoch(epoch, config, milestones)
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -82,8 +82,8 @@ def make_optimizer_and_schedule(model, config):
 def _step_budget_factor(config):
     """With a step budget (``max_steps``) the schedule runs over steps, so that runs of different epoch lengths
     with the same budget see the same learning rate at every step (milestones: fractions of ``max_steps``)."""
-    milestones = [round(f * config.max_steps) for f in config.milestones]
-    per_step = SCHEDULES[config.schedule].per_step
+    milestones = [round(f * config.optim.max_steps) for f in config.optim.milestones]
+    per_step = SCHEDULES[config.optim.schedule].per_step
     return lambda step: per_step(step, config, milestones)     # step: optimizer steps taken so far
 
 

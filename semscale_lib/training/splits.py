@@ -16,12 +16,12 @@ PARAMETRIC_PROFILES = ("exp", "step")
 def project_split_file(config: TrainConfig) -> Path | None:
     """The project's split list for ``config``'s long-tailed training set when that folder holds it, else None
     (not long-tailed, or a split no list there holds: drawn for the run)."""
-    base, long_tailed = split_dataset_name(config.dataset)
+    base, long_tailed = split_dataset_name(config.data.dataset)
     if not long_tailed:
         return None
-    parametric = config.profile in PARAMETRIC_PROFILES
-    name = _split_file_name(base, config.profile, config.imbalance_factor if parametric else None, [],
-                            config.split_seed, custom=False)
+    parametric = config.data.profile in PARAMETRIC_PROFILES
+    name = _split_file_name(base, config.data.profile, config.data.imbalance_factor if parametric else None, [],
+                            config.data.split_seed, custom=False)
     path = paths.project_splits_root() / name
     return path if path.is_file() else None
 

@@ -18,9 +18,9 @@ def make_loss(config, counts: np.ndarray) -> ClassWeighting:
     """The config's base loss (per-sample, with the options its registry entry declares in ``config_options``)
     inside a :class:`~semscale_lib.losses.ClassWeighting` with the run's batch reduction; unweighted until its
     :class:`Criterion` sets weights."""
-    declared = LOSSES[config.loss].config_options
-    options = {keyword: getattr(config, setting) for keyword, setting in declared.items()}
-    return ClassWeighting(build_loss(config.loss, counts, **options), reduction=config.reduction)
+    declared = LOSSES[config.loss.name].config_options
+    options = {keyword: getattr(config.loss, setting) for keyword, setting in declared.items()}
+    return ClassWeighting(build_loss(config.loss.name, counts, **options), reduction=config.reduction)
 
 
 class Criterion:

@@ -4,8 +4,8 @@
 ``resume=<folder>`` continues an interrupted run (:mod:`.resume` says which folders may be), and on the CPU ends
 with exactly the metrics of an uninterrupted one. Each batch is one :func:`~.step.train_step` with the run's
 :class:`~.step.Criterion`, which owns the weighting rule (:mod:`semscale_lib.weights`) and the weighted loss:
-trainer → criterion → (rule → loss), in that direction. Runs shared by their settings: :mod:`.reuse`; what trained a run:
-:mod:`.provenance`; devices: :mod:`.device`.
+trainer → criterion → (rule → loss), in that direction. Runs shared by their settings: :mod:`.reuse`; what trained
+a run: :mod:`.provenance`; devices: :mod:`.device`.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ __all__ = ["check_device", "deterministic_algorithms", "environment_info", "eval
 
 
 def _evaluate_now(config: TrainConfig, epoch: int) -> bool:
-    return epoch == config.epochs or (config.eval_every > 0 and epoch % config.eval_every == 0)
+    return epoch == config.optim.epochs or (config.evaluation.every > 0 and epoch % config.evaluation.every == 0)
 
 
 @dataclass
@@ -82,16 +82,16 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
     amp = device.type == "cuda"
     with run_splits(config, out):
         data = load_run_data(config, device)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.optim.seed)
     model = build_model(config.model, len(data.counts), in_channels=data.in_channels, input_size=data.input_size,
-                        normalized_classifier=config.loss == "ldam").to(device)
+                        normalized_classifier=config.loss.name == "ldam").to(device)
     model = model.to(memory_format=torch.channels_last)   # faster convolutions on CPU and GPU alike
     net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if amp else None)
     optimizer, scheduler = make_optimizer_and_schedule(model, config)
     run = _Run(config, out, data, device, amp, rank, world, model, net, optimizer, scheduler,
                Criterion.from_config(config, data.counts, dataset_size=len(data.train), device=device),
-               torch.Generator().manual_seed(config.seed))
+               torch.Generator().manual_seed(config.optim.seed))
     if resuming:
         try:
             state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
@@ -111,8 +111,8 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
             indent=2))
         if data.subset_indices is not None:
             save_split(out / SUBSET_FILE, data.subset_indices,
-                       meta={"dataset": config.dataset, "subset_per_class": config.subset_per_class,
-                             "seed": config.split_seed, "counts": data.counts.tolist()})
+                       meta={"dataset": config.data.dataset, "subset_per_class": config.data.subset_per_class,
+                             "seed": config.data.split_seed, "counts": data.counts.tolist()})
     return run
 
 
@@ -125,11 +125,12 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
     order = order[:len(order) - len(order) % run.world][run.rank::run.world]  # DDP needs equal step counts
     run.model.train()
     total, seen, lr = 0.0, 0, run.optimizer.param_groups[0]["lr"]
-    per_epoch = math.ceil(len(order) / config.batch_size)
-    steps = per_epoch if config.max_steps is None else min(per_epoch, config.max_steps - (epoch - 1) * per_epoch)
-    batches = data.train.epoch(order, config.batch_size, generator=run.generator, augment=config.augment)
+    per_epoch = math.ceil(len(order) / config.optim.batch_size)
+    budget = config.optim.max_steps
+    steps = per_epoch if budget is None else min(per_epoch, budget - (epoch - 1) * per_epoch)
+    batches = data.train.epoch(order, config.optim.batch_size, generator=run.generator, augment=config.data.augment)
     for iteration, (indices, inputs, targets) in enumerate(tqdm(
-            batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", disable=not progress or run.rank != 0,
+            batches, total=steps, desc=f"epoch {epoch}/{config.optim.epochs}", disable=not progress or run.rank != 0,
             leave=False), start=1):
         if iteration > steps:
             break
@@ -137,11 +138,11 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict:
                           amp=run.amp)
         if not torch.isfinite(loss):
             raise RunDiverged(float(loss), epoch, iteration, lr, run.out)
-        if config.max_steps is not None:
+        if config.optim.max_steps is not None:
             run.scheduler.step()
         total += float(loss) * len(targets)
         seen += len(targets)
-    if config.max_steps is None:
+    if config.optim.max_steps is None:
         run.scheduler.step()
     run.criterion.end_epoch()
     return {"loss": total / max(seen, 1), "lr": lr, "images": seen}
@@ -166,16 +167,16 @@ def _save_epoch(run: _Run, epoch: int) -> None:
 def _epoch_line(run: _Run, row: dict, images_per_second: float) -> str:
     """One line per epoch for the console: loss, top-1 when evaluated, lr, images/s and the time left."""
     done = row["epoch"] - run.start_epoch + 1
-    left = (run.config.epochs - row["epoch"]) * sum(h["seconds"] for h in run.history[-done:]) / done
+    left = (run.config.optim.epochs - row["epoch"]) * sum(h["seconds"] for h in run.history[-done:]) / done
     top1 = "" if not np.isfinite(row["top1"]) else f", top-1 {100 * row['top1']:.2f} %"
-    return (f"epoch {row['epoch']}/{run.config.epochs}: loss {row['loss']:.4f}{top1}, lr {row['lr']:.3g}, "
+    return (f"epoch {row['epoch']}/{run.config.optim.epochs}: loss {row['loss']:.4f}{top1}, lr {row['lr']:.3g}, "
             f"{images_per_second:.0f} images/s, about {left:.0f} s left")
 
 
 def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progress: bool = True,
           stop_after_epoch: int | None = None, force: bool = False, log: bool | None = None) -> Path:
     """Train one model; returns its output folder. ``resume``: a folder of an interrupted run. The test set is
-    evaluated every ``config.eval_every`` epochs and after the last.
+    evaluated every ``config.evaluation.every`` epochs and after the last.
 
     ``progress``: a bar over each epoch's batches. ``log`` (default: as ``progress``): the line ``run folder:
     <folder>`` first, one line per epoch (loss, top-1, lr, images/s, time left) and a final summary — the lines a
@@ -190,7 +191,7 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
         tqdm.write(f"run folder: {out}" + (f" (resumed after epoch {run.start_epoch - 1})" if run.start_epoch > 1
                                             else ""))
     result, saved = None, time.perf_counter()
-    for epoch in range(run.start_epoch, config.epochs + 1):
+    for epoch in range(run.start_epoch, config.optim.epochs + 1):
         started = time.perf_counter()
         try:
             trained = _train_epoch(run, epoch, progress)
@@ -202,30 +203,31 @@ def train(config: TrainConfig | None = None, *, out_dir=None, resume=None, progr
                "val_top1": np.nan, "train_top1": np.nan}
         images = row.pop("images")
         if _evaluate_now(config, epoch):
-            result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.eval_batch_size,
+            result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.evaluation.batch_size,
                               amp=run.amp)
             row.update({k: result[k] for k in ("top1", "many", "medium", "few")})
         if run.data.val is not None:
-            row["val_top1"] = top1(run.model, run.data.val, batch_size=config.eval_batch_size, amp=run.amp)
+            row["val_top1"] = top1(run.model, run.data.val, batch_size=config.evaluation.batch_size, amp=run.amp)
         run.history.append({**row, "seconds": time.perf_counter() - started})
         stopping = stop_after_epoch is not None and epoch >= stop_after_epoch
-        if epoch == config.epochs or stopping or time.perf_counter() - saved >= CHECKPOINT_SECONDS:
+        if epoch == config.optim.epochs or stopping or time.perf_counter() - saved >= CHECKPOINT_SECONDS:
             _save_epoch(run, epoch)
             saved = time.perf_counter()
         if log and run.rank == 0:
             tqdm.write(_epoch_line(run, row, images * run.world / run.history[-1]["seconds"]))
-        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.optim.epochs:
             return out
     if result is None:  # resumed after the last epoch had been saved: evaluate the final model once
-        result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.eval_batch_size, amp=run.amp)
+        result = evaluate(run.model, run.data.test, run.data.counts, batch_size=config.evaluation.batch_size,
+                          amp=run.amp)
     if run.rank == 0:
         # the final model on its own training images (no augmentation): how far it fits what it was trained on
-        run.history[-1]["train_top1"] = top1(run.model, run.data.train, batch_size=config.eval_batch_size,
+        run.history[-1]["train_top1"] = top1(run.model, run.data.train, batch_size=config.evaluation.batch_size,
                                              amp=run.amp)
         write_tables(out, run.history, run.criterion.log_rows())
         write_per_class(out, run.data, result, config)
         if log:
-            tqdm.write(f"done: {config.epochs} epochs, top-1 {100 * result['top1']:.2f} % (many / medium / few "
+            tqdm.write(f"done: {config.optim.epochs} epochs, top-1 {100 * result['top1']:.2f} % (many / medium / few "
                        f"{_percent(result['many'])} / {_percent(result['medium'])} / {_percent(result['few'])}), "
                        f"{sum(h['seconds'] for h in run.history):.0f} s")
     return out

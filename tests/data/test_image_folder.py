@@ -154,7 +154,7 @@ def test_imagefolder_lt_and_config(tmp_path, isolated_splits, monkeypatch):
     root = make_tree(tmp_path / "tree", {"head": 15, "mid": 11, "tail": 9})   # train 12, 9, 7 after the split
     monkeypatch.chdir(tmp_path)
     config = make_config(dataset="imagefolder-lt", image_root="tree", imbalance_factor=4, image_size=8)
-    assert config.image_root == str(root.resolve())                # absolute: the tree names the run
+    assert config.data.image_root == str(root.resolve())                # absolute: the tree names the run
     images, split_file, _ = training_data.training_arrays(config)
     assert images.counts.tolist() == [7, 3, 1]                     # n_max 7 (smallest class), int(7 · 4^(−i/2))
     assert images.images.shape == (11, 8, 8, 1)

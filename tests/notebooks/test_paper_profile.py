@@ -263,7 +263,7 @@ def test_the_readme_paper_scale_example_builds_its_training_config():
     assert set(parameters) <= set(notebook_parameters(notebook))
     config = make_config(parameters["preset"], **long_tailed_base(
         parameters["dataset"], parameters["imbalance_factor"], model=parameters["model"], epochs=parameters["epochs"]))
-    assert (config.dataset, config.model, config.epochs) == ("cifar100-lt", "resnet32", 200)
+    assert (config.data.dataset, config.model, config.optim.epochs) == ("cifar100-lt", "resnet32", 200)
     assert re.search(r"imbalance_factor: 100", line)
 
 

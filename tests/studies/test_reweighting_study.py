@@ -301,7 +301,7 @@ def test_static_reweighting_rule_gives_the_class_weights_in_every_epoch():
 
     config = make_config("cpu-quick", dataset="digits-lt", reweight="static", class_weights=[0.5, 1.5] * 5)
     rule = build_weighting(config, np.ones(10), dataset_size=10)
-    for epoch in (1, config.epochs):
+    for epoch in (1, config.optim.epochs):
         assert rule.epoch_weights(epoch).tolist() == [0.5, 1.5] * 5
     with pytest.raises(ValueError, match="class_weights"):
         make_config("cpu-quick", dataset="digits-lt", reweight="static")

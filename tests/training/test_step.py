@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from semscale_lib.models import build_model
 from semscale_lib.training import Criterion, make_config, train_step
 from semscale_lib.losses import LOSSES
-from semscale_lib.training import TrainConfig
+from semscale_lib.training.config import LossSettings
 from semscale_lib.training.step import make_loss
 
 
@@ -80,7 +80,7 @@ def test_each_loss_gets_its_own_options():
     config = make_config(dataset="digits", loss="ldam", ldam_max_margin=0.3, ldam_scale=20.0)
     loss = make_loss(config, np.array([100, 10]))
     assert LOSSES["ldam"].config_options == {"max_margin": "ldam_max_margin", "scale": "ldam_scale"}
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = {f.name for f in dataclasses.fields(LossSettings)}
     for name, entry in LOSSES.items():           # every declared option is a setting the config holds
         assert set(entry.config_options.values()) <= fields, name
     assert float(loss.base_loss.margins.max()) == pytest.approx(0.3) and loss.base_loss.scale == 20.0

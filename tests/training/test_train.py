@@ -73,7 +73,7 @@ def test_short_run_writes_every_file(short_run):
     assert not any(name.endswith(".tmp") for name in names)
 
     saved = json.loads((short_run / "config.json").read_text())
-    assert saved["config"] == {**tiny().to_dict(), "milestones": list(tiny().milestones)}
+    assert saved["config"] == {**tiny().to_dict(), "milestones": list(tiny().optim.milestones)}
     env = saved["environment"]
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
     assert {"python", "torchvision", "numpy", "platform", "threads"} <= set(env)
@@ -186,7 +186,8 @@ def test_other_bad_settings():
         T.make_config(epoch=3)
     with pytest.raises(ValueError, match="epochs"):
         tiny(epochs=0)
-    config = T.TrainConfig(**{**tiny().to_dict(), "reweight": "ipw"})
+    config = tiny()
+    config.weighting.rule = "ipw"
     with pytest.raises(ValueError, match="unknown reweight"):           # train() validates a config it is given
         T.train(config, out_dir="unused")
 
@@ -436,9 +437,9 @@ def test_lr_schedule(overrides, expected, tmp_path):
 
 def test_presets_and_overrides():
     config = T.make_config("cifar-lt", epochs=3)
-    assert config.preset == "cifar-lt" and config.model == "resnet32" and config.epochs == 3
-    assert config.milestones == (0.8, 0.9) and config.warmup_epochs == 5
-    assert T.make_config("cpu-quick", milestones=[0.5]).milestones == (0.5,)
+    assert config.preset == "cifar-lt" and config.model == "resnet32" and config.optim.epochs == 3
+    assert config.optim.milestones == (0.8, 0.9) and config.optim.warmup_epochs == 5
+    assert T.make_config("cpu-quick", milestones=[0.5]).optim.milestones == (0.5,)
 
 
 
@@ -470,7 +471,7 @@ def test_a_step_budget_runs_the_schedule_over_steps():
     assert learning_rates(linear, 4) == pytest.approx([0.2, 0.15, 0.1, 0.05])
     # cosine over 4 steps: 0.2 · ½(1 + cos(π s / 4)), s = 0 … 3
     cosine = T.make_config("cpu-quick", max_steps=4, warmup_epochs=0, lr=0.2)       # the preset's cosine
-    assert cosine.schedule == "cosine"
+    assert cosine.optim.schedule == "cosine"
     assert learning_rates(cosine, 5) == pytest.approx([0.2, 0.2 * 0.8535533905932737, 0.1,
                                                         0.2 * 0.14644660940672624, 0.0], abs=1e-12)
     with pytest.raises(ValueError, match="schedule runs over steps"):

@@ -138,9 +138,9 @@ def test_cosine_schedule_per_epoch_after_the_warm_up():
 
 def test_the_cpu_quick_preset():
     config = T.make_config("cpu-quick")
-    assert (config.model, config.lr, config.schedule, config.warmup_epochs, config.epochs) == \
+    assert (config.model, config.optim.lr, config.optim.schedule, config.optim.warmup_epochs, config.optim.epochs) == \
         ("cnn-small", 0.2, "cosine", 1, 16)
-    assert config.val_fraction == 0.1 and config.eval_every == 0
+    assert config.data.val_fraction == 0.1 and config.evaluation.every == 0
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
