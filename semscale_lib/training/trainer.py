@@ -28,8 +28,8 @@ from .config import TrainConfig, make_config
 from .data import RunData, load_run_data
 from .device import (check_device, deterministic_algorithms, distributed as _distributed, environment_info,
                      resolve_device)
-from .resume import (RunDiverged, corrupt_checkpoint as _corrupt_checkpoint, record_divergence, restore, resolve_run
-                     as _resolve_run)
+from .resume import (RunDiverged, corrupt_checkpoint as _corrupt_checkpoint, record_divergence, restore,
+                     resolve_run as _resolve_run)
 from .reuse import run_folder_name, settings_key, train_or_reuse
 from .runs import CHECKPOINT, SUBSET_FILE, atomic_save, write_per_class, write_tables
 from .evaluation import evaluate, top1
