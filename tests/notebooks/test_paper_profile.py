@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 #: the data (a few training images per class: a factor of 100 would leave the tail classes empty), and one seed
 #: per run keeps it to minutes (the verdicts then say "not testable"; the rules themselves are tested elsewhere).
 SHRINK = {
-    "01": {"sizes": [2, 4], "train_sizes": [2, 4], "min_epochs": 1, "min_steps": 2, "seeds": [0]},
+    "01": {"sizes": [2, 4, 5000], "train_sizes": [2, 5000], "min_epochs": 1, "min_steps": 2, "seeds": [0]},
     "02": {"epochs": 1, "imbalance_factor": 4, "seeds": [0]},
     "03": {"epochs": 1, "imbalance_factor": 1.5, "seeds": [0]},
     "04": {"epochs": 2, "dsb_stage_epochs": 1, "stage_sweep": [1], "imbalance_factor": 1.5, "seeds": [0]},
@@ -170,7 +170,7 @@ def test_00_measures_cifar10(paper_run):
 def test_01_trains_the_chosen_subsets_to_their_budget(paper_run):
     out = _folder(paper_run, "01_marginal_effect")
     training = pd.read_csv(out / "training.csv")
-    # train_sizes [2, 4] and the whole training set (6 per class, the saturation point or the cap), one seed; each m
+    # train_sizes [2, 5000 → the whole training set, 6 per class] (and the saturation point), one seed; each m
     # at least 1 epoch and 2 steps (batch 64: one batch per epoch here, so 2 epochs)
     assert set(training["m"]) >= {2, TRAIN_PER_CLASS} and (training["epochs"] == 2).all()
     assert sorted(pd.read_csv(out / "volume_totals.csv")["m"]) == [2, 4, TRAIN_PER_CLASS]
