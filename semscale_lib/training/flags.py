@@ -127,14 +127,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def setting_declarations() -> list[tuple[str, object, object]]:
     """(flat name, default, type) of every setting, group by group as TrainConfig nests them (DSB's as
     ``dsb_<name>``); the types are the fields' annotations, from which each flag's parsing follows."""
-    declared = []
-    for name, (group, attribute) in FLAT_NAMES.items():
-        if name == "preset":
-            continue
-        holder = GROUPS[group] if group else TrainConfig
-        fields = {f.name: f for f in dataclasses.fields(holder)}
-        default = fields[attribute].default
-        declared.append((name, default, typing.get_type_hints(holder)[attribute]))
+    holders = {group: GROUPS[group] if group else TrainConfig for group, _ in FLAT_NAMES.values()}
+    hints = {group: typing.get_type_hints(holder) for group, holder in holders.items()}
+    defaults = {group: {f.name: f.default for f in dataclasses.fields(holder)} for group, holder in holders.items()}
+    declared = [(name, defaults[group][attribute], hints[group][attribute])
+                for name, (group, attribute) in FLAT_NAMES.items() if name != "preset"]
     dsb_hints = typing.get_type_hints(DSBSettings)
     return declared + [(DSB_PREFIX + f.name, f.default, dsb_hints[f.name]) for f in dataclasses.fields(DSBSettings)]
 
