@@ -32,35 +32,37 @@ class RunData:
 def load_config_dataset(config: TrainConfig, *, train: bool) -> ImageArrays:
     """The whole training or test set of ``config.data.dataset`` (without ``-lt``): ``imagefolder`` reads the tree
     ``image_root`` at ``image_size``; every other dataset reads ``data_root`` (None: the default data folder)."""
-    base, _ = split_dataset_name(config.data.dataset)
+    settings = config.data
+    base, _ = split_dataset_name(settings.dataset)
     if base == IMAGE_FOLDER:
-        return load_dataset(base, train=train, root=config.data.image_root, image_size=config.data.image_size)
-    return load_dataset(base, train=train, root=config.data.data_root)
+        return load_dataset(base, train=train, root=settings.image_root, image_size=settings.image_size)
+    return load_dataset(base, train=train, root=settings.data_root)
 
 
 def _split_arrays(config: TrainConfig) -> tuple[ImageArrays, ImageArrays | None, str | None, np.ndarray | None]:
     """(training images, validation images or None, split file, per-class subset indices): see
     :func:`training_arrays`; the validation images are the ``val_fraction`` of every class carved out last
     (:func:`~semscale_lib.data.validation_indices`, seeded by ``split_seed``)."""
-    base, long_tailed = split_dataset_name(config.data.dataset)
+    settings = config.data
+    base, long_tailed = split_dataset_name(settings.dataset)
     images = load_config_dataset(config, train=True)
     split_file = None
     if long_tailed:
-        named = config.data.profile not in ("exp", "step")
+        named = settings.profile not in ("exp", "step")
         images, split_file = long_tailed_subset(
-            images, imbalance_factor=None if named else config.data.imbalance_factor,
-            counts=named_counts(config.data.profile) if named else None, profile=config.data.profile,
-            seed=config.data.split_seed)
+            images, imbalance_factor=None if named else settings.imbalance_factor,
+            counts=named_counts(settings.profile) if named else None, profile=settings.profile,
+            seed=settings.split_seed)
         split_file = str(split_file)
     subset = None
-    if config.data.subset_per_class is not None:
-        m = int(config.data.subset_per_class)
-        subset = nested_balanced_indices(images.labels, [m], seed=config.data.split_seed,
+    if settings.subset_per_class is not None:
+        m = int(settings.subset_per_class)
+        subset = nested_balanced_indices(images.labels, [m], seed=settings.split_seed,
                                          num_classes=images.num_classes)[m]
         images = images.subset(subset)
     validation = None
-    if config.data.val_fraction > 0:
-        kept, held = validation_indices(images.labels, config.data.val_fraction, seed=config.data.split_seed,
+    if settings.val_fraction > 0:
+        kept, held = validation_indices(images.labels, settings.val_fraction, seed=settings.split_seed,
                                         num_classes=images.num_classes)
         images, validation = images.subset(kept), images.subset(held)
     return images, validation, split_file, subset
@@ -96,26 +98,27 @@ def load_run_data(config: TrainConfig, device="cpu") -> RunData:
     ``device``, in memory; ``imagefolder(-lt)`` reads the tree ``image_root`` at ``image_size``. ``imagelist``: the
     ``path label`` files ``train_list``/``test_list`` under ``image_root`` (ImageNet-LT, iNaturalist), read by a
     DataLoader with ``num_workers`` workers."""
-    if config.data.dataset == IMAGE_LIST:
-        train = ListBatches(config.data.image_root, config.data.train_list, image_size=config.data.image_size,
-                            num_workers=config.data.num_workers, device=device)
-        test = ListBatches(config.data.image_root, config.data.test_list, image_size=config.data.image_size,
-                           num_workers=config.data.num_workers, device=device)
+    settings = config.data
+    if settings.dataset == IMAGE_LIST:
+        train = ListBatches(settings.image_root, settings.train_list, image_size=settings.image_size,
+                            num_workers=settings.num_workers, device=device)
+        test = ListBatches(settings.image_root, settings.test_list, image_size=settings.image_size,
+                           num_workers=settings.num_workers, device=device)
         counts = np.bincount(train.labels.numpy(), minlength=int(max(train.labels.max(), test.labels.max())) + 1)
         classes, in_channels, split_file, subset = [str(c) for c in range(len(counts))], 3, None, None
     else:
         train_images, val_images, split_file, subset = _split_arrays(config)
         test_images = load_config_dataset(config, train=False)
         counts = np.bincount(train_images.labels, minlength=len(train_images.classes))
-        train = tensor_batches(train_images, device=device, dataset=config.data.dataset)
-        test = tensor_batches(test_images, device=device, dataset=config.data.dataset, reference=train)
+        train = tensor_batches(train_images, device=device, dataset=settings.dataset)
+        test = tensor_batches(test_images, device=device, dataset=settings.dataset, reference=train)
         val = None if val_images is None or len(val_images) == 0 else tensor_batches(
-            val_images, device=device, dataset=config.data.dataset, reference=train)
+            val_images, device=device, dataset=settings.dataset, reference=train)
         classes, in_channels = list(train_images.classes), train_images.images.shape[-1]
         return _checked(RunData(train, test, counts, classes, in_channels, split_file, subset, val,
                                 tuple(train_images.images.shape[1:3])))
     return _checked(RunData(train, test, counts, classes, in_channels, split_file, subset,
-                            input_size=(config.data.image_size, config.data.image_size)))
+                            input_size=(settings.image_size, settings.image_size)))
 
 
 def _checked(data: RunData) -> RunData:
