@@ -286,3 +286,12 @@ def build_loss(name: str, class_counts: Sequence[float] | None = None, **kw) -> 
             raise ValueError(f"loss {name!r} needs class_counts")
         return cls(class_counts, **kw)
     return cls(**kw)
+
+
+def configured_loss(settings, class_counts: Sequence[float], *, reduction: str = "mean") -> ClassWeighting:
+    """The base loss ``settings.name`` (per-sample) with the options its registry entry declares in
+    ``config_options`` (keyword → attribute of ``settings``, a run's loss settings), read from ``settings``, inside a
+    :class:`ClassWeighting` with ``reduction``; unweighted until weights are set."""
+    declared = LOSSES[settings.name].config_options if settings.name in LOSSES else {}
+    options = {keyword: getattr(settings, attribute) for keyword, attribute in declared.items()}
+    return ClassWeighting(build_loss(settings.name, class_counts, **options), reduction=reduction)

@@ -11,7 +11,7 @@ from semscale_lib import extract_features
 from semscale_lib.features import embed_batches
 from semscale_lib.models import build_model
 from semscale_lib.training import embed_run, load_run, make_config, train, training_images
-from semscale_lib.training.data import tensor_batches
+from semscale_lib.data.run_data import tensor_batches
 
 
 def _batches(x, y, size):

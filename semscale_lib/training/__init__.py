@@ -1,7 +1,7 @@
-"""Training: one config (:mod:`.config`), one data path (:mod:`.data`), one step (:mod:`.step`: the criterion and
+"""Training: one config (:mod:`.config`), one data path (:mod:`semscale_lib.data.run_data`), one step (:mod:`.step`: the criterion and
 ``train_step``), one loop (:mod:`.trainer`) and the run folder it writes (:mod:`.runs`)."""
+from ..data.run_data import RunData, load_run_data, training_arrays
 from .config import PRESETS, TrainConfig, config_names, make_config, split_dataset_name
-from .data import RunData, load_run_data, training_arrays
 from .runs import RunRecord, embed_run, load_run, run_config, training_images
 from .step import Criterion, make_loss, train_step
 from .evaluation import evaluate

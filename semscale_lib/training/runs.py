@@ -21,12 +21,12 @@ import torch
 
 from .. import paths
 from ..data import ImageArrays
+from ..data.run_data import RunData, tensor_batches, training_arrays
 from ..features import embed_batches
 from ..imbalance import quantify_imbalance
 from ..models import build_model
 from ..scale import pool_features
 from .config import TrainConfig, make_config
-from .data import RunData, tensor_batches, training_arrays
 from .device import resolve_device
 from .splits import run_splits
 
@@ -120,12 +120,12 @@ def run_config(run: RunRecord) -> TrainConfig:
 def training_images(run: RunRecord, data_root=None) -> ImageArrays:
     """The training images of a finished run (:func:`load_run`), exactly the set the model saw: the whole
     training set, its long-tailed split (read where the run read it: the project's splits folder or the run
-    folder) or its per-class subset (:func:`~.data.training_arrays`)."""
+    folder) or its per-class subset (:func:`~semscale_lib.data.run_data.training_arrays`)."""
     config = run_config(run)
     if data_root is not None:
         config.data.data_root = str(data_root)
     with run_splits(config, run.folder) if run.folder is not None else contextlib.nullcontext():
-        images, _, _ = training_arrays(config)
+        images, _, _ = training_arrays(config.data)
     counts = np.bincount(images.labels, minlength=images.num_classes).tolist()
     if counts != run.train_counts:
         raise ValueError(f"training images give counts {counts}, the run recorded {run.train_counts}")

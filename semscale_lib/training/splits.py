@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .. import paths
 from ..data.longtail import _split_file_name   # the one naming rule of split files
-from .config import TrainConfig, split_dataset_name
+from ..data.settings import split_dataset_name
+from .config import TrainConfig
 
 PARAMETRIC_PROFILES = ("exp", "step")
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..losses import LOSSES, ClassWeighting, build_loss
+from ..losses import ClassWeighting, configured_loss
 from ..weights import WeightRule, build_weighting
 
 
 def make_loss(config, counts: np.ndarray) -> ClassWeighting:
-    """The config's base loss (per-sample, with the options its registry entry declares in ``config_options``)
-    inside a :class:`~semscale_lib.losses.ClassWeighting` with the run's batch reduction; unweighted until its
-    :class:`Criterion` sets weights."""
-    declared = LOSSES[config.loss.name].config_options
-    options = {keyword: getattr(config.loss, setting) for keyword, setting in declared.items()}
-    return ClassWeighting(build_loss(config.loss.name, counts, **options), reduction=config.reduction)
+    """The config's base loss in a :class:`~semscale_lib.losses.ClassWeighting` with the run's batch reduction
+    (:func:`~semscale_lib.losses.configured_loss`); unweighted until its :class:`Criterion` sets weights."""
+    return configured_loss(config.loss, counts, reduction=config.reduction)
 
 
 class Criterion:
@@ -37,8 +34,8 @@ class Criterion:
     @classmethod
     def from_config(cls, config, counts: np.ndarray, *, dataset_size: int, device="cpu") -> "Criterion":
         """The criterion of a run's ``config`` with training ``counts`` (C,) of ``dataset_size`` samples."""
-        return cls(make_loss(config, counts), build_weighting(config, counts, dataset_size=dataset_size,
-                                                              device=device), device)
+        rule = build_weighting(config, counts, dataset_size=dataset_size, device=device)
+        return cls(configured_loss(config.loss, counts, reduction=config.reduction), rule, device)
 
     @property
     def uses_features(self) -> bool:

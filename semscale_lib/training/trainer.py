@@ -21,11 +21,11 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..data import save_split
+from ..data.run_data import RunData, load_run_data
 from ..models import build_model
 from ..settings import environment
 from . import provenance
 from .config import TrainConfig, make_config
-from .data import RunData, load_run_data
 from .device import (check_device, deterministic_algorithms, distributed as _distributed, environment_info,
                      resolve_device)
 from .resume import (RunDiverged, corrupt_checkpoint as _corrupt_checkpoint, record_divergence, restore,
@@ -81,7 +81,7 @@ def _start(config: TrainConfig, out: Path, resuming: bool) -> _Run:
         deterministic_algorithms()
     amp = device.type == "cuda"
     with run_splits(config, out):
-        data = load_run_data(config, device)
+        data = load_run_data(config.data, device)
     torch.manual_seed(config.optim.seed)
     model = build_model(config.model, len(data.counts), in_channels=data.in_channels, input_size=data.input_size,
                         normalized_classifier=config.loss.name == "ldam").to(device)

@@ -368,3 +368,15 @@ def test_the_library_and_the_mnist_loaders_never_import_torchvision(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[0] == "[5, 3] False True False"
+
+
+def test_run_data_takes_the_data_settings_and_names_what_it_got():
+    from semscale_lib.data.run_data import load_run_data, training_arrays
+    from semscale_lib.training import make_config
+    config = make_config(dataset="digits")
+    for load in (training_arrays, load_run_data):
+        with pytest.raises(TypeError, match=r"a TrainConfig's \.data\), got TrainConfig"):
+            load(config)
+    images, split_file, subset = training_arrays(config.data)    # balanced, whole: the training set itself
+    whole = load_dataset("digits", train=True)
+    assert np.array_equal(images.labels, whole.labels) and split_file is None and subset is None

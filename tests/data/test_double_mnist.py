@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import semscale_lib.training.data as training_data
+import semscale_lib.data.run_data as run_data
 from semscale_lib.data import (
     DatasetUnavailableError,
     double_mnist,
@@ -119,7 +119,7 @@ def test_double_mnist_lt_is_the_cifar100_lt_profile(double, isolated_splits):
     again, again_path = long_tailed_subset(double[True], imbalance_factor=100, seed=0)   # loaded, not redrawn
     assert again_path == path and again.images.tobytes() == subset.images.tobytes()
     # what the trainer trains on
-    images, split_file, _ = training_data.training_arrays(make_config(dataset="double-mnist-lt", imbalance_factor=100))
+    images, split_file, _ = run_data.training_arrays(make_config(dataset="double-mnist-lt", imbalance_factor=100).data)
     assert split_file == str(path) and images.counts.tolist() == CIFAR100_LT_IF100
 
 
@@ -149,11 +149,11 @@ def test_fetch_double_mnist_fetches_mnist(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("model", ["cnn-small", "resnet-tiny"])
 def test_the_cpu_models_train_on_28x56_inputs(model, double, isolated_splits, monkeypatch):
-    def small_test_set(config, *, train):   # two test images per class: evaluation in a blink
+    def small_test_set(settings, *, train):   # two test images per class: evaluation in a blink
         data = double[train]
         return data if train else data.subset(np.flatnonzero(np.arange(len(data)) % double_mnist.PER_CLASS[False] < 2))
 
-    monkeypatch.setattr(training_data, "load_config_dataset", small_test_set)
+    monkeypatch.setattr(run_data, "load_settings_dataset", small_test_set)
     config = make_config(dataset="double-mnist", model=model, epochs=1, batch_size=50, subset_per_class=2,
                          warmup_epochs=0, device="cpu")
     out = train(config, out_dir=isolated_splits / model, progress=False)

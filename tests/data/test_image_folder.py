@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import semscale_lib.training.data as training_data
+import semscale_lib.data.run_data as run_data
 from semscale_lib.data import DatasetUnavailableError, list_image_folder, load_dataset, load_image_folder
 from semscale_lib.training import make_config, train
 
@@ -155,7 +155,7 @@ def test_imagefolder_lt_and_config(tmp_path, isolated_splits, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = make_config(dataset="imagefolder-lt", image_root="tree", imbalance_factor=4, image_size=8)
     assert config.data.image_root == str(root.resolve())                # absolute: the tree names the run
-    images, split_file, _ = training_data.training_arrays(config)
+    images, split_file, _ = run_data.training_arrays(config.data)
     assert images.counts.tolist() == [7, 3, 1]                     # n_max 7 (smallest class), int(7 · 4^(−i/2))
     assert images.images.shape == (11, 8, 8, 1)
     name = Path(split_file).name
@@ -164,10 +164,10 @@ def test_imagefolder_lt_and_config(tmp_path, isolated_splits, monkeypatch):
     # split files are named by the tree's file list: a copy elsewhere shares it, another file list does not
     copy = make_tree(tmp_path / "copy", {"head": 15, "mid": 11, "tail": 9}, size=(5, 5))
     copy_config = make_config(dataset="imagefolder-lt", image_root=str(copy), imbalance_factor=4, image_size=8)
-    assert Path(training_data.training_arrays(copy_config)[1]).name == name
+    assert Path(run_data.training_arrays(copy_config.data)[1]).name == name
     other = make_tree(tmp_path / "other", {"head": 15, "mid": 11, "tail": 10})
     other_config = make_config(dataset="imagefolder-lt", image_root=str(other), imbalance_factor=4, image_size=8)
-    assert Path(training_data.training_arrays(other_config)[1]).name != name
+    assert Path(run_data.training_arrays(other_config.data)[1]).name != name
     # runs are named by their settings, which hold the tree's absolute path: two trees never share a run
     assert config.to_dict()["image_root"] != copy_config.to_dict()["image_root"]
     with pytest.raises(ValueError, match="needs image_root"):

@@ -84,3 +84,6 @@ def test_each_loss_gets_its_own_options():
     for name, entry in LOSSES.items():           # every declared option is a setting the config holds
         assert set(entry.config_options.values()) <= fields, name
     assert float(loss.base_loss.margins.max()) == pytest.approx(0.3) and loss.base_loss.scale == 20.0
+    criterion = Criterion.from_config(config, np.array([100, 10]), dataset_size=110)   # the run's own loss
+    assert float(criterion.loss.base_loss.margins.max()) == pytest.approx(0.3) and criterion.loss.base_loss.scale == 20.0
+    assert criterion.loss.reduction == loss.reduction == config.reduction

@@ -15,7 +15,7 @@ from schedules import learning_rates
 import torch
 
 import semscale_lib.training as T
-import semscale_lib.training.data as training_data
+import semscale_lib.data.run_data as run_data
 from semscale_lib import cli, paths
 from semscale_lib.losses import ClassWeighting
 from semscale_lib.training import provenance
@@ -223,15 +223,15 @@ def test_resume_of_a_folder_that_is_not_a_run_is_refused(tmp_path):
 
 
 def test_a_class_missing_from_the_training_set_is_an_error(monkeypatch, tmp_path):
-    real = training_data.load_dataset
+    real = run_data.load_dataset
 
     def without_class_9(name, *, train=True, root=None):
         data = real(name, train=train, root=root)
         return data.subset(np.flatnonzero(data.labels != 9)) if train else data
 
-    monkeypatch.setattr(training_data, "load_dataset", without_class_9)
+    monkeypatch.setattr(run_data, "load_dataset", without_class_9)
     with pytest.raises(ValueError, match=r"classes \[9\] are missing from the training set"):
-        T.load_run_data(tiny(dataset="digits"))
+        T.load_run_data(tiny(dataset="digits").data)
     out = tmp_path / "never"
     with pytest.raises(ValueError, match="missing"):
         T.train(tiny(dataset="digits"), out_dir=out, progress=False)
@@ -391,7 +391,7 @@ def test_the_code_digest_ignores_comments_and_docstrings():
         provenance.source_digest({"m.py": with_class.replace("** 2", "** 3")})      # code: another digest
     assert provenance.source_digest({"m.py": with_class}) != provenance.source_digest({"n.py": with_class})
     modules = provenance.code_record()["modules"]
-    assert {"training/trainer.py", "training/config.py", "training/data.py", "losses.py", "models.py", "weights.py",
+    assert {"training/trainer.py", "training/config.py", "data/run_data.py", "losses.py", "models.py", "weights.py",
             "dsb.py", "data/longtail.py", "scale.py", "imbalance.py"} <= set(modules)
     assert "data/fetch.py" not in modules and "cli.py" not in modules
 

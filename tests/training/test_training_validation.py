@@ -16,7 +16,7 @@ import semscale_lib.training as T
 from semscale_lib.data import validation_indices
 from semscale_lib.data.batches import TensorBatches
 from semscale_lib.models import build_model
-from semscale_lib.training import data as training_data
+from semscale_lib.data import run_data
 from semscale_lib.training import trainer
 
 TINY = dict(dataset="digits-lt", imbalance_factor=10.0, model="cnn-small", batch_size=64, epochs=2,
@@ -93,9 +93,9 @@ def validated_run(tmp_path_factory):
         threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
         torch.set_num_threads(1)
         config = T.make_config(**TINY, val_fraction=0.2)
-        full = np.bincount(training_data.training_arrays(T.make_config(**TINY))[0].labels, minlength=10)
+        full = np.bincount(run_data.training_arrays(T.make_config(**TINY).data)[0].labels, minlength=10)
         out = T.train(config, out_dir=folder / "run", progress=False)
-        data = training_data.load_run_data(config)
+        data = run_data.load_run_data(config.data)
         yield config, full, out, data
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
