@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: CIFAR-100-LT-shaped ResNet-32 (batch 128, bf16, channels-last, as the trainer runs it on CUDA) for a
 # few epochs with and without DSB; prints images/s and the projected time of the full 200-epoch protocol, then the
-# input-pipeline comparison (TensorBatches on the GPU vs a PIL DataLoader) on the same GPU.
+# input-pipeline comparison (TensorBatches on the GPU vs a PIL DataLoader) on the same GPU, then a time-boxed slice of
+# the paper profile (benchmarks/paper_slice.py: plan, train-runs, notebooks; GPU utilisation; projected wall time).
 #
 #   benchmarks/gpu_check.sh                 # real CIFAR-100-LT if CIFAR-100 is on disk, else synthetic data
 #   benchmarks/gpu_check.sh --synthetic     # always synthetic (random uint8 of CIFAR-100-LT's shape)
@@ -26,3 +27,5 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$PY" benchmarks/bench_training.py --gpu-check --epochs "${EPOCHS:-3}" "$@"
 "$PY" benchmarks/bench_training.py --only pipeline --device cuda --threads "${THREADS:-4}"
+# the paper profile itself, time-boxed: plan, train-runs on every GPU, notebooks; utilisation and projected time
+"$PY" benchmarks/paper_slice.py --epochs "${SLICE_EPOCHS:-2}"

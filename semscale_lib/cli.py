@@ -1,4 +1,4 @@
-"""Command line: ``python -m semscale_lib {fetch,measure,train,run} ...`` (also installed as ``semscale``).
+"""Command line: ``python -m semscale_lib {fetch,measure,train,run,plan,train-runs} ...`` (also installed as ``semscale``).
 
 A mistake in what was given (a missing or malformed file, an output folder that holds other work, an unknown
 name, a device this machine lacks, a diverged run) ends with one line ``semscale <command>: error: <message>`` on
@@ -181,6 +181,32 @@ def _run(args) -> int:
     return main_run(args)
 
 
+def _plan(args) -> int:
+    from .runner.command import main_plan
+    _check_out(args)
+    return main_plan(args)
+
+
+def _train_runs(args) -> int:
+    from .runner.command import main_train_runs
+    _check_out(args)
+    return main_train_runs(args)
+
+
+def _add_plan_parsers(sub) -> None:
+    """``plan`` and ``train-runs``: a profile's training runs listed, then trained, before its notebooks run."""
+    from .runner.command import add_plan_arguments, add_train_runs_arguments
+    plan = sub.add_parser("plan", help="list every training run a profile needs (each once), its state and size",
+                          epilog=EPILOG, command="plan")
+    add_plan_arguments(plan)
+    plan.set_defaults(func=_plan)
+    train_runs = sub.add_parser("train-runs", help="train every run of a profile's plan (local GPUs/CPU, or Slurm "
+                                                   "through submitit) before its notebooks run", epilog=EPILOG,
+                                command="train-runs")
+    add_train_runs_arguments(train_runs)
+    train_runs.set_defaults(func=_train_runs)
+
+
 def _add_run_parser(sub) -> None:
     """``run``: the batch runner (semscale_lib.runner) — the notebook suite under a profile, optionally a grid."""
     from .runner import add_arguments
@@ -202,7 +228,7 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         name = f"semscale {self.command}" if self.command else "semscale"
         if self.command is None and "required: command" in message:
-            message = "give a command: fetch, measure, train or run"
+            message = "give a command: fetch, measure, train, run, plan or train-runs"
         raise SystemExit(f"{name}: error: {message} (see {self.prog} --help)")
 
 
@@ -251,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     _add_run_parser(sub)
+    _add_plan_parsers(sub)
     return parser
 
 

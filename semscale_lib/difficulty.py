@@ -2,7 +2,14 @@
 
 Each measure takes ``features`` (N, d) — numpy array or torch tensor, any device, any real dtype — ``labels`` (N,)
 integers in [0, C) and ``num_classes`` C, and returns a float64 numpy array of shape (C,), one value per class.
-Everything is computed on the CPU in float64.
+
+``device`` (every measure, default ``"cpu"``; ``"auto"``, ``"cuda"``, ``"cuda:N"``: see
+:func:`semscale_lib.compute.measure_device`) is where the work runs; the result comes back to the host either way.
+Everything is float64 on every device except the k-NN candidate screening, which is float32 on both (and exact
+afterwards: :func:`knn_loo_predictions`). Why not float32 elsewhere: the effective rank's cut-off is set at float64
+round-off, the centre measures are O(N·d); the silhouette's float32 Gram expansion drifts as classes tighten (5e-9
+off on ReLU features, 1.8e-4 on classes of spread 1e-4 at distance ~230) and float64 GEMMs are fast on data-centre
+GPUs. On a GPU the results equal the CPU's up to float64 round-off (summation order).
 
 Common conventions:
 
@@ -16,12 +23,14 @@ Common conventions:
   class's points to their mean.
 
 The O(N²·d) measures (:func:`knn_accuracy`, :func:`silhouette`) work through row chunks of at most
-:data:`CHUNK_ELEMENTS` distances at a time (64 MiB of float64), never the full N × N matrix.
+:func:`~semscale_lib.neighbours.chunk_elements` distances at a time (on the CPU :data:`CHUNK_ELEMENTS`, 64 MiB of
+float64; on a GPU a share of its free memory), never the full N × N matrix.
 
 :data:`DIFFICULTY_MEASURES` maps short names to the functions; :func:`class_difficulty_table` assembles a table.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from numbers import Integral
 from typing import Callable, Mapping, Sequence
@@ -30,7 +39,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .neighbours import CHUNK_ELEMENTS, _fast_sq_distances, _knn_predict, _row_chunks
+from .compute import is_cpu, measure_device
+from .neighbours import CHUNK_ELEMENTS, _fast_sq_distances, _knn_predict, _knn_predict_device, _row_chunks, \
+    chunk_elements
 from .scale import _as_float64_tensor, as_label_array
 
 __all__ = ["knn_accuracy", "knn_loo_predictions", "fisher_ratio", "nearest_centre_distance", "effective_rank",
@@ -54,8 +65,9 @@ def _check_array_like(value, name: str) -> None:
             raise TypeError(f"{name} must be real, got complex values")
 
 
-def _validate(features, labels, num_classes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """→ (x float64 (N, d) on the CPU, y int64 (N,), counts int64 (C,))."""
+def _validate(features, labels, num_classes, device="cpu"):
+    """→ (x float64 (N, d): numpy on the CPU, else a tensor on ``device``; y int64 (N,); counts int64 (C,))."""
+    device = measure_device(device)
     _check_array_like(features, "features")
     _check_array_like(labels, "labels")
     if isinstance(num_classes, bool) or not isinstance(num_classes, Integral):
@@ -67,7 +79,8 @@ def _validate(features, labels, num_classes) -> tuple[np.ndarray, np.ndarray, np
         array = np.asarray(features)
         if array.dtype == bool:
             raise TypeError("features must be real numbers, got dtype bool")
-    x = _as_float64_tensor(features, name="features").cpu().numpy()
+    x = _as_float64_tensor(features, name="features")
+    x = x.cpu().numpy() if is_cpu(device) else x.to(device)
     y = as_label_array(labels, x.shape[0], num_classes)
     return x, y, np.bincount(y, minlength=num_classes).astype(np.int64)
 
@@ -81,8 +94,15 @@ def _check_k(k) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 # shared pieces
 # ----------------------------------------------------------------------------------------------------------------
-def _means_and_traces(x: np.ndarray, y: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Class means (C, d) and tr Σ_c = mean ‖x − μ_c‖² (1/m normalisation); NaN rows for empty classes."""
+def _means_and_traces(x, y: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (C, d) and tr Σ_c = mean ‖x − μ_c‖² (1/m normalisation) as numpy float64; NaN rows for empty
+    classes. x: numpy (N, d), or a tensor reduced on its own device."""
+    if isinstance(x, torch.Tensor):
+        yt, m = torch.from_numpy(y).to(x.device), torch.from_numpy(counts).to(x)
+        means = torch.zeros((len(counts), x.shape[1]), dtype=x.dtype, device=x.device).index_add_(0, yt, x) / m[:, None]
+        residual_sq = ((x - means[yt]) ** 2).sum(dim=1)
+        traces = torch.zeros_like(m).index_add_(0, yt, residual_sq) / m
+        return means.cpu().numpy(), traces.cpu().numpy()
     sums = torch.zeros((len(counts), x.shape[1]), dtype=torch.float64)
     sums.index_add_(0, torch.from_numpy(y), torch.from_numpy(x))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -112,7 +132,7 @@ def _nearest_other_mean(means: np.ndarray, counts: np.ndarray) -> tuple[np.ndarr
 # ----------------------------------------------------------------------------------------------------------------
 # k-nearest-neighbour accuracy
 # ----------------------------------------------------------------------------------------------------------------
-def knn_loo_predictions(features, labels, *, k: int = 5) -> np.ndarray:
+def knn_loo_predictions(features, labels, *, k: int = 5, device="cpu") -> np.ndarray:
     """Leave-one-out k-NN prediction of every point → int64 (N,).
 
     Each point is classified by the k nearest *other* points (Euclidean; the point itself is left out, duplicates of
@@ -125,20 +145,23 @@ def knn_loo_predictions(features, labels, *, k: int = 5) -> np.ndarray:
     vectors) only to pick min(N − 1, 2k + 16) candidates; those are re-ranked by exact float64 distance, and a row
     whose k-th exact distance is not provably below every non-candidate's (a bound on the screening's round-off) is
     redone exactly against all N points — so the result equals a brute-force float64 search.
-    Requires N ≥ k + 1 (ValueError otherwise).
+    Requires N ≥ k + 1 (ValueError otherwise). ``device``: where the search runs; on CUDA the same algorithm with
+    IEEE float32 screening (TF32 switched off for it) and float64 re-ranking, in chunks sized to the free memory.
     """
     _check_array_like(features, "features")
     _check_array_like(labels, "labels")
-    x = _as_float64_tensor(features, name="features").cpu().numpy()
+    device = measure_device(device)
+    x = _as_float64_tensor(features, name="features")
+    x = x.cpu().numpy() if is_cpu(device) else x.to(device)
     y = as_label_array(labels, x.shape[0])
     k = _check_k(k)
     n = x.shape[0]
     if n < k + 1:
         raise ValueError(f"k = {k} needs at least k + 1 = {k + 1} points, got {n}")
-    return _knn_predict(x, y, k)
+    return _knn_predict(x, y, k) if isinstance(x, np.ndarray) else _knn_predict_device(x, y, k)
 
 
-def knn_accuracy(features, labels, num_classes: int, *, k: int = 5) -> np.ndarray:
+def knn_accuracy(features, labels, num_classes: int, *, k: int = 5, device="cpu") -> np.ndarray:
     """Leave-one-out k-NN accuracy of each class: the fraction of the class's points whose k nearest other points
     (Euclidean) vote for the class (:func:`knn_loo_predictions` gives the exact vote and tie rules).
 
@@ -148,12 +171,13 @@ def knn_accuracy(features, labels, num_classes: int, *, k: int = 5) -> np.ndarra
     error N3 of Ho & Basu (2002), "Complexity measures of supervised classification problems", IEEE TPAMI
     24(3):289–300. NaN for classes with < 2 points, and for every class when N < k + 1.
     """
-    x, y, counts = _validate(features, labels, num_classes)
+    x, y, counts = _validate(features, labels, num_classes, device)
     k = _check_k(k)
     result = np.full(len(counts), np.nan)
     if x.shape[0] < k + 1:
         return result
-    correct = (_knn_predict(x, y, k) == y).astype(np.float64)
+    predicted = _knn_predict(x, y, k) if isinstance(x, np.ndarray) else _knn_predict_device(x, y, k)
+    correct = (predicted == y).astype(np.float64)
     hits = np.bincount(y, weights=correct, minlength=len(counts))
     ok = counts >= 2
     result[ok] = hits[ok] / counts[ok]
@@ -163,7 +187,7 @@ def knn_accuracy(features, labels, num_classes: int, *, k: int = 5) -> np.ndarra
 # ----------------------------------------------------------------------------------------------------------------
 # centre-based measures
 # ----------------------------------------------------------------------------------------------------------------
-def fisher_ratio(features, labels, num_classes: int) -> np.ndarray:
+def fisher_ratio(features, labels, num_classes: int, *, device="cpu") -> np.ndarray:
     """Per-class Fisher ratio against the nearest other class:
 
         F_c = ‖μ_c − μ_j‖² / (tr Σ_c + tr Σ_j),    j = the other non-empty class whose mean is nearest to μ_c,
@@ -177,7 +201,7 @@ def fisher_ratio(features, labels, num_classes: int) -> np.ndarray:
     cf. the maximum Fisher's discriminant ratio F1 of Ho & Basu (2002), IEEE TPAMI 24(3):289–300 (which takes the
     best single feature instead of the trace).
     """
-    x, y, counts = _validate(features, labels, num_classes)
+    x, y, counts = _validate(features, labels, num_classes, device)
     means, traces = _means_and_traces(x, y, counts)
     nearest, distance = _nearest_other_mean(means, counts)
     result = np.full(len(counts), np.nan)
@@ -189,7 +213,7 @@ def fisher_ratio(features, labels, num_classes: int) -> np.ndarray:
     return result
 
 
-def nearest_centre_distance(features, labels, num_classes: int) -> np.ndarray:
+def nearest_centre_distance(features, labels, num_classes: int, *, device="cpu") -> np.ndarray:
     """Distance from the class mean to the nearest other (non-empty) class mean, divided by the class's RMS radius:
 
         D_c = min_{j ≠ c} ‖μ_c − μ_j‖ / sqrt(mean_{i: y_i = c} ‖x_i − μ_c‖²).
@@ -200,7 +224,7 @@ def nearest_centre_distance(features, labels, num_classes: int) -> np.ndarray:
     centroid-separation-over-dispersion ratio of Davies & Bouldin (1979), "A cluster separation measure",
     IEEE TPAMI 1(2):224–227 (their R_ij is the inverse, with both clusters' dispersions).
     """
-    x, y, counts = _validate(features, labels, num_classes)
+    x, y, counts = _validate(features, labels, num_classes, device)
     means, traces = _means_and_traces(x, y, counts)
     _, distance = _nearest_other_mean(means, counts)
     result = np.full(len(counts), np.nan)
@@ -215,7 +239,7 @@ def nearest_centre_distance(features, labels, num_classes: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 # spread
 # ----------------------------------------------------------------------------------------------------------------
-def effective_rank(features, labels, num_classes: int) -> np.ndarray:
+def effective_rank(features, labels, num_classes: int, *, device="cpu") -> np.ndarray:
     """Effective rank of each class covariance (Roy & Vetterli 2007):
 
         erank(Σ_c) = exp(−Σ_i p_i log p_i),    p_i = λ_i / Σ_j λ_j,    0·log 0 = 0,
@@ -229,17 +253,24 @@ def effective_rank(features, labels, num_classes: int) -> np.ndarray:
     Source: O. Roy & M. Vetterli (2007), "The effective rank: a measure of effective dimensionality", Proc. 15th
     European Signal Processing Conference (EUSIPCO), pp. 606–610.
     """
-    x, y, counts = _validate(features, labels, num_classes)
+    x, y, counts = _validate(features, labels, num_classes, device)
     result = np.full(len(counts), np.nan)
     order = np.argsort(y, kind="stable")
-    blocks = np.split(x[order], np.cumsum(counts)[:-1])
+    if isinstance(x, np.ndarray):
+        blocks = np.split(x[order], np.cumsum(counts)[:-1])
+    else:
+        blocks = torch.split(x[torch.from_numpy(order).to(x.device)], counts.tolist())
     for c, block in enumerate(blocks):
         m, d = block.shape
         if m < 2:
             continue
-        centred = block - block.mean(axis=0)
-        gram = centred @ centred.T if m < d else centred.T @ centred
-        eig = np.linalg.eigvalsh(gram)
+        if isinstance(block, np.ndarray):
+            centred = block - block.mean(axis=0)
+            gram = centred @ centred.T if m < d else centred.T @ centred
+            eig = np.linalg.eigvalsh(gram)
+        else:   # the (C ≤ hundreds) eigenproblems one at a time, each on the device
+            centred = block - block.mean(dim=0)
+            eig = torch.linalg.eigvalsh(centred @ centred.T if m < d else centred.T @ centred).cpu().numpy()
         top = eig.max()
         if not top > 0:
             continue
@@ -252,38 +283,41 @@ def effective_rank(features, labels, num_classes: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 # silhouette
 # ----------------------------------------------------------------------------------------------------------------
-def silhouette(features, labels, num_classes: int) -> np.ndarray:
+def silhouette(features, labels, num_classes: int, *, device="cpu") -> np.ndarray:
     """Mean silhouette width of each class's points (Rousseeuw 1987). For point i of class c (m_c points):
 
         a(i) = Σ_{j ∈ c, j ≠ i} ‖x_i − x_j‖ / (m_c − 1),   b(i) = min_{c' ≠ c, m_c' > 0} mean_{j ∈ c'} ‖x_i − x_j‖,
         s(i) = (b(i) − a(i)) / max(a(i), b(i))   (0 when both are 0),
 
     and the class's value is the mean of s(i) over its points. Euclidean distances by the Gram expansion in float64
-    on centred vectors (as scikit-learn's ``silhouette_samples``, up to round-off), N × N never held at once. Orientation: higher = more separable;
+    on centred vectors (as scikit-learn's ``silhouette_samples``, up to round-off), N × N never held at once; on
+    ``device``, float64 there too, in chunks sized to its free memory. Orientation: higher = more separable;
     in [−1, 1]. NaN for classes with < 2 points or with no other non-empty class.
     Source: P. J. Rousseeuw (1987), "Silhouettes: a graphical aid to the interpretation and validation of cluster
     analysis", J. Computational and Applied Mathematics 20:53–65.
     """
-    x, y, counts = _validate(features, labels, num_classes)
+    x, y, counts = _validate(features, labels, num_classes, device)
     n, n_classes = x.shape[0], len(counts)
     result = np.full(n_classes, np.nan)
     present = counts > 0
     if present.sum() < 2:
         return result
-    xt = torch.from_numpy(x - x.mean(axis=0))  # centred: same distances, less round-off in the expansion
+    # centred: same distances, less round-off in the expansion
+    xt = torch.from_numpy(x - x.mean(axis=0)) if isinstance(x, np.ndarray) else x - x.mean(dim=0)
+    on = xt.device
     sq = (xt * xt).sum(dim=1)
-    yt = torch.from_numpy(y)
-    s = np.empty(n)
-    inv_counts = torch.from_numpy(np.where(present, 1.0 / np.maximum(counts, 1), np.nan))
-    for start, stop in _row_chunks(n, n + n_classes):
+    yt = torch.from_numpy(y).to(on)
+    s = torch.empty(n, dtype=torch.float64, device=on)
+    inv_counts = torch.from_numpy(np.where(present, 1.0 / np.maximum(counts, 1), np.nan)).to(on)
+    for start, stop in _row_chunks(n, n + n_classes, chunk_elements(on)):
         dist = _fast_sq_distances(xt, sq, start, stop).sqrt_()
-        rows = torch.arange(stop - start)
+        rows = torch.arange(stop - start, device=on)
         dist[rows, rows + start] = 0.0
-        sums = torch.zeros((stop - start, n_classes), dtype=torch.float64)
+        sums = torch.zeros((stop - start, n_classes), dtype=torch.float64, device=on)
         sums.index_add_(1, yt, dist)
         own = yt[start:stop]
         own_sum = sums[rows, own]
-        own_m = torch.from_numpy(counts)[own].to(torch.float64)
+        own_m = torch.from_numpy(counts).to(on)[own].to(torch.float64)
         a = own_sum / (own_m - 1).clamp_min(1.0)
         means = sums * inv_counts[None, :]
         means[rows, own] = math.inf
@@ -291,8 +325,8 @@ def silhouette(features, labels, num_classes: int) -> np.ndarray:
         top = torch.maximum(a, b)
         s_chunk = torch.where(top > 0, (b - a) / torch.where(top > 0, top, 1.0), torch.zeros_like(a))
         s_chunk = torch.where(own_m > 1, s_chunk, torch.zeros_like(a))   # Rousseeuw: s = 0 for a singleton
-        s[start:stop] = s_chunk.numpy()
-    totals = np.bincount(y, weights=s, minlength=n_classes)
+        s[start:stop] = s_chunk
+    totals = np.bincount(y, weights=s.cpu().numpy(), minlength=n_classes)
     ok = counts >= 2
     result[ok] = totals[ok] / counts[ok]
     return result
@@ -308,20 +342,32 @@ DIFFICULTY_MEASURES: dict[str, Callable[..., np.ndarray]] = {
     "effective_rank": effective_rank,
     "silhouette": silhouette,
 }
-"""Short name → measure with the common signature ``(features, labels, num_classes) -> (C,)`` float64.
+"""Short name → measure with the common signature ``(features, labels, num_classes, *, device="cpu") -> (C,)``
+float64.
 Orientation (higher = easier / more separable) for all but ``effective_rank``, which has no a-priori direction."""
 
 
+def _takes_device(fn: Callable) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "device" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 def class_difficulty_table(features, labels, num_classes: int, *,
-                           measures: Sequence[str] | Mapping[str, Callable] | None = None) -> pd.DataFrame:
+                           measures: Sequence[str] | Mapping[str, Callable] | None = None,
+                           device="cpu") -> pd.DataFrame:
     """One row per class: column ``class`` (0..C−1), then one float64 column per measure, in the order given.
 
     ``measures``: None (all of :data:`DIFFICULTY_MEASURES`, in its order), a sequence of names from it, or a mapping
     name → callable with the common signature. Inputs are validated once, before any measure runs; per-class
     degeneracies come back as NaN (see each measure), never as an exception part-way through the table.
-    ``df.attrs["counts"]`` holds the number of points per class.
+    ``df.attrs["counts"]`` holds the number of points per class. ``device`` goes to every measure that takes a
+    ``device`` keyword (all of the registry's); a callable without one runs as it is.
     """
     x, y, counts = _validate(features, labels, num_classes)
+    measure_device(device)   # an unknown device fails before any measure runs
     if measures is None:
         chosen = dict(DIFFICULTY_MEASURES)
     elif isinstance(measures, Mapping):
@@ -340,7 +386,8 @@ def class_difficulty_table(features, labels, num_classes: int, *,
         raise ValueError("measures: 'class' is reserved for the class column")
     table = pd.DataFrame({"class": np.arange(len(counts))})
     for name, fn in chosen.items():
-        values = np.asarray(fn(x, y, len(counts)), dtype=np.float64)
+        values = np.asarray(fn(x, y, len(counts), **({"device": device} if _takes_device(fn) else {})),
+                            dtype=np.float64)
         if values.shape != (len(counts),):
             raise ValueError(f"measures: {name!r} returned shape {values.shape}, expected ({len(counts)},)")
         table[name] = values

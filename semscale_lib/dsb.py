@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .checks import require
 from .imbalance import imbalance_scale, interclass_term
 from .scale import pool_features, semantic_scales_from_moments
 
@@ -70,9 +71,18 @@ class StoragePool:
         self.sums = torch.zeros(self.num_classes, d, dtype=torch.float64, device=self.device)
         self.outer = torch.zeros(self.num_classes, d, d, dtype=torch.float64, device=self.device)
 
-    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor, sign: float) -> None:
+    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor, sign: float,
+                    present: torch.Tensor | None = None) -> None:
+        """Add (sign +1) or remove (-1) features (B, d) of labels (B,) to the moments; where the bool mask
+        ``present`` (B,) is False the row counts for nothing (its label must still be a valid class)."""
         z = features.to(torch.float64)
-        self.counts.index_add_(0, labels, torch.full_like(labels, sign, dtype=torch.float64))
+        count = torch.full_like(labels, sign, dtype=torch.float64)
+        if present is not None:
+            # a masked row adds exactly ±0 everywhere: the same numbers as selecting the present rows, without a
+            # data-dependent shape (which would make the host wait for the device)
+            count = count * present
+            z = z * present[:, None]
+        self.counts.index_add_(0, labels, count)
         self.sums.index_add_(0, labels, z, alpha=sign)
         self.outer.index_add_(0, labels, z[:, :, None] * z[:, None, :], alpha=sign)
 
@@ -82,8 +92,8 @@ class StoragePool:
             features = pool_features(features, self.dim)
         features = features.to(self.device, torch.float32)
         labels = labels.detach().to(self.device, torch.int64)
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"labels must lie in [0, {self.num_classes}); got {labels.min()}..{labels.max()}")
+        require(((labels >= 0) & (labels < self.num_classes)).all(), f"labels must lie in [0, {self.num_classes})",
+                lambda: f"; got {int(labels.min())}..{int(labels.max())}")
         if self.counts is None:
             self._init_moments(features.shape[1])
         return features, labels
@@ -107,9 +117,9 @@ class StoragePool:
         if self.table is None:
             self.table = torch.zeros(self.dataset_size, features.shape[1], device=self.device)
             self.table_labels = torch.full((self.dataset_size,), -1, dtype=torch.int64, device=self.device)
-        filled = self.table_labels[indices] >= 0
-        if bool(filled.any()):
-            self._accumulate(self.table[indices[filled]], self.table_labels[indices[filled]], -1.0)
+        old_labels = self.table_labels[indices]
+        filled = old_labels >= 0          # samples seen before: their previous features leave the moments
+        self._accumulate(self.table[indices], old_labels.clamp_min(0), -1.0, present=filled)
         self.table[indices] = features
         self.table_labels[indices] = labels
         self._accumulate(features, labels, +1.0)
@@ -131,10 +141,13 @@ class StoragePool:
 
     # -- what the pool measures --------------------------------------------------------------------------------
     def semantic_scales(self, *, eps: float = 1.0) -> torch.Tensor:
-        """S′ per class (C,) float64 from the moments; classes with < 2 stored samples get 0."""
+        """S′ per class (C,) float64 from the moments; classes with < 2 stored samples get 0, and so does a class
+        whose scatter is too ill-conditioned for the Cholesky factorisation (round-off in the running sums of
+        very large features, or non-finite features): its exact fallback would make the host wait for the device
+        at every refresh."""
         if self.counts is None:
             raise ValueError("the storage pool is empty")
-        return semantic_scales_from_moments(self.counts, self.sums, self.outer, eps=eps)
+        return semantic_scales_from_moments(self.counts, self.sums, self.outer, eps=eps, eig_fallback=False)
 
     def stored(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every stored feature and its label: (M, d) float32 and (M,) int64, on the pool's device."""
@@ -269,10 +282,10 @@ class DynamicReweighting:
             values = DIFFICULTY_MEASURES[target](features, labels, pool.num_classes)
             scales = torch.as_tensor(values, dtype=torch.float64).to(pool.counts.device)
         usable = (scales > 0) & torch.isfinite(scales) & (pool.counts >= 2)
-        if not bool(usable.any()):
-            raise ValueError(f"no class has ≥ 2 samples and a positive {target} in the storage pool")
+        require(usable.any(), f"no class has ≥ 2 samples and a positive {target} in the storage pool")
         # [ours] a class with < 2 stored samples (or q ≤ 0 / undefined) gets the smallest usable q (largest weight)
-        return torch.where(usable, scales, scales[usable].min())
+        smallest = scales.masked_fill(~usable, torch.inf).min()
+        return torch.where(usable, scales, smallest)
 
     def state_dict(self) -> dict:
         return {"iteration": self.iteration, "pool": self.pool.state_dict()}

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from .checks import require
 from .verdicts import fisher_ci
 from .scale import _as_float64_tensor, as_label_array, class_counts, class_semantic_scales, effective_number
 
@@ -133,7 +134,8 @@ def check_per_class(values, n_classes: int, name: str, expected: str = "one numb
 def interclass_term(centres, *, alpha: float = 1.0):
     """(W', W) from class centres (C, d): W' = w/max w and W = log₂(α + W'); both (C,), same type as input.
 
-    numpy in → numpy out; a tensor stays on its device (used by the DSB pool every iteration).
+    numpy in → numpy out; a tensor stays on its device (used by the DSB pool every iteration, so the check that
+    the centres do not all coincide does not make the host wait for the device: :func:`~semscale_lib.checks.require`).
     """
     _check_alpha(alpha)
     is_numpy = not isinstance(centres, torch.Tensor)
@@ -143,8 +145,7 @@ def interclass_term(centres, *, alpha: float = 1.0):
         raise ValueError(f"need centres of shape (C ≥ 2, d); got {tuple(o.shape)}")
     mean_distance = torch.cdist(o, o).sum(dim=1) / (n_classes - 1)
     top = mean_distance.max()
-    if not bool(top > 0):
-        raise ValueError("all class centres coincide: the inter-class term is undefined")
+    require(top > 0, "all class centres coincide: the inter-class term is undefined")
     w_prime = mean_distance / top
     w = torch.log2(alpha + w_prime)
     return (w_prime.numpy(), w.numpy()) if is_numpy else (w_prime, w)
@@ -156,8 +157,7 @@ def imbalance_scale(semantic_scales, centres, *, alpha: float = 1.0):
     s = torch.as_tensor(np.asarray(semantic_scales, dtype=np.float64)) if is_numpy \
         else semantic_scales.to(torch.float64)
     top = s.max()
-    if not bool(top > 0):
-        raise ValueError("every class has semantic scale 0 (e.g. one sample per class): cannot normalise")
+    require(top > 0, "every class has semantic scale 0 (e.g. one sample per class): cannot normalise")
     if not is_numpy:
         centres = centres.to(s.device)
     _, w = interclass_term(centres, alpha=alpha)
@@ -176,12 +176,14 @@ def class_centres(features, labels, num_classes: int | None = None) -> np.ndarra
 
 
 def quantify_imbalance(features, labels, *, alpha: float = 1.0, num_classes: int | None = None,
-                       eps: float = 1.0, class_names: Sequence[str] | None = None) -> pd.DataFrame:
+                       eps: float = 1.0, class_names: Sequence[str] | None = None, device=None) -> pd.DataFrame:
     """Sec. 3.4.1 per class (docs/paper-notes.md §5). features (N, d), labels (N,) → DataFrame, one row per class:
 
     ``class``, ``count``, ``semantic_scale`` (S' raw, bits), ``normalized_scale`` (S'/max), ``normalized_distance``
     (W' = w/max w), ``interclass`` (W = log₂(α + W')), ``imbalance_scale`` (S = S'_norm ⊙ W), and ``name`` when
     ``class_names`` is given. ``df.attrs`` records alpha and eps. α = 2 on long-tailed, 1 on balanced data (paper).
+    ``device``: where S′ is computed (:func:`~semscale_lib.scale.class_semantic_scales`; None: the CPU for numpy
+    input, "auto": CUDA when present), float64; the class centres and W (O(N·d)) stay on the CPU.
 
     A class with a single sample has S′ = 0 by definition (and so S = 0): a :class:`SingleSampleWarning` says which.
     When every class has S′ = 0 (one sample each, or identical vectors within every class) S′/max S′ is undefined:
@@ -201,7 +203,7 @@ def quantify_imbalance(features, labels, *, alpha: float = 1.0, num_classes: int
     counts = class_counts(y, num_classes)
     if len(counts) < 2:
         raise ValueError("quantify_imbalance needs at least 2 classes")
-    raw = class_semantic_scales(x, y, num_classes=len(counts), eps=eps)
+    raw = class_semantic_scales(x, y, num_classes=len(counts), eps=eps, device=device)
     if not raw.max() > 0:
         why = "every class has a single sample" if np.all(counts == 1) else \
             "every class has a single sample or identical vectors"

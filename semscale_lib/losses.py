@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import require
+
 
 __all__ = [
     "CrossEntropy",
@@ -220,7 +222,8 @@ class ClassWeighting(nn.Module):
         self.set_weights(weights)
 
     def set_weights(self, weights) -> None:
-        """Replace the class weights (``(C,)``, finite, >= 0) or clear them with ``None``."""
+        """Replace the class weights (``(C,)``, finite, >= 0) or clear them with ``None``. Checked without reading
+        the weights back (:func:`~semscale_lib.checks.require`): DSB sets new ones every training iteration."""
         if weights is None:
             self.weights = None
             return
@@ -228,9 +231,9 @@ class ClassWeighting(nn.Module):
         w = w.to(torch.float32)
         if w.ndim != 1 or w.numel() == 0:
             raise ValueError(f"weights must be a non-empty 1-D (C,) tensor, got shape {tuple(w.shape)}")
-        bad = torch.nonzero(~torch.isfinite(w) | (w < 0)).flatten()
-        if bad.numel():
-            raise ValueError(f"weights must be finite and >= 0; offending class indices: {bad.tolist()}")
+        bad = ~torch.isfinite(w) | (w < 0)
+        require(~bad.any(), "weights must be finite and >= 0",
+                lambda: f"; offending class indices: {torch.nonzero(bad).flatten().tolist()}")
         old = self.weights
         self.weights = w.to(old.device) if old is not None else w
 

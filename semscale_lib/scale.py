@@ -8,7 +8,15 @@ For one class with m vectors z_1..z_m in R^d (rows of ``features``), centred by 
 log₂det > 1024 — but take 2·Σ log diag(L) of the Cholesky factor L, in float64. When m < d we use
 Sylvester's identity det(I_d + c XᵀX) = det(I_m + c XXᵀ): same value, smaller matrix.
 
-Every function accepts numpy arrays or torch tensors (CPU or CUDA); tensors are computed on their own device.
+Every function accepts numpy arrays or torch tensors (CPU or CUDA). ``device=None`` (the default) computes where
+the input is (numpy: the CPU); ``device="cuda"`` (or ``"auto"``, :func:`semscale_lib.compute.measure_device`) moves
+it there first. The determinants are float64 on every device: on CUDA float64 costs little next to the risk below.
+``dtype=torch.float32`` (only :func:`class_semantic_scales` / :func:`sample_volume`) forms the class Gram matrices
+in float32 — the O(N·d²) part — and keeps the determinant in float64. It agrees with float64 to ~1e-7 relative on
+full-rank classes, but a class of nearly low rank (trained features collapse that way) gets spurious eigenvalues of
+size ε₃₂·λ_max: 15.7 % (103.6 against 122.8 bits) off for a class spanning 10 of 512 dimensions
+(tests/test_measure_device.py).
+So float64 stays the default on CUDA too.
 """
 from __future__ import annotations
 
@@ -19,13 +27,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .compute import ieee_float32, measure_device
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # input checks
 # ----------------------------------------------------------------------------------------------------------------
-def _as_float64_tensor(features, *, name: str = "features") -> torch.Tensor:
-    """(m, d) numpy array or tensor of real numbers → float64 tensor on the input's device, after checking type,
-    shape and finiteness. Complex numbers and booleans are a TypeError (casting would drop the imaginary part)."""
+def _as_float64_tensor(features, *, name: str = "features", device: torch.device | None = None) -> torch.Tensor:
+    """(m, d) numpy array or tensor of real numbers → float64 tensor on ``device`` (None: the input's device), after
+    checking type, shape and finiteness. Complex numbers and booleans are a TypeError (casting would drop the
+    imaginary part)."""
     if isinstance(features, torch.Tensor):
         if features.is_complex() or features.dtype == torch.bool:
             raise TypeError(f"{name} must be real numbers, got a tensor of dtype {features.dtype}")
@@ -38,6 +49,8 @@ def _as_float64_tensor(features, *, name: str = "features") -> torch.Tensor:
         if array.dtype == object or not np.issubdtype(array.dtype, np.number):
             raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
+    if device is not None:
+        tensor = tensor.to(device)
     if tensor.ndim != 2:
         raise ValueError(f"{name} must have shape (samples, dims); got ndim={tensor.ndim} shape={tuple(tensor.shape)}")
     if tensor.shape[1] == 0:
@@ -102,12 +115,15 @@ def class_counts(labels: np.ndarray, num_classes: int | None = None, *, require_
 # ----------------------------------------------------------------------------------------------------------------
 # the batched core
 # ----------------------------------------------------------------------------------------------------------------
-def half_logdet_identity_plus(mats: torch.Tensor, coefs: torch.Tensor, *, base: float = 2.0) -> torch.Tensor:
+def half_logdet_identity_plus(mats: torch.Tensor, coefs: torch.Tensor, *, base: float = 2.0,
+                              eig_fallback: bool = True) -> torch.Tensor:
     """½·log_base det(I + coefs[c] · mats[c]) for a stack of symmetric PSD matrices.
 
     mats: (C, K, K) float64, coefs: (C,) float64 ≥ 0 → (C,) float64, same device. One batched Cholesky; a
-    matrix that fails it (only possible through round-off on a nearly singular scatter built from running sums)
-    falls back to its eigenvalues clipped at 0.
+    matrix that fails it (only possible through round-off on a nearly singular scatter built from running sums,
+    or non-finite input) falls back to its eigenvalues clipped at 0. ``eig_fallback=False`` gives such a matrix 0
+    instead (an undefined scale, as for a class with < 2 samples): no value is then read back from the device,
+    so on CUDA the host never waits for it (the DSB refresh, every training iteration).
     """
     k = mats.shape[-1]
     eye = torch.eye(k, dtype=mats.dtype, device=mats.device)
@@ -115,6 +131,8 @@ def half_logdet_identity_plus(mats: torch.Tensor, coefs: torch.Tensor, *, base: 
     chol, info = torch.linalg.cholesky_ex(system)
     logdet = 2.0 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
     failed = info != 0
+    if not eig_fallback:
+        return torch.where(failed, 0.0, 0.5 * logdet / math.log(base))
     if bool(failed.any()):
         eigenvalues = torch.linalg.eigvalsh(mats[failed]).clamp_min(0.0)
         logdet[failed] = torch.log1p(coefs[failed, None] * eigenvalues).sum(-1)
@@ -127,9 +145,10 @@ def _scale_coefficient(dims: int, counts: torch.Tensor, eps: float) -> torch.Ten
     return torch.where(counts > 0, dims / (counts.clamp_min(1.0) * eps**2), torch.zeros_like(counts))
 
 
-def _single_class_gram(features, *, center: bool, caller: str) -> tuple[torch.Tensor, int, int]:
-    """Validated (m, d) features of one class → (smaller of the centred XXᵀ / XᵀX, m, d)."""
-    x = _as_float64_tensor(features)
+def _single_class_gram(features, *, center: bool, caller: str, device=None) -> tuple[torch.Tensor, int, int]:
+    """Validated (m, d) features of one class → (the smaller of the centred XXᵀ / XᵀX, float64 on ``device``;
+    m; d)."""
+    x = _as_float64_tensor(features, device=measure_device(device))
     m, d = x.shape
     if m == 0:
         raise ValueError(f"{caller} needs at least one sample (got m = 0)")
@@ -138,16 +157,16 @@ def _single_class_gram(features, *, center: bool, caller: str) -> tuple[torch.Te
     return (x @ x.T if m < d else x.T @ x), m, d
 
 
-def semantic_scale(features, *, eps: float = 1.0, base: float = 2.0, center: bool = True) -> float:
+def semantic_scale(features, *, eps: float = 1.0, base: float = 2.0, center: bool = True, device=None) -> float:
     """S' of one class (Eq. 3; docs/paper-notes.md §1) — a float in units of log_base (bits for base 2).
 
     features: (m, d), one row per sample. ``eps`` is the sphere-packing radius ε (Eq. 3 is ε = 1; the paper's
     text also mentions 1000 — ours: ε = 1; see docs/paper-notes.md §1). ``center=False`` skips the per-class
     centring (not the paper).
-    m = 1 (centred) gives 0.0; m = 0 is a ValueError.
+    m = 1 (centred) gives 0.0; m = 0 is a ValueError. ``device``: where it is computed (module docstring), float64.
     """
     eps, base = _check_positive(eps, "eps"), _check_base(base)
-    gram, m, d = _single_class_gram(features, center=center, caller="semantic_scale")
+    gram, m, d = _single_class_gram(features, center=center, caller="semantic_scale", device=device)
     coef = _scale_coefficient(d, torch.tensor([m], device=gram.device), eps)
     return float(half_logdet_identity_plus(gram[None], coef, base=base)[0])
 
@@ -185,39 +204,56 @@ def _class_gram_stack(x: torch.Tensor, labels: np.ndarray, counts: np.ndarray, *
     return padded @ padded.transpose(1, 2) if largest < d else padded.transpose(1, 2) @ padded
 
 
+def _gram_dtype(dtype) -> torch.dtype:
+    named = {"float32": torch.float32, "float64": torch.float64}
+    dtype = named.get(dtype, dtype) if isinstance(dtype, str) else dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    return dtype
+
+
 def class_semantic_scales(features, labels, *, num_classes: int | None = None, eps: float = 1.0,
-                          base: float = 2.0, center: bool = True) -> np.ndarray:
+                          base: float = 2.0, center: bool = True, device=None,
+                          dtype: torch.dtype = torch.float64) -> np.ndarray:
     """S' of every class in one batched computation. features (N, d), labels (N,) → np.ndarray float64 (C,).
 
     Each class's matrix is the smaller of its d×d scatter and its m×m Gram (Sylvester), formed by one batched
     GEMM over zero-padded class blocks; all C determinants come from one batched Cholesky.
-    ``num_classes`` (default max label + 1): every class below it must have ≥ 1 sample.
+    ``num_classes`` (default max label + 1): every class below it must have ≥ 1 sample. ``device``: None (where
+    the input is) or a device name, "auto" included; ``dtype``: of the Gram GEMM only, float64 (default) or float32
+    (not safe for nearly low-rank classes; module docstring). Batched over all classes at once on any device.
     """
     eps, base = _check_positive(eps, "eps"), _check_base(base)
-    x = _as_float64_tensor(features)
+    dtype = _gram_dtype(dtype)
+    x = _as_float64_tensor(features, device=measure_device(device))
     y = as_label_array(labels, x.shape[0], num_classes)
     if y.size == 0:
         raise ValueError("features are empty (0 samples)")
     counts = class_counts(y, num_classes)
-    mats = _class_gram_stack(x, y, counts, center=center)
+    if dtype == torch.float64:
+        mats = _class_gram_stack(x, y, counts, center=center)
+    else:   # the overall mean taken out in float64 first: less to lose when float32 centres each class
+        shifted = x - x.mean(dim=0, keepdim=True) if center else x
+        with ieee_float32():
+            mats = _class_gram_stack(shifted.to(dtype), y, counts, center=center).to(torch.float64)
     coefs = _scale_coefficient(x.shape[1], torch.from_numpy(counts).to(x.device), eps)
     return half_logdet_identity_plus(mats, coefs, base=base).cpu().numpy()
 
 
 def multiscale_semantic_scale(features, eps_grid: Sequence[float], *, base: float = 2.0,
-                              center: bool = True) -> np.ndarray:
+                              center: bool = True, device=None) -> np.ndarray:
     """S'(ε) of one class for every ε in ``eps_grid`` → np.ndarray (len(eps_grid),).
 
     The eigenvalues λ_k of the centred scatter are computed once: S'(ε) = ½ Σ_k log_base(1 + d/(m ε²) λ_k).
     [ours] The paper defines ε as a tunable radius but no aggregation over several ε; this returns the curve and
-    leaves any aggregation to the caller.
+    leaves any aggregation to the caller. ``device``: where it is computed (module docstring), float64.
     """
     eps_grid = list(eps_grid)
     if not eps_grid:
         raise ValueError("eps_grid is empty")
     grid = [_check_positive(e, "every eps in eps_grid") for e in eps_grid]
     base = _check_base(base)
-    gram, m, d = _single_class_gram(features, center=center, caller="multiscale_semantic_scale")
+    gram, m, d = _single_class_gram(features, center=center, caller="multiscale_semantic_scale", device=device)
     eigenvalues = torch.linalg.eigvalsh(gram).clamp_min(0.0)
     eps = torch.tensor(grid, dtype=torch.float64, device=gram.device)
     coefs = d / (m * eps**2)
@@ -239,18 +275,19 @@ def semantic_scale_plain_det(features, *, scale: float | None = None) -> float:
 
 
 def semantic_scales_from_moments(counts: torch.Tensor, sums: torch.Tensor, outer_sums: torch.Tensor, *,
-                                 eps: float = 1.0, base: float = 2.0) -> torch.Tensor:
+                                 eps: float = 1.0, base: float = 2.0, eig_fallback: bool = True) -> torch.Tensor:
     """S' per class from running moments, for pools that update by adding and removing samples.
 
     counts (C,), sums (C, d) = Σ z, outer_sums (C, d, d) = Σ z zᵀ, all float64 → (C,) float64 on their device.
     The centred scatter is Σzzᵀ − (Σz)(Σz)ᵀ/m; classes with m ≤ 1 get 0. Cost O(C·d³), independent of N.
+    ``eig_fallback``: of :func:`half_logdet_identity_plus`.
     """
     counts = counts.to(torch.float64)
     safe = counts.clamp_min(1.0)
     scatter = outer_sums - sums[:, :, None] * sums[:, None, :] / safe[:, None, None]
     scatter = 0.5 * (scatter + scatter.transpose(-1, -2))
     coefs = _scale_coefficient(sums.shape[1], counts, eps) * (counts > 1)
-    return half_logdet_identity_plus(scatter, coefs, base=base)
+    return half_logdet_identity_plus(scatter, coefs, base=base, eig_fallback=eig_fallback)
 
 
 def effective_number(counts, beta: float) -> np.ndarray:
@@ -327,10 +364,12 @@ def resize_images(images, size: int = 16, *, chunk: int = 4096) -> np.ndarray:
 
 
 def sample_volume(images, labels, *, size: int = 16, num_classes: int | None = None, eps: float = 1.0,
-                  base: float = 2.0) -> np.ndarray:
+                  base: float = 2.0, device=None, dtype: torch.dtype = torch.float64) -> np.ndarray:
     """The paper's Algorithm 1: per-class S' of raw images resized to size×size(×C) in [0, 1] → (C,) float64.
 
-    images: (N, H, W[, C]) uint8 or float in [0, 1]; d = size²·C (768 for RGB at 16, 256 for grey).
+    images: (N, H, W[, C]) uint8 or float in [0, 1]; d = size²·C (768 for RGB at 16, 256 for grey). The resize
+    runs on the CPU; ``device`` and ``dtype``: of :func:`class_semantic_scales`.
     """
     flat = resize_images(images, size)
-    return class_semantic_scales(flat, labels, num_classes=num_classes, eps=eps, base=base)
+    return class_semantic_scales(flat, labels, num_classes=num_classes, eps=eps, base=base, device=device,
+                                 dtype=dtype)

@@ -31,6 +31,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from .checks import require
 from .dsb import NORMALIZATIONS, DSBSettings, DynamicReweighting
 from .losses import as_counts
 from .scale import effective_number
@@ -58,11 +59,16 @@ def dsb_class_weights(imbalance_scales, normalize: str = "sum1"):
     ``normalize``: ``"sum1"`` (Σ a = 1, the paper's text), ``"none"`` (Eq. 4 as printed), ``"mean1"`` (Σ a = C,
     ours: keeps the loss on the unweighted scale). The normalised weights come from S_min/S ∈ (0, 1], which cannot
     overflow however small an S is; with ``"none"`` a 1/S beyond float64 is a ValueError.
+
+    A tensor is computed on its device in float64 and never read back (DSB calls this at every refresh; on CUDA
+    the checks are :func:`~semscale_lib.checks.require`'s). Its Σ is torch's, not numpy's pairwise sum, so the
+    two paths may differ in the last bit of float64.
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    is_tensor = isinstance(imbalance_scales, torch.Tensor)
-    s = (imbalance_scales.detach().cpu().numpy() if is_tensor else np.asarray(imbalance_scales)).astype(np.float64)
+    if isinstance(imbalance_scales, torch.Tensor):
+        return _dsb_class_weights_tensor(imbalance_scales, normalize)
+    s = np.asarray(imbalance_scales).astype(np.float64)
     if s.ndim != 1 or s.size == 0:
         raise ValueError(f"imbalance_scales must be a non-empty 1-D array, got shape {s.shape}")
     bad = np.flatnonzero(~np.isfinite(s) | (s <= 0))
@@ -77,10 +83,28 @@ def dsb_class_weights(imbalance_scales, normalize: str = "sum1"):
     else:
         a = s.min() / s        # ∝ 1/S, largest weight 1; Σ a ≥ 1, so the division below is safe
         a = a / a.sum() if normalize == "sum1" else a * (a.size / a.sum())
-    if is_tensor:
-        dtype = imbalance_scales.dtype if imbalance_scales.is_floating_point() else torch.float32
-        return torch.tensor(a, dtype=dtype, device=imbalance_scales.device)
     return a
+
+
+def _dsb_class_weights_tensor(imbalance_scales: torch.Tensor, normalize: str) -> torch.Tensor:
+    """:func:`dsb_class_weights` of a tensor ``(C,)``, on its device: the same formulas and messages."""
+    dtype = imbalance_scales.dtype if imbalance_scales.is_floating_point() else torch.float32
+    s = imbalance_scales.detach().to(torch.float64)
+    if s.ndim != 1 or s.numel() == 0:
+        raise ValueError(f"imbalance_scales must be a non-empty 1-D array, got shape {tuple(s.shape)}")
+    bad = ~torch.isfinite(s) | (s <= 0)
+    require(~bad.any(), "semantic scales must be finite and > 0",
+            lambda: f"; offending class indices: {torch.nonzero(bad).flatten().tolist()}")
+    if normalize == "none":
+        a = 1.0 / s
+        overflow = ~torch.isfinite(a)
+        require(~overflow.any(), "1/S overflows float64",
+                lambda: f" for classes {torch.nonzero(overflow).flatten().tolist()} "
+                        f"(S = {float(s[overflow].min()):g}); use normalize='sum1' or 'mean1'")
+    else:
+        a = s.min() / s        # ∝ 1/S, largest weight 1; Σ a ≥ 1, so the division below is safe
+        a = a / a.sum() if normalize == "sum1" else a * torch.div(a.numel(), a.sum())
+    return a.to(dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -184,7 +208,10 @@ class StaticWeights(WeightRule):
 class SemanticScaleBalanced(WeightRule):
     """Dynamic semantic-scale-balanced re-weighting (Sec. 4.2, Algorithm 2): the storage pool gives S in stage 3,
     the weights are ``dsb_class_weights(S, settings.normalize)``; unweighted before the first refresh. Every
-    ``settings.log_every``-th refresh is logged (epoch, iteration, S_c, a_c)."""
+    ``settings.log_every``-th refresh is logged (epoch, iteration, S_c, a_c): its S stays on the device until
+    :meth:`log_rows` / :meth:`state_dict` (once per epoch in the trainer) read it back, so that no training iteration
+    waits for the device, and a_c is then ``dsb_class_weights`` of the logged S as an array (float64; the float32
+    weights the loss used are computed in torch from the same S)."""
     name = "dsb"
     uses_features = True
 
@@ -194,6 +221,7 @@ class SemanticScaleBalanced(WeightRule):
         self.current: torch.Tensor | None = None
         self.refreshes = 0
         self.rows: list[dict] = []
+        self.pending: list[tuple[int, int, torch.Tensor]] = []   # (epoch, iteration, S) not yet in rows
 
     @classmethod
     def from_config(cls, config, counts, dataset_size, device):
@@ -206,10 +234,9 @@ class SemanticScaleBalanced(WeightRule):
         scales = self.dynamic.step(epoch, features.float(), labels, indices)
         if scales is None:
             return None
-        weights = dsb_class_weights(scales, self.settings.normalize)    # float64, as logged
-        self.current = weights.float()
+        self.current = dsb_class_weights(scales, self.settings.normalize).float()
         if self.refreshes % self.settings.log_every == 0:
-            self.rows.append(weights_log_row(epoch, self.dynamic.iteration, weights, scales))
+            self.pending.append((epoch, self.dynamic.iteration, scales))
         self.refreshes += 1
         return self.current
 
@@ -217,22 +244,28 @@ class SemanticScaleBalanced(WeightRule):
         self.dynamic.pool.rebuild()
 
     def log_rows(self) -> list[dict]:
+        for epoch, iteration, scales in self.pending:
+            s = scales.cpu().numpy()
+            self.rows.append(weights_log_row(epoch, iteration, dsb_class_weights(s, self.settings.normalize), s))
+        self.pending.clear()
         return self.rows
 
     def state_dict(self) -> dict:
         return {"dynamic": self.dynamic.state_dict(), "current": self.current, "refreshes": self.refreshes,
-                "rows": list(self.rows)}
+                "rows": list(self.log_rows())}
 
     def load_state_dict(self, state: dict) -> None:
         self.dynamic.load_state_dict(state["dynamic"])
         self.current, self.refreshes, self.rows = state["current"], state["refreshes"], list(state["rows"])
+        self.pending = []
 
 
-def weights_log_row(epoch: int, iteration: int, weights: torch.Tensor, scales: torch.Tensor) -> dict:
-    """One row of ``weights.csv``: epoch, iteration, then S_c and a_c for every class."""
+def weights_log_row(epoch: int, iteration: int, weights, scales) -> dict:
+    """One row of ``weights.csv``: epoch, iteration, then S_c and a_c for every class (``(C,)`` arrays or
+    tensors)."""
     row = {"epoch": epoch, "iteration": iteration}
-    row.update({f"S_{c}": float(v) for c, v in enumerate(scales.cpu().numpy())})
-    row.update({f"a_{c}": float(v) for c, v in enumerate(weights.cpu().numpy())})
+    row.update({f"S_{c}": float(v) for c, v in enumerate(torch.as_tensor(scales).cpu().numpy())})
+    row.update({f"a_{c}": float(v) for c, v in enumerate(torch.as_tensor(weights).cpu().numpy())})
     return row
 
 

@@ -133,7 +133,7 @@ def test_train_unknown_name_exits_with_the_valid_ones(flag, value, valid, tmp_pa
                                       "1/0, got 'maybe'"),
     (["train", "--epochs", "two"], "semscale train: error: argument --epochs: invalid int value: 'two'"),
     (["train", "--nope"], "semscale train: error: unrecognized arguments: --nope"),
-    ([], "semscale: error: give a command: fetch, measure, train or run"),
+    ([], "semscale: error: give a command: fetch, measure, train, run, plan or train-runs"),
 ])
 def test_usage_mistakes_are_one_line_and_exit_status_1(argv, expected, capsys):
     with pytest.raises(SystemExit) as error:

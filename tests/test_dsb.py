@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from semscale_lib.dsb import DSBSettings, DynamicReweighting, StoragePool, gather_across_ranks
 from semscale_lib.imbalance import quantify_imbalance
 from semscale_lib.weights import dsb_class_weights
-from semscale_lib.scale import class_semantic_scales, pool_features
+from semscale_lib.scale import class_semantic_scales, pool_features, semantic_scales_from_moments
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -273,6 +273,22 @@ def test_class_with_fewer_than_two_stored_samples_gets_the_smallest_scale():
     scales = dsb.step(2, torch.randn(21, 5, generator=g), labels)
     assert torch.all(scales > 0)
     assert float(scales[2]) == float(scales[:2].min())
+
+
+def test_a_class_whose_scatter_fails_the_cholesky_gets_the_smallest_scale():
+    """Round-off can make a scatter from running sums fail the Cholesky factorisation; its exact fallback
+    (eigenvalues) would make the host wait for the device at every refresh, so the pool gives that class S′ = 0
+    instead, which the refresh treats like a class with < 2 samples."""
+    g = torch.Generator().manual_seed(9)
+    dsb = DynamicReweighting(3, _settings(stage_epochs=1, pool_dim=None), dataset_size=100)
+    labels = torch.arange(30) % 3
+    fine = dsb.step(2, torch.randn(30, 5, generator=g) * (1.0 + labels[:, None]), labels)
+    dsb.pool.outer[2] -= 1e3 * torch.eye(5, dtype=torch.float64)       # a scatter far from PSD
+    scales = dsb.pool.semantic_scales()
+    assert scales[2] == 0 and torch.equal(scales[:2], semantic_scales_from_moments(
+        dsb.pool.counts, dsb.pool.sums, dsb.pool.outer)[:2])
+    q = dsb.current_scales()
+    assert torch.all(q > 0) and q[2] == q[:2].min() and torch.isfinite(fine).all()
 
 
 class _Untouchable:

@@ -16,6 +16,8 @@ from semscale_lib.losses import (
     build_loss,
 )
 
+from host_syncs import count_host_syncs
+
 E = math.e
 Z = torch.tensor([[1.0, 2.0, 3.0]])
 Y2 = torch.tensor([2])
@@ -124,6 +126,19 @@ def test_class_weighting_buffer_and_errors():
     with pytest.raises(ValueError):
         loss.set_weights([1.0, 1.0])  # wrong length caught at call time
         loss(Z, Y2)
+
+
+def test_set_weights_checks_the_weights_without_reading_them_back(monkeypatch):
+    """DSB sets new weights every iteration: the check must not make the host wait for a CUDA device (see
+    tests/host_syncs.py), and still names the offending classes when it fails (at once, on the CPU)."""
+    loss = ClassWeighting(CrossEntropy(reduction="none"))
+    with count_host_syncs(monkeypatch) as calls:
+        loss.set_weights(torch.tensor([0.5, 0.0, 2.0]))
+    assert calls == {} and loss.weights.tolist() == [0.5, 0.0, 2.0]
+    for bad in (torch.tensor([1.0, float("nan"), -1.0]), [1.0, float("inf"), -1.0]):
+        with pytest.raises(ValueError, match=r"finite and >= 0; offending class indices: \[1, 2\]"):
+            loss.set_weights(bad)
+    assert loss.weights.tolist() == [0.5, 0.0, 2.0]                # a refused set leaves the weights as they were
 
 
 def test_weighted_mean_reduction_equals_cross_entropy_with_weight():

@@ -245,3 +245,16 @@ def test_a_uint64_label_of_2_to_the_63_is_reported_as_it_is():
     assert "-" not in str(error.value)
     with pytest.raises(ValueError, match=r"labels must be ≥ 0; found -10000000000000000000$"):
         class_semantic_scales(np.ones((2, 2)), np.array([0.0, -1e19]))
+
+
+def test_a_matrix_that_fails_the_cholesky_falls_back_to_its_clipped_eigenvalues_or_gives_0():
+    """I + c·M with M = diag(3, −2) is not positive definite: the exact fallback clips −2 to 0 (½·log₂ 4 = 1 bit);
+    ``eig_fallback=False`` (DSB's refresh, which must not read back from the device) gives 0. Other matrices of
+    the stack are unaffected."""
+    from semscale_lib.scale import half_logdet_identity_plus
+
+    mats = torch.stack([torch.diag(torch.tensor([3.0, -2.0], dtype=torch.float64)),
+                        torch.diag(torch.tensor([3.0, 1.0], dtype=torch.float64))])
+    coefs = torch.ones(2, dtype=torch.float64)
+    assert half_logdet_identity_plus(mats, coefs).tolist() == pytest.approx([1.0, 1.5])
+    assert half_logdet_identity_plus(mats, coefs, eig_fallback=False).tolist() == pytest.approx([0.0, 1.5])

@@ -18,6 +18,8 @@ from semscale_lib.weights import (
     dsb_class_weights,
 )
 
+from host_syncs import count_host_syncs
+
 
 def test_class_balanced_weights_hand_value():
     # beta = 0.5: E_1 = (1 - .5) / .5 = 1, E_2 = (1 - .25) / .5 = 1.5 -> w ∝ [1, 2/3], sum 2 -> [1.2, 0.8]
@@ -45,6 +47,32 @@ def test_dsb_weights_bad_scales(bad, idx):
         dsb_class_weights(np.array(bad))
     with pytest.raises(ValueError):
         dsb_class_weights(np.array([1.0, 2.0]), normalize="max1")
+
+
+@pytest.mark.parametrize("normalize", ["sum1", "mean1", "none"])
+def test_dsb_weights_of_a_tensor_stay_on_its_device_and_equal_the_array_path(normalize, monkeypatch):
+    """A tensor S (DSB, every refresh) is computed in torch, never read back; in float32 (what the loss uses) the
+    weights are those of the numpy path, and in float64 they differ at most in the last bits (Σ in another order)."""
+    g = torch.Generator().manual_seed(4)
+    for classes in (3, 10, 100):
+        for _ in range(20):
+            s = torch.rand(classes, generator=g, dtype=torch.float64) * 5 + 0.01
+            with count_host_syncs(monkeypatch) as calls:
+                a = dsb_class_weights(s, normalize)
+            assert calls == {} and a.dtype == torch.float64
+            expected = dsb_class_weights(s.numpy(), normalize)
+            assert torch.equal(a.float(), torch.from_numpy(expected).float())
+            np.testing.assert_allclose(a.numpy(), expected, rtol=1e-15, atol=0)
+    assert dsb_class_weights(torch.tensor([1.0, 2.0]), normalize).dtype == torch.float32
+
+
+@pytest.mark.parametrize("bad,idx", [([1.0, 0.0, 2.0], "[1]"), ([1.0, float("nan"), -1.0], "[1, 2]"),
+                                     ([float("inf"), 1.0], "[0]")])
+def test_dsb_weights_of_a_bad_tensor_name_the_classes(bad, idx):
+    with pytest.raises(ValueError, match="offending class indices: " + idx.replace("[", r"\[").replace("]", r"\]")):
+        dsb_class_weights(torch.tensor(bad, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"1/S overflows float64 for classes \[0\].*normalize='sum1' or 'mean1'"):
+        dsb_class_weights(torch.tensor([1e-320, 1.0], dtype=torch.float64), "none")
 
 
 def test_registry_names_and_default_reductions():

@@ -70,7 +70,7 @@ train_sizes = capped_sizes(train_sizes, train_data.labels, train_data.num_classe
 # per class since the previous m. No model is involved: these numbers are the same on every machine.
 
 # %% tags=["nbval-check-output"]
-volumes = nested_sample_volumes(train_data, sizes, seed=subset_seed)
+volumes = nested_sample_volumes(train_data, sizes, seed=subset_seed, device=device)
 totals = volume_totals(volumes)
 volumes.to_csv(out / "volumes.csv", index=False)
 totals.to_csv(out / "volume_totals.csv", index=False)

@@ -92,7 +92,8 @@ for name, check in budgets.items():
 # %%
 studies = {}
 for name in settings:
-    studies[name] = correlation_sources(runs[runs["method"] == name]["run_dir"].tolist(), alpha=alphas[name])
+    studies[name] = correlation_sources(runs[runs["method"] == name]["run_dir"].tolist(), alpha=alphas[name],
+                                        device=device)
     for source, table in studies[name]["tables"].items():
         slug = source_slug(source)
         table.assign(accuracy=studies[name]["accuracy"]).to_csv(out / f"classes_{name}_{slug}.csv", index=False)

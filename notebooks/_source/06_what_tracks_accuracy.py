@@ -119,7 +119,7 @@ kept = runs[~runs["study"].isin(short)]
 for source in (PRIMARY_SOURCE, SENSITIVITY_SOURCE):
     frames = []
     for (study, dataset, setting), part in kept.groupby(["study", "dataset", "setting"], sort=False):
-        tables = study_tables(part.sort_values("seed")["run_dir"].tolist(), source=source)
+        tables = study_tables(part.sort_values("seed")["run_dir"].tolist(), source=source, device=device)
         tables["predictors"].assign(accuracy=tables["accuracy"], train_accuracy=tables["train_accuracy"]).to_csv(
             out / f"predictors_{study.replace(' · ', '_')}_{source.split(' ')[0]}.csv", index=False)
         labels = dict(study=study, dataset=dataset, setting=setting)

@@ -28,9 +28,10 @@
 - Progress: ``[2/6] 02_imbalance_on_balanced_data (dataset=mnist)`` per notebook, a bar over its cells, its
   status and time, and last one line ``6 notebooks, 0 failed, 12 min 3 s; report: <path>``.
 - ``--jobs N`` runs N notebooks side by side (threads in one process, one kernel each; the report notebook runs
-  last, alone). Each kernel then gets cores / N CPU threads through ``OMP_NUM_THREADS`` unless that is set or the
-  notebook's own ``threads`` parameter says otherwise (a warning when that oversubscribes the cores). Notebooks
-  that ask for one training run at once take turns on its lock: it is trained once.
+  last, alone). A notebook whose ``threads`` parameter is None then gets cores / N CPU threads as that parameter,
+  and with several GPUs one whose ``device`` is auto gets cuda:0, cuda:1, … in turn (a warning when a notebook's own
+  threads oversubscribe the cores); the runner's environment is never changed. Notebooks that ask for one training
+  run at once take turns on its lock: it is trained once.
 - A failing notebook does not stop the others; the exit code is 1 when any failed.
 
 ``clean_notebook`` strips the volatile metadata (papermill's, execution timings) from a notebook before it is
@@ -39,13 +40,13 @@ committed.
 from __future__ import annotations
 
 from .command import add_arguments, main_run
-from .execute import THREAD_VARIABLES, execute_job, format_duration, kernel_threads, new_run_dir, run, write_summary
+from .execute import execute_job, format_duration, kernel_threads, new_run_dir, run, share_resources, write_summary
 from .jobs import Job, plan_jobs
 from .notebooks import clean_notebook, volatile_metadata
 from .profiles import (available_profiles, default_notebooks_dir, default_profiles_dir, discover_notebooks,
                        expand_grid, load_grid, load_profile, notebook_parameters, point_label)
 
-__all__ = ["Job", "THREAD_VARIABLES", "add_arguments", "available_profiles", "clean_notebook",
+__all__ = ["Job", "add_arguments", "available_profiles", "clean_notebook",
            "default_notebooks_dir", "default_profiles_dir", "discover_notebooks", "execute_job", "expand_grid",
-           "format_duration", "kernel_threads", "load_grid", "load_profile", "main_run", "new_run_dir",
+           "format_duration", "kernel_threads", "share_resources", "load_grid", "load_profile", "main_run", "new_run_dir",
            "notebook_parameters", "plan_jobs", "point_label", "run", "volatile_metadata", "write_summary"]

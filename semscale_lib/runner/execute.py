@@ -1,7 +1,6 @@
 """Executing the jobs with papermill, side by side, and the run's summary."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -15,8 +14,8 @@ from typing import Mapping, Sequence
 
 from .. import paths
 from .jobs import Job, plan_jobs
-from .profiles import (OUT_PARAMETER, REPORT_PARAMETER, TIMEOUT_ERROR, default_notebooks_dir, load_grid, load_profile,
-                       point_label)
+from .profiles import (OUT_PARAMETER, REPORT_PARAMETER, RUNS_FOLDER, TIMEOUT_ERROR, default_notebooks_dir, load_grid,
+                       load_profile, point_label)
 
 
 def kernel_options(timeout: float | None) -> dict:
@@ -158,10 +157,12 @@ def format_duration(seconds: float) -> str:
 
 
 def new_run_dir(profile_name: str, out=None, *, force: bool = False) -> Path:
-    """``out`` if given (new or empty unless ``force``: :func:`semscale_lib.paths.claim_output_dir`), else
+    """``out`` if given (new, empty or holding only the training runs ``semscale train-runs`` put there, unless
+    ``force``: :func:`semscale_lib.paths.claim_output_dir`), else
     ``<runs_root>/<profile>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
     if out is not None:
-        return paths.claim_output_dir(out, force=force, what="run folder")
+        prepared = Path(out).is_dir() and {p.name for p in Path(out).iterdir()} <= {RUNS_FOLDER}
+        return paths.claim_output_dir(out, force=force or prepared, what="run folder")
     base = paths.runs_root() / f"{profile_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path, n = base, 1
     while path.exists():
@@ -170,9 +171,6 @@ def new_run_dir(profile_name: str, out=None, *, force: bool = False) -> Path:
     path.mkdir(parents=True)
     return path
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def kernel_threads(jobs: int, cpus: int | None = None) -> int:
     """CPU threads per kernel when ``jobs`` notebooks run side by side: the cores shared out, at least 1. Two
     kernels that each spin up every core's worth of OpenMP threads slow each other down many times over."""
@@ -180,32 +178,29 @@ def kernel_threads(jobs: int, cpus: int | None = None) -> int:
     return max(1, cpus // max(1, jobs))
 
 
-@contextlib.contextmanager
-def _threads_per_kernel(workers: int, jobs: Sequence[Job], stream):
-    """With ``workers`` > 1: OMP/MKL_NUM_THREADS for the kernels (they inherit the environment; a notebook's own
-    ``threads`` parameter still wins), unless already set; and a warning when a notebook's ``threads`` × workers
-    exceeds the cores. Restores the environment after."""
+def share_resources(jobs: Sequence[Job], workers: int, stream, *, gpus: int | None = None) -> None:
+    """With ``workers`` > 1, each job's threads and device as its own parameters (this process's environment is
+    never changed): a notebook whose ``threads`` is None (from the profile, or its own default) gets the cores
+    shared out (:func:`kernel_threads`); with several visible GPUs, one whose ``device`` is "auto" gets cuda:0,
+    cuda:1, … in turn. Warns when a notebook's own threads × workers exceed the cores."""
     if workers <= 1:
-        yield
         return
-    per_kernel = kernel_threads(workers)
-    cpus = os.cpu_count() or 1
-    crowded = sorted({j.notebook.stem for j in jobs
-                      if isinstance(j.parameters.get("threads"), int) and j.parameters["threads"] * workers > cpus})
+    per_kernel, cpus = kernel_threads(workers), os.cpu_count() or 1
+    if gpus is None:
+        from .train_runs import visible_gpus
+        gpus = visible_gpus()
+    crowded = set()
+    for number, job in enumerate(jobs):
+        threads = job.parameters.get("threads", job.defaults.get("threads", "absent"))
+        if threads is None and "threads" in job.defaults:
+            job.parameters["threads"] = per_kernel
+        elif isinstance(threads, int) and threads * workers > cpus:
+            crowded.add(job.notebook.stem)
+        if gpus > 1 and "device" in job.defaults and job.parameters.get("device", job.defaults["device"]) == "auto":
+            job.parameters["device"] = f"cuda:{number % gpus}"
     if crowded:
-        print(f"warning: the threads of {', '.join(crowded)} × {workers} notebooks at once exceed the {cpus} cores; "
-              f"set threads: {per_kernel} (or fewer --jobs)", file=stream, flush=True)
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    for name in THREAD_VARIABLES:
-        os.environ.setdefault(name, str(per_kernel))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        print(f"warning: the threads of {', '.join(sorted(crowded))} × {workers} notebooks at once exceed the {cpus} "
+              f"cores; set threads: {per_kernel} (or fewer --jobs)", file=stream, flush=True)
 
 
 def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, notebooks_dir=None,
@@ -258,31 +253,31 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
 
     numbered = list(enumerate(jobs, 1))
     regular = [(n, j) for n, j in numbered if not j.report]
-    with _threads_per_kernel(workers, [j for _, j in regular], stream):
-        if workers == 1:
-            for number, job in regular:
-                print(f"[{number}/{len(jobs)}] {job.title}", file=stream, flush=True)
-                finished(number, job, execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir,
-                                                  timeout=timeout, progress=progress))
-        else:
-            slots = queue.Queue()
-            for slot in range(workers):
+    share_resources([j for _, j in regular], workers, stream)
+    if workers == 1:
+        for number, job in regular:
+            print(f"[{number}/{len(jobs)}] {job.title}", file=stream, flush=True)
+            finished(number, job, execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir,
+                                              timeout=timeout, progress=progress))
+    else:
+        slots = queue.Queue()
+        for slot in range(workers):
+            slots.put(slot)
+
+        def one(number: int, job: Job) -> None:
+            slot = slots.get()
+            try:
+                with lock:
+                    print(f"[{number}/{len(jobs)}] {job.title} (started)", file=stream, flush=True)
+                entry = execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout,
+                                    progress=progress, bar_position=slot)
+            finally:
                 slots.put(slot)
+            finished(number, job, entry)
 
-            def one(number: int, job: Job) -> None:
-                slot = slots.get()
-                try:
-                    with lock:
-                        print(f"[{number}/{len(jobs)}] {job.title} (started)", file=stream, flush=True)
-                    entry = execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout,
-                                        progress=progress, bar_position=slot)
-                finally:
-                    slots.put(slot)
-                finished(number, job, entry)
-
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for future in [pool.submit(one, n, j) for n, j in regular]:
-                    future.result()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [pool.submit(one, n, j) for n, j in regular]:
+                future.result()
     for number, job in numbered:                     # report notebooks last, once every other one has ended
         if job.report:
             print(f"[{number}/{len(jobs)}] {job.title}", file=stream, flush=True)

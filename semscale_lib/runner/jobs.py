@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 from .profiles import (LINKS_PARAMETER, OUT_PARAMETER, POINT_KEYS, REPORT_PARAMETER, RUNNER_PARAMETERS, RUNS_FOLDER,
-                       RUNS_PARAMETER, _grid_points, _key, default_notebooks_dir, discover_notebooks, notebook_parameters, point_label)
+                       RUNS_PARAMETER, _grid_points, _key, default_notebooks_dir, discover_notebooks, notebook_defaults,
+                       point_label)
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Job:
     point: dict = field(default_factory=dict)
     report: bool = False
     name: str | None = None          # a grid point's own name (its folder), when the grid lists points
+    defaults: dict = field(default_factory=dict)   # the notebook's declared parameters and their defaults
 
     @property
     def label(self) -> str:
@@ -74,7 +76,7 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
     if unknown:
         raise ValueError(f"unknown notebook keys {sorted(set(unknown))}; available: {', '.join(notebooks)}")
     run_dir = Path(run_dir).resolve()   # notebooks run with their own folder as cwd: relative paths would move
-    declared = {k: notebook_parameters(path) for k, path in notebooks.items()}
+    declared = {k: notebook_defaults(path) for k, path in notebooks.items()}
     reports = [k for k in notebooks if REPORT_PARAMETER in declared[k]]
     regular = [k for k in wanted if k not in reports]
     scope = [k for k in notebooks if k in selected or k in wanted or k in reports]
@@ -126,7 +128,7 @@ def plan_jobs(profile: Mapping, run_dir, *, notebooks_dir=None, grid: Mapping | 
                 folder = folder / label
             parameters = {**base, **point}
             _runner_parameters(parameters, params, run_dir, folder)
-            jobs.append(Job(key, notebooks[key], folder, parameters, point, name=name))
+            jobs.append(Job(key, notebooks[key], folder, parameters, point, name=name, defaults=declared[key]))
     for key in reports:
         if not report and key not in (only or []):
             continue

@@ -1,6 +1,8 @@
 """Notebooks, profiles and parameter grids: finding them, reading them, checking them."""
 from __future__ import annotations
 
+import ast
+
 import itertools
 import re
 from pathlib import Path
@@ -53,6 +55,21 @@ def notebook_parameters(path) -> dict:
     """{name → default} of the notebook's ``parameters`` cell (papermill's inspection)."""
     import papermill
     return {name: info.get("default") for name, info in papermill.inspect_notebook(str(path)).items()}
+
+
+def notebook_defaults(path, *, strict: bool = False) -> dict:
+    """{name → default value} of the notebook's ``parameters`` cell: the source text papermill reports, evaluated as
+    a Python literal; a default that is not one stays its text, or with ``strict`` is a ValueError naming it."""
+    defaults = {}
+    for name, text in notebook_parameters(path).items():
+        try:
+            defaults[name] = ast.literal_eval(text) if isinstance(text, str) else text
+        except (ValueError, SyntaxError):
+            if strict:
+                raise ValueError(f"{Path(path).name}: the default of {name!r} ({text}) is not a Python literal"
+                                 ) from None
+            defaults[name] = text
+    return defaults
 
 
 def available_profiles(directory=None) -> list[str]:

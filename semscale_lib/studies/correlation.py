@@ -69,11 +69,12 @@ def setting_overrides(dataset: str, *, imbalance_factor: float, balanced_per_cla
             "long-tailed": long_tailed_base(dataset, imbalance_factor, image_root=image_root, image_size=image_size)}
 
 
-def imbalance_table(vectors, labels, *, counts, alpha: float, class_names=None) -> pd.DataFrame:
+def imbalance_table(vectors, labels, *, counts, alpha: float, class_names=None, device=None) -> pd.DataFrame:
     """``quantify_imbalance`` of (vectors (N, d), labels (N,)) at ``alpha`` with ``count`` set to the training
-    ``counts`` (C,) and the number of vectors per class kept as column ``vectors``."""
+    ``counts`` (C,) and the number of vectors per class kept as column ``vectors``; S′ computed on ``device``."""
     counts = np.asarray(counts)
-    table = quantify_imbalance(vectors, labels, alpha=alpha, num_classes=len(counts), class_names=class_names)
+    table = quantify_imbalance(vectors, labels, alpha=alpha, num_classes=len(counts), class_names=class_names,
+                               device=device)
     table.insert(table.columns.get_loc("count"), "vectors", table["count"].to_numpy())
     table["count"] = counts
     return table
@@ -99,25 +100,26 @@ TRAINING_FEATURES = "features (training set)"
 TEST_FEATURES = "features (test set)"
 
 
-def _pixel_vectors(run_dirs, runs, image_size: int) -> list[tuple]:
+def _pixel_vectors(run_dirs, runs, image_size: int, *, device=None) -> list[tuple]:
     """The sample volume's vectors (Algorithm 1): the training images, resized to ``image_size``², once."""
     images = training_images(runs[0])
     return [(resize_images(images.images, image_size), images.labels)]
 
 
-def _training_feature_vectors(run_dirs, runs, image_size: int) -> list[tuple]:
-    """Each run's final model's embeddings of its own training images."""
-    return [(embed_run(run_dir, own), own.labels)
+def _training_feature_vectors(run_dirs, runs, image_size: int, *, device=None) -> list[tuple]:
+    """Each run's final model's embeddings of its own training images, embedded on ``device`` (None: the run's)."""
+    return [(embed_run(run_dir, own, device=device), own.labels)
             for run_dir, own in ((d, training_images(r)) for d, r in zip(run_dirs, runs))]
 
 
-def _test_feature_vectors(run_dirs, runs, image_size: int) -> list[tuple]:
+def _test_feature_vectors(run_dirs, runs, image_size: int, *, device=None) -> list[tuple]:
     """Each run's saved test-set embeddings."""
     return [(r.test_features, r.test_labels) for r in runs]
 
 
 #: The kinds of vectors a per-class table is computed from (which fed the paper's Table 1 is not stated): label →
-#: function(run_dirs, runs, image_size) → [(vectors (N, d), labels (N,)), one per run, or one for all runs].
+#: function(run_dirs, runs, image_size, *, device) → [(vectors (N, d), labels (N,)), one per run, or one for all
+#: runs]; ``device``: where a model embeds (None: the run's own device).
 SOURCES = {PIXELS: _pixel_vectors, TRAINING_FEATURES: _training_feature_vectors,
            TEST_FEATURES: _test_feature_vectors}
 #: Ours: the vectors a verdict is decided on. The paper's method computes S from the training features a model
@@ -146,7 +148,7 @@ def load_setting_runs(run_dirs: Sequence) -> tuple[list[dict], np.ndarray, np.nd
 
 
 def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 16,
-                        sources: Sequence[str] = tuple(SOURCES)) -> dict:
+                        sources: Sequence[str] = tuple(SOURCES), device=None) -> dict:
     """Sec. 3.4.1 for the runs (seeds) of one setting, from three kinds of vectors (which fed Table 1 is not stated,
     so all are reported, labelled):
 
@@ -156,7 +158,9 @@ def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 1
 
     Per-class accuracy is the mean over the runs; feature tables are averaged over the runs
     (:func:`average_tables`, ours). Returns {"accuracy" (C,), "counts" (C,), "names", "tables": {source →
-    table}, "correlations": {source → ``correlate`` output}}.
+    table}, "correlations": {source → ``correlate`` output}}. ``device`` (a notebook's ``device``: "auto", "cuda",
+    "cpu", ...): where the models embed and S′ is computed; None: each run's own device for embedding, the CPU for
+    S′ (``embed_run``, ``quantify_imbalance``).
     """
     unknown = set(sources) - set(SOURCES)
     if unknown:
@@ -166,8 +170,8 @@ def correlation_sources(run_dirs: Sequence, *, alpha: float, image_size: int = 1
     names = list(images.classes)
     tables, correlations = {}, {}
     for source in sources:
-        per_run = SOURCES[source](run_dirs, runs, image_size)
-        table = average_tables([imbalance_table(v, y, counts=counts, alpha=alpha, class_names=names)
+        per_run = SOURCES[source](run_dirs, runs, image_size, device=device)
+        table = average_tables([imbalance_table(v, y, counts=counts, alpha=alpha, class_names=names, device=device)
                                 for v, y in per_run])
         tables[source] = table
         correlations[source] = correlate(accuracy, table)

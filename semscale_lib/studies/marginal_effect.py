@@ -49,12 +49,13 @@ def capped_sizes(sizes: Sequence[int], labels, num_classes: int | None = None) -
 
 
 def nested_sample_volumes(data: ImageArrays, sizes: Sequence[int], *, seed: int, size: int = 16,
-                          eps: float = 1.0) -> pd.DataFrame:
+                          eps: float = 1.0, device=None) -> pd.DataFrame:
     """Per-class sample volume S′ (Algorithm 1) of nested sample-balanced subsets (Sec. 3.3).
 
     ``data``: an :class:`~semscale_lib.data.ImageArrays`; ``sizes``: samples per class m (each ≤ the smallest
     class). The subsets are nested (``nested_balanced_indices`` with ``seed``): samples are added, never redrawn.
     Returns a long DataFrame with columns m, class, name, semantic_scale (bits), sorted by m then class.
+    ``device``: where S′ is computed (:func:`~semscale_lib.scale.class_semantic_scales`; None: the CPU).
     """
     sizes = sorted({int(m) for m in sizes})
     resized = resize_images(data.images, size)
@@ -62,7 +63,8 @@ def nested_sample_volumes(data: ImageArrays, sizes: Sequence[int], *, seed: int,
     frames = []
     for m in sizes:
         idx = subsets[m]
-        scales = class_semantic_scales(resized[idx], data.labels[idx], num_classes=data.num_classes, eps=eps)
+        scales = class_semantic_scales(resized[idx], data.labels[idx], num_classes=data.num_classes, eps=eps,
+                                       device=device)
         frames.append(pd.DataFrame({"m": m, "class": np.arange(data.num_classes), "name": data.classes,
                                     "semantic_scale": scales}))
     return pd.concat(frames, ignore_index=True)

@@ -13,7 +13,7 @@ from ..paths import claim_output_dir
 
 def measure_to_folder(features, labels, out_dir, *, counts=None, accuracy=None, alpha: float = 1.0,
                       class_names=None, source: str = "features", extra: dict | None = None,
-                      force: bool = False) -> dict:
+                      force: bool = False, device=None) -> dict:
     """Quantify semantic scale imbalance of (features (N, d), labels (N,)) and write the results to ``out_dir``.
 
     Writes ``semantic_scales.csv`` (columns of ``quantify_imbalance``), ``semantic_scales.png`` (bar chart, classes
@@ -24,8 +24,9 @@ def measure_to_folder(features, labels, out_dir, *, counts=None, accuracy=None, 
 
     The inputs are checked before anything is written; ``out_dir`` must then be new or empty unless ``force``
     (same-named files are replaced, nothing is deleted): :func:`semscale_lib.paths.claim_output_dir`.
+    ``device``: where S′ is computed (None: the CPU for numpy input; "auto": CUDA when present).
     """
-    table = quantify_imbalance(features, labels, alpha=alpha, class_names=class_names)
+    table = quantify_imbalance(features, labels, alpha=alpha, class_names=class_names, device=device)
     if counts is not None:
         counts = check_per_class(counts, len(table), "counts", "one training count per class")
         if np.any(counts < 0):

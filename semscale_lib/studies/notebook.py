@@ -52,6 +52,16 @@ def prepare_out_dir(out_dir) -> Path:
     return out
 
 
+def _limit_native_threads(threads: int) -> None:
+    """NumPy's BLAS and other OpenMP pools in this kernel to ``threads`` (they read OMP_NUM_THREADS only when they
+    start; the runner passes threads as a parameter instead of changing the environment)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:      # scikit-learn brings it; without it the pools keep their size
+        return
+    threadpool_limits(threads)
+
+
 def start(out_dir, *, threads: int | None = None, device: str = "auto") -> Path:
     """The set-up every training notebook makes: ``threads`` torch CPU threads (None: torch's default), one line
     naming the device the runs will use and the thread count, and the output folder (created). Returns the folder.
@@ -63,6 +73,7 @@ def start(out_dir, *, threads: int | None = None, device: str = "auto") -> Path:
     from ..training import resolve_device
     if threads:
         torch.set_num_threads(int(threads))
+        _limit_native_threads(int(threads))
     count = torch.get_num_threads()
     print(f"device {resolve_device(device)}, {count} torch thread{'s' if count != 1 else ''}")
     return prepare_out_dir(out_dir)

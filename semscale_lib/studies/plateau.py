@@ -44,6 +44,19 @@ def run_summary(metrics: pd.DataFrame) -> dict:
     return {"train_top1": float(last.get("train_top1", np.nan)), "val_top1": final_validation(metrics)}
 
 
+def budget_bases(method: Mapping, base: Mapping, *, preset: str | None = None) -> list[dict]:
+    """The base settings :func:`budget_check` trains ``method`` with: ``base`` (its epochs made explicit), and the
+    same with twice the epochs when the runs hold out a validation split (``val_fraction`` > 0); one entry
+    without one (nothing to check on)."""
+    from ..training import make_config
+
+    config = make_config(preset, **{**dict(base), **dict(method)})
+    epochs = config.optim.epochs
+    if config.data.val_fraction == 0:
+        return [{**dict(base), "epochs": epochs}]
+    return [{**dict(base), "epochs": epochs}, {**dict(base), "epochs": 2 * epochs}]
+
+
 def budget_check(method: Mapping, seed: int, base: Mapping, runs_dir, *, preset: str | None = None) -> dict:
     """Train ``method`` (TrainConfig overrides, e.g. plain CE) for ``seed`` with ``base``'s epochs and with twice as
     many, everything else equal (the first run is usually the study's own and is reused), through
@@ -52,12 +65,11 @@ def budget_check(method: Mapping, seed: int, base: Mapping, runs_dir, *, preset:
     :data:`PLATEAU_IMAGES` validation images when that is more) and plateaued (gain < threshold). Runs without a
     validation split (``val_fraction`` 0, e.g. the CIFAR-LT protocol) are not checked: nothing is trained, the
     gain is NaN and plateaued None."""
-    from ..training import make_config
     from .reweighting import run_methods   # reweighting reads run summaries from this module
 
-    config = make_config(preset, **{**dict(base), **dict(method)})
-    epochs = config.optim.epochs
-    if config.data.val_fraction == 0:   # no validation split: not measured
+    bases = budget_bases(method, base, preset=preset)
+    epochs = bases[0]["epochs"]
+    if len(bases) == 1:   # no validation split: not measured
         return {"epochs": epochs, "doubled": 2 * epochs, "val_top1": float("nan"), "val_top1_doubled": float("nan"),
                 "gain": float("nan"), "threshold": float("nan"), "plateaued": None}
     results = run_methods({"budget": dict(method)}, [seed], dict(base), runs_dir, preset=preset)
@@ -65,8 +77,7 @@ def budget_check(method: Mapping, seed: int, base: Mapping, runs_dir, *, preset:
     if not sum(counts):      # classes too small to give a validation image: nothing to measure the plateau on
         return {"epochs": epochs, "doubled": 2 * epochs, "val_top1": float("nan"), "val_top1_doubled": float("nan"),
                 "gain": float("nan"), "threshold": float("nan"), "plateaued": None}
-    doubled = run_methods({"doubled budget": dict(method)}, [seed], {**dict(base), "epochs": 2 * epochs}, runs_dir,
-                          preset=preset)
+    doubled = run_methods({"doubled budget": dict(method)}, [seed], bases[1], runs_dir, preset=preset)
     short, long = float(results["val_top1"].iloc[0]), float(doubled["val_top1"].iloc[0])
     gain = 100 * (long - short)
     threshold = max(PLATEAU_POINTS, 100 * PLATEAU_IMAGES / sum(counts))

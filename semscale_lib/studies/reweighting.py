@@ -65,6 +65,24 @@ def shot_thresholds(results: pd.DataFrame) -> tuple[int, int]:
     return round(100 * scale), round(20 * scale)
 
 
+def method_configs(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapping, *,
+                   preset: str | None = None) -> dict[tuple[str, int], object]:
+    """{(method name, seed) → TrainConfig} of every method × seed (:func:`run_methods` trains exactly these):
+    ``preset``, then ``base``, then the method's overrides, then the seed. Two method names with the same
+    settings are refused (ValueError naming both)."""
+    configs: dict[tuple[str, int], object] = {}
+    named: dict[str, str] = {}
+    for name, overrides in methods.items():
+        for seed in seeds:
+            config = make_config(preset, **{**dict(base), **dict(overrides), "seed": int(seed)})
+            other = named.setdefault(run_folder_name(config), name)
+            if other != name:
+                raise ValueError(f"methods {other!r} and {name!r} have the same settings (seed {seed}), so they "
+                                 "would be one run; remove one or change its settings")
+            configs[(name, int(seed))] = config
+    return configs
+
+
 def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapping, runs_dir, *,
                 preset: str | None = None, progress: bool = False) -> pd.DataFrame:
     """Train every method × seed and return one row per run with its final metrics.
@@ -78,17 +96,8 @@ def run_methods(methods: Mapping[str, Mapping], seeds: Sequence[int], base: Mapp
     (:func:`~semscale_lib.studies.plateau.run_summary`), epochs, seconds (training time summed over epochs),
     reduction.
     """
+    configs = method_configs(methods, seeds, base, preset=preset)
     out = prepare_out_dir(runs_dir)
-    configs: dict[tuple[str, int], object] = {}
-    named: dict[str, str] = {}
-    for name, overrides in methods.items():
-        for seed in seeds:
-            config = make_config(preset, **{**dict(base), **dict(overrides), "seed": int(seed)})
-            other = named.setdefault(run_folder_name(config), name)
-            if other != name:
-                raise ValueError(f"methods {other!r} and {name!r} have the same settings (seed {seed}), so they "
-                                 "would be one run; remove one or change its settings")
-            configs[(name, int(seed))] = config
     rows = []
     for (name, seed), config in configs.items():
         folder = train_or_reuse(config, out / run_folder_name(config), progress=progress)
@@ -214,18 +223,19 @@ def pair_claims(pairs: pd.DataFrame, *, claim: str, claim_id: str, paper: Mappin
 
 
 def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", source: str = "train",
-                       pool_dim: int | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+                       pool_dim: int | None = None, device=None) -> tuple[np.ndarray, pd.DataFrame]:
     """Static semantic-scale-balanced class weights a ∝ 1/S from a finished (e.g. plain CE) run.
 
     ``source="train"``: the run's final model embeds its own training images (no test data involved);
     ``"test"``: the saved test embeddings. ``pool_dim``: average-pool the embeddings first (the paper's 64-d
     pool; None keeps the full dimension). Returns (weights (C,) from ``dsb_class_weights(S, normalize)``, the
-    ``quantify_imbalance`` table at ``alpha`` with the weights as column ``weight``).
+    ``quantify_imbalance`` table at ``alpha`` with the weights as column ``weight``). ``device``: where the model
+    embeds and S′ is computed (None: the run's own device for embedding, the CPU for S′).
     """
     run = load_run(run_dir)
     if source == "train":
         images = training_images(run)
-        features, labels = embed_run(run_dir, images), images.labels
+        features, labels = embed_run(run_dir, images, device=device), images.labels
         names = images.classes
     elif source == "test":
         features, labels = run.test_features, run.test_labels
@@ -234,7 +244,7 @@ def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", sourc
         raise ValueError(f"source must be 'train' or 'test', got {source!r}")
     if pool_dim is not None:
         features = pool_features(features, pool_dim)
-    table = quantify_imbalance(features, labels, alpha=alpha, class_names=names)
+    table = quantify_imbalance(features, labels, alpha=alpha, class_names=names, device=device)
     weights = dsb_class_weights(table["imbalance_scale"].to_numpy(), normalize)
     table["weight"] = weights
     return weights, table
@@ -242,8 +252,8 @@ def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", sourc
 
 def static_weighting_grid(losses: Sequence[str], seeds: Sequence[int], base: Mapping, out_dir, *,
                           preset: str | None = None, alpha: float = 2.0, normalize: str = "mean1",
-                          source: str = "train", pool_dim: int | None = 64, progress: bool = False
-                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          source: str = "train", pool_dim: int | None = 64, progress: bool = False,
+                          device=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The general scheme of Sec. 4.1 with *static* semantic-scale weights: every base loss with and without
     a ∝ 1/S, same seeds.
 
@@ -252,7 +262,8 @@ def static_weighting_grid(losses: Sequence[str], seeds: Sequence[int], base: Map
     ``source``, ``pool_dim``); then every loss is trained plain (``reweight="none"``) and weighted
     (``reweight="static"`` with those class weights). Returns (results: one row per run as
     :func:`run_methods` plus columns loss and weighted, sorted by loss order then weighted; weights: one row per
-    seed × class with S and the weight).
+    seed × class with S and the weight). ``device``: where S is measured (default: ``base["device"]``, the device
+    the runs train on).
     """
     out = prepare_out_dir(out_dir)
     plain_losses = list(dict.fromkeys(["ce", *losses]))
@@ -262,7 +273,8 @@ def static_weighting_grid(losses: Sequence[str], seeds: Sequence[int], base: Map
     for seed in seeds:
         ce_dir = plain[(plain["method"] == "ce") & (plain["seed"] == seed)]["run_dir"].iloc[0]
         weights, table = static_dsb_weights(ce_dir, alpha=alpha, normalize=normalize, source=source,
-                                            pool_dim=pool_dim)
+                                            pool_dim=pool_dim, device=base.get("device") if device is None
+                                            else device)
         weight_rows.append(table.assign(seed=seed))
         weighted = {f"{loss} + S-weights": {"loss": loss, "reweight": "static",
                                             "class_weights": [float(w) for w in weights]} for loss in losses}

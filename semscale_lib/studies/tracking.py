@@ -50,44 +50,49 @@ PREDICTORS: dict[str, str] = {
 DSB_TARGET_OF = {"S (alpha=2)": "S", "S'": "S'", "W": "W", **{name: name for name in DIFFICULTY_MEASURES}}
 
 
-def predictor_table(vectors, labels, *, counts, beta: float = 0.9999) -> pd.DataFrame:
+def predictor_table(vectors, labels, *, counts, beta: float = 0.9999, device=None) -> pd.DataFrame:
     """Every predictor of :data:`PREDICTORS` per class, from vectors (N, d) with labels (N,) and the training
-    ``counts`` (C,). One row per class: ``class`` then one column per predictor (W at α = 1)."""
+    ``counts`` (C,). One row per class: ``class`` then one column per predictor (W at α = 1). ``device``: where S′
+    and the difficulty measures are computed (None: the CPU; "auto": CUDA when present)."""
     counts = np.asarray(counts)
     num_classes = len(counts)
-    table = quantify_imbalance(vectors, labels, alpha=1.0, num_classes=num_classes)
+    table = quantify_imbalance(vectors, labels, alpha=1.0, num_classes=num_classes, device=device)
     out = pd.DataFrame({"class": np.arange(num_classes), "N": counts.astype(np.float64),
                         "E_n": effective_number(counts, beta), "S'": table["normalized_scale"].to_numpy(),
                         "W": table["interclass"].to_numpy()})
     for alpha in (1.0, 2.0):
         out[f"S (alpha={alpha:g})"] = with_alpha(table, alpha).to_numpy()
     measures = [name for name in DIFFICULTY_MEASURES if name in PREDICTORS]
-    difficulty = class_difficulty_table(vectors, labels, num_classes, measures=measures)
+    difficulty = class_difficulty_table(vectors, labels, num_classes, measures=measures,
+                                        device="cpu" if device is None else device)
     for name in measures:
         out[name] = difficulty[name].to_numpy()
     return out[["class", *[p for p in PREDICTORS if p in out]]]
 
 
-def study_tables(run_dirs: Sequence, *, source: str = PRIMARY_SOURCE, image_size: int = 16) -> dict:
+def study_tables(run_dirs: Sequence, *, source: str = PRIMARY_SOURCE, image_size: int = 16, device=None) -> dict:
     """Predictors and per-class accuracies of one study (its runs = seeds).
 
     ``source``: :data:`PRIMARY_SOURCE` (each run's final model embeds its own training images; each predictor is
     averaged over the runs) or :data:`SENSITIVITY_SOURCE` (the training pixels, resized to ``image_size``², once). Returns {"predictors": :func:`predictor_table` (mean over runs), "accuracy": per-class
     test top-1 (C,) mean over runs, "train_accuracy": per-class top-1 of the models on their own training images
-    (C,) mean over runs — the selection data of :func:`choose_dsb_target`, "names", "counts"}."""
+    (C,) mean over runs — the selection data of :func:`choose_dsb_target`, "names", "counts"}. ``device`` (a
+    notebook's ``device``): where the models embed and the predictors are computed; None: each run's own device
+    for embedding, the CPU for the predictors."""
     if source not in (PRIMARY_SOURCE, SENSITIVITY_SOURCE):
         raise ValueError(f"unknown source {source!r}; valid: {PRIMARY_SOURCE!r}, {SENSITIVITY_SOURCE!r}")
     runs, counts, accuracy = load_setting_runs(run_dirs)
     tables, train_accuracy = [], []
     for run_dir, run in zip(run_dirs, runs):
         images = training_images(run)
-        features, predicted = embed_run(run_dir, images, with_predictions=True)
+        features, predicted = embed_run(run_dir, images, with_predictions=True, device=device)
         hits = np.bincount(images.labels, weights=(predicted == images.labels), minlength=len(counts))
         train_accuracy.append(hits / np.maximum(np.bincount(images.labels, minlength=len(counts)), 1))
         if source == PRIMARY_SOURCE:
-            tables.append(predictor_table(features, images.labels, counts=counts))
+            tables.append(predictor_table(features, images.labels, counts=counts, device=device))
         elif not tables:
-            tables.append(predictor_table(resize_images(images.images, image_size), images.labels, counts=counts))
+            tables.append(predictor_table(resize_images(images.images, image_size), images.labels, counts=counts,
+                                          device=device))
     names = list(images.classes)   # the runs of one setting share their classes
     mean = tables[0].copy()
     columns = [c for c in mean.columns if c != "class"]

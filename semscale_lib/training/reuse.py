@@ -66,12 +66,30 @@ def train_or_reuse(config: TrainConfig, folder, *, progress: bool = False) -> Pa
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+SPLIT_FILE_HEADER = "# semscale split file"
+
+
+def _only_split_files(folder: Path) -> bool:
+    """True when ``folder`` holds nothing but split files (:func:`~semscale_lib.data.save_split`): a run killed after
+    drawing its long-tailed split and before writing its config.json."""
+    for path in folder.iterdir():
+        try:
+            with open(path) as fh:
+                if not (path.is_file() and fh.readline().startswith(SPLIT_FILE_HEADER)):
+                    return False
+        except (OSError, UnicodeDecodeError):
+            return False
+    return True
+
+
 def _train_or_reuse_locked(config: TrainConfig, folder: Path, progress: bool) -> Path:
     from .trainer import train   # the trainer imports this module
 
     saved_file = folder / "config.json"
     if not folder.exists() or not any(folder.iterdir()):
         return train(config, out_dir=folder, progress=progress)
+    if not saved_file.exists() and _only_split_files(folder):   # killed while it drew its split: start it again
+        return train(config, out_dir=folder, progress=progress, force=True)
     try:
         saved = json.loads(saved_file.read_text()) if saved_file.exists() else None
     except (OSError, ValueError):

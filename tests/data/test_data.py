@@ -380,3 +380,16 @@ def test_run_data_takes_the_data_settings_and_names_what_it_got():
     images, split_file, subset = training_arrays(config.data)    # balanced, whole: the training set itself
     whole = load_dataset("digits", train=True)
     assert np.array_equal(images.labels, whole.labels) and split_file is None and subset is None
+
+
+def test_synthetic_cifar_reads_back_through_the_real_loaders(tmp_path):
+    from semscale_lib.data.synthetic import write_synthetic_cifar
+    folder = write_synthetic_cifar(tmp_path, train_per_class=3, test_per_class=2, cifar100_train_per_class=2)
+    train10 = load_dataset("cifar10", root=folder, verify_checksums=False)
+    test100 = load_dataset("cifar100", train=False, root=folder, verify_checksums=False)
+    assert train10.images.shape == (30, 32, 32, 3) and np.bincount(train10.labels).tolist() == [3] * 10
+    assert len(test100) == 200 and train10.images.dtype == np.uint8
+    with pytest.raises(ValueError, match="already holds CIFAR files"):
+        write_synthetic_cifar(tmp_path, train_per_class=3)
+    with pytest.raises(ValueError, match="train_per_class must be a whole number ≥ 1"):
+        write_synthetic_cifar(tmp_path / "other", train_per_class=0)

@@ -17,22 +17,7 @@ import semscale_lib.data.run_data as run_data
 from semscale_lib.data import DatasetUnavailableError, list_image_folder, load_dataset, load_image_folder
 from semscale_lib.training import make_config, train
 
-
-def _value(label: int, index: int) -> int:
-    """The grey level of image ``index`` of class ``label`` (unique per image for < 20 per class)."""
-    return 10 + 12 * index + label
-
-
-def make_tree(folder: Path, counts: dict[str, int], *, rgb: set[str] = frozenset(), size=(12, 9)) -> Path:
-    """``folder/<class>/img<i>.png``: ``counts[class]`` flat images of grey level ``_value(label, i)`` (labels by
-    sorted class name); classes in ``rgb`` are saved as RGB (value, 255 − value, 7)."""
-    for label, name in enumerate(sorted(counts)):
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for i in range(counts[name]):
-            v = _value(label, i)
-            image = Image.new("RGB", size, (v, 255 - v, 7)) if name in rgb else Image.new("L", size, v)
-            image.save(folder / name / f"img{i:02d}.png")
-    return folder
+from image_trees import make_tree
 
 
 def _decode(data) -> list[tuple[int, int]]:

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from semscale_lib.data.synthetic import write_synthetic_cifar
 from semscale_lib.runner import default_profiles_dir, load_profile
 from semscale_lib.studies.claims import CLAIMS_FILE, VERDICTS
 
@@ -40,37 +41,12 @@ SIZE_PARAMETERS = {"sizes", "train_sizes", "min_epochs", "min_steps", "epochs", 
                    "imbalance_factor", "seeds", "per_dataset"}
 
 
-def _dump(path: Path, obj) -> None:
-    with open(path, "wb") as fh:
-        pickle.dump(obj, fh, protocol=2)
-
-
 def write_cifar(root: Path, *, train_per_class: int, test_per_class: int, cifar100_train_per_class: int,
                 seed: int = 0) -> None:
     """CIFAR-10 and CIFAR-100 under ``root/cifar`` in torchvision's pickle layout, random pixels, classes equally
-    represented (CIFAR-10's training images spread over its five batch files)."""
-    rng = np.random.default_rng(seed)
-
-    def rows(labels):
-        return rng.integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
-
-    c10 = root / "cifar" / "cifar-10-batches-py"
-    c10.mkdir(parents=True)
-    train = np.tile(np.arange(10), train_per_class)
-    for b, part in enumerate(np.array_split(train, 5)):
-        _dump(c10 / f"data_batch_{b + 1}", {"batch_label": f"training batch {b + 1} of 5", "data": rows(part),
-                                            "labels": part.tolist()})
-    test = np.tile(np.arange(10), test_per_class)
-    _dump(c10 / "test_batch", {"batch_label": "testing batch 1 of 1", "data": rows(test), "labels": test.tolist()})
-    _dump(c10 / "batches.meta", {"label_names": [f"class_{i}" for i in range(10)]})
-    c100 = root / "cifar" / "cifar-100-python"
-    c100.mkdir(parents=True)
-    for split, per_class in (("train", cifar100_train_per_class), ("test", test_per_class)):
-        labels = np.tile(np.arange(100), per_class)
-        _dump(c100 / split, {"data": rows(labels), "fine_labels": labels.tolist(),
-                             "coarse_labels": (labels % 20).tolist()})
-    _dump(c100 / "meta", {"fine_label_names": [f"fine_{i:03d}" for i in range(100)],
-                          "coarse_label_names": [f"coarse_{i:02d}" for i in range(20)]})
+    represented (:func:`semscale_lib.data.synthetic.write_synthetic_cifar`)."""
+    write_synthetic_cifar(root, train_per_class=train_per_class, test_per_class=test_per_class,
+                          cifar100_train_per_class=cifar100_train_per_class, seed=seed)
 
 
 def shrunk_paper_profile(path: Path) -> Path:
@@ -96,10 +72,34 @@ def test_shrinking_changes_only_sizes():
 TRAIN_PER_CLASS, TEST_PER_CLASS, CIFAR100_TRAIN_PER_CLASS = 6, 2, 3
 
 
+def _semscale(*args, env, timeout=1500) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "semscale_lib", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _finished_runs(runs_dir: Path) -> dict[str, int]:
+    """{run folder → modification time (ns) of its final table} of every finished run."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in runs_dir.glob("*/per_class.csv")}
+
+
+def _kill_when_a_run_finishes(command: list, env, runs_dir: Path, timeout: float = 900) -> None:
+    """Start ``command`` and kill it with its workers (SIGKILL to its process group) once a first run finished."""
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + timeout
+    while not _finished_runs(runs_dir) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
-    """The shrunk paper profile run once by the runner, two notebooks side by side (``--jobs 2``), as a GPU user
-    would: ``(run folder, the runner's summary.json, its stdout + stderr)``."""
+    """The shrunk paper profile as a GPU user runs it: ``semscale plan``, then ``semscale train-runs`` (killed once a
+    first run has finished, then started again: it resumes), then the notebooks through the runner, two side by
+    side (``--jobs 2``). Returns ``(run folder, the runner's summary.json, its stdout + stderr, the plan (JSON),
+    train-runs' output, the finished runs before the notebooks, after them)``."""
     tmp = tmp_path_factory.mktemp("paper")
     write_cifar(tmp / "data", train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
                 cifar100_train_per_class=CIFAR100_TRAIN_PER_CLASS)
@@ -107,16 +107,26 @@ def paper_run(tmp_path_factory):
     env = {**os.environ, "SEMSCALE_DATA": str(tmp / "data"), "SEMSCALE_SPLITS": str(tmp / "splits"),
            "SEMSCALE_RUNS": str(tmp / "runs"), "SEMSCALE_VERIFY_CHECKSUMS": "0", "OMP_NUM_THREADS": "1"}
     out = tmp / "run"
-    done = subprocess.run([sys.executable, "-m", "semscale_lib", "run", "--profile", str(profile), "--out", str(out),
-                           "--jobs", "2", "--no-progress"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    runs_dir = out / "training-runs"
+    planned = _semscale("plan", "--profile", profile, "--out", out, "--json", env=env)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    train = [sys.executable, "-m", "semscale_lib", "train-runs", "--profile", str(profile), "--out", str(out),
+             "--workers", "2", "--threads", "1", "--no-progress"]
+    _kill_when_a_run_finishes(train, env, runs_dir)
+    killed = _finished_runs(runs_dir)
+    trained = subprocess.run(train, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    before = _finished_runs(runs_dir)
+    assert killed and all(before[name] == mtime for name, mtime in killed.items())   # finished runs: not retrained
+    done = _semscale("run", "--profile", profile, "--out", out, "--jobs", "2", "--no-progress", env=env)
     log = done.stdout[-3000:] + done.stderr[-3000:]
     assert done.returncode == 0, log
-    return out, json.loads((out / "summary.json").read_text()), log
+    return (out, json.loads((out / "summary.json").read_text()), log, json.loads(planned.stdout), trained.stdout,
+            before, _finished_runs(runs_dir))
 
 
 def _folder(paper_run, stem: str) -> Path:
-    out, summary, _ = paper_run
+    out, summary = paper_run[:2]
     entry = next(e for e in summary["entries"] if e["notebook"] == stem)
     assert entry["status"] == "ok", entry.get("error")
     return out / stem
@@ -134,7 +144,7 @@ def _configs(paper_run) -> list[dict]:
 
 @pytest.mark.slow
 def test_every_notebook_of_the_paper_profile_runs_and_the_report_collects_them(paper_run):
-    out, summary, log = paper_run
+    out, summary, log = paper_run[:3]
     entries = summary["entries"]
     assert [e["status"] for e in entries] == ["ok"] * len(entries), [e.get("error") for e in entries]
     assert [e["key"] for e in entries] == ["00", "01", "02", "03", "04", "06", "05"]   # plan order, report last
@@ -159,6 +169,46 @@ def test_every_notebook_of_the_paper_profile_runs_and_the_report_collects_them(p
 
 
 @pytest.mark.slow
+def test_train_runs_trains_every_planned_run_and_the_notebooks_train_nothing(paper_run):
+    """``plan`` names every run before anything trains; ``train-runs`` (killed, then resumed) trains them, the 1/S
+    runs of notebook 03 in a second wave; the notebooks then find them all finished and leave them untouched. The
+    one exception the plan states: notebook 06's arm weighted by the predictor it chooses from its trained numbers."""
+    out, _, _, plan, trained, before, after = paper_run
+    planned = {run["folder"] for run in plan["runs"]}
+    assert plan["waiting"] and all("03_semantic_scale_balanced_losses" in line for line in plan["waiting"])
+    assert len(plan["deferred"]) == 1 and "06_what_tracks_accuracy" in plan["deferred"][0]
+    assert planned <= set(before)                                      # every planned run finished ...
+    assert "0 failed, 0 not finished" in trained
+    settings = {name: json.loads((out / "training-runs" / name / "config.json").read_text())["config"]
+                for name in after}
+    assert any(settings[name]["reweight"] == "static" for name in before)   # 03's 1/S runs: named after CE, trained
+    assert all(after[name] == mtime for name, mtime in before.items())  # ... and no notebook trained it again
+    for name in set(after) - set(before):                              # what the notebooks trained themselves
+        config = settings[name]
+        assert config["reweight"] == "dsb" and config["dsb"]["target"] not in ("S", "S'", "W"), name
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_trains_notebook_03_in_two_waves(tmp_path):
+    """``--executor submitit-local``: every run a job of submitit's local executor (what a Slurm job runs); notebook
+    03's 1/S runs are named once its CE model finished, so they train in a second wave; run again, nothing trains."""
+    write_cifar(tmp_path / "data", train_per_class=TRAIN_PER_CLASS, test_per_class=TEST_PER_CLASS,
+                cifar100_train_per_class=CIFAR100_TRAIN_PER_CLASS)
+    profile = shrunk_paper_profile(tmp_path / "paper-smoke.yaml")
+    env = {**os.environ, "SEMSCALE_DATA": str(tmp_path / "data"), "SEMSCALE_SPLITS": str(tmp_path / "splits"),
+           "SEMSCALE_VERIFY_CHECKSUMS": "0", "OMP_NUM_THREADS": "1"}
+    args = ["train-runs", "--profile", profile, "--only", "03", "--out", tmp_path / "run", "--executor",
+            "submitit-local", "--no-progress"]
+    done = _semscale(*args, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "wave 1: 2 run(s), executor submitit-local" in done.stdout       # ce, ldam (no validation: no budget)
+    assert "wave 2: 2 run(s)" in done.stdout                                 # ce + S-weights, ldam + S-weights
+    assert "4 run(s) trained, 0 reused, 0 failed, 0 not finished" in done.stdout
+    assert list((tmp_path / "run" / "training-runs" / ".submitit").iterdir())   # submitit's job folders
+    again = _semscale(*args, env=env, timeout=900)
+    assert again.returncode == 0 and "0 run(s) trained, 4 reused, 0 failed" in again.stdout
+
+
 def test_00_measures_cifar10(paper_run):
     out = _folder(paper_run, "00_quickstart")
     table = pd.read_csv(out / "semantic_scales.csv")

@@ -387,7 +387,7 @@ def _waits_for(other: str, me: str) -> str:
     """A cell that marks ``me`` as started in the run folder, then waits (``patience`` seconds at most) for
     ``other`` to start: it can only finish when the two notebooks run at the same time."""
     return ("import os, time\n"
-            f"flags = Path(out_dir).parent\n(flags / '{me}.started').write_text(os.environ.get('OMP_NUM_THREADS', '-'))\n"
+            f"flags = Path(out_dir).parent\n(flags / '{me}.started').write_text(str(globals().get('threads', '-')))\n"
             "deadline = time.time() + patience\n"
             f"while not (flags / '{other}.started').exists():\n"
             "    assert time.time() < deadline, 'ran alone'\n"
@@ -400,7 +400,7 @@ def pair(tmp_path):
     """Two notebooks that can only finish side by side, one declaring ``threads``, and a report notebook."""
     folder = tmp_path / "pair"
     folder.mkdir()
-    _notebook(folder / "01_a.ipynb", 'out_dir = "out"\nthreads = 1\npatience = 60', _waits_for("b", "a"))
+    _notebook(folder / "01_a.ipynb", 'out_dir = "out"\nthreads = None\npatience = 60', _waits_for("b", "a"))
     _notebook(folder / "02_b.ipynb", 'out_dir = "out"\npatience = 60', _waits_for("a", "b"))
     _notebook(folder / "05_report.ipynb", 'run_dir = "."\nout_dir = "out"',
               "ran = sorted(p.parent.name for p in Path(run_dir).rglob('done.txt'))\n"
@@ -418,8 +418,10 @@ def test_jobs_run_notebooks_side_by_side_then_the_report(pair, tmp_path, monkeyp
     assert (run_dir / "report.md").read_text() == "ran: 01_a, 02_b"          # the report ran after both
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [e["notebook"] for e in summary["entries"]] == ["01_a", "02_b", "05_report"]   # plan order
-    # each kernel got the cores shared out; a variable already set is left as it is, and both are restored
+    # the notebook declaring threads = None got the cores shared out as its parameter; the other declares none;
+    # the runner's environment is left exactly as it was
     assert (run_dir / "a.started").read_text() == str(runner.kernel_threads(2))
+    assert (run_dir / "b.started").read_text() == "-"
     assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
     lines = stream.getvalue().strip().splitlines()
     assert lines[0].endswith("(3 notebook runs, profile pair, 2 side by side)")

@@ -299,7 +299,7 @@ def test_source_slugs_are_distinct_file_name_parts():
 
 
 def test_balanced_and_long_tailed_settings_of_your_own_images(tmp_path):
-    from test_image_folder import make_tree
+    from image_trees import make_tree
 
     equal = make_tree(tmp_path / "equal", {"a": 10, "b": 10, "c": 10})
     folder = {"dataset": "imagefolder", "image_root": str(equal), "image_size": 16}

@@ -35,3 +35,16 @@ def test_the_registry_is_the_one_list_of_schedules():
         make_config("cpu-quick", schedule="poly")
     with pytest.raises(ValueError, match="schedule step, linear, cosine or constant"):
         make_config("cpu-quick", max_steps=5, warmup_epochs=0, schedule="exp")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_update_is_fused_on_cuda_and_torchs_default_on_the_cpu(optimizer):
+    import torch
+
+    from semscale_lib.training.schedules import make_optimizer_and_schedule
+    config = make_config("cpu-quick", optimizer=optimizer)
+    cpu, _ = make_optimizer_and_schedule(torch.nn.Linear(3, 2), config)
+    assert not cpu.defaults.get("fused")                 # the CPU's numbers stay the ones the notebooks recorded
+    if torch.cuda.is_available():
+        cuda, _ = make_optimizer_and_schedule(torch.nn.Linear(3, 2).cuda(), config)
+        assert cuda.defaults["fused"] is True

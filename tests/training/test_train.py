@@ -486,3 +486,21 @@ def test_a_step_budget_stops_mid_epoch(tmp_path):
     per_epoch = -(-sum(json.loads((out / "config.json").read_text())["train_counts"]) // 64)
     assert 6 < per_epoch < 12 and len(pd.read_csv(out / "metrics.csv")) == 2
     assert state["scheduler"]["last_epoch"] == 12                   # one scheduler step per optimizer step
+
+
+def test_a_run_killed_while_drawing_its_split_starts_again_and_anything_else_is_refused(tmp_path):
+    """A run killed after writing its drawn split and before its config.json leaves only split files: asked for
+    again, it trains from the start in that folder; a folder holding any other file is still refused."""
+    from semscale_lib.data import save_split
+    config = tiny(epochs=1)
+    folder = tmp_path / "runs" / run_folder_name(config)
+    folder.mkdir(parents=True)
+    save_split(folder / "drawn-split.txt", np.arange(5), meta={"dataset": "digits"})
+    assert train_or_reuse(config, folder) == folder and (folder / "per_class.csv").exists()
+    other = tmp_path / "runs" / "other"
+    other.mkdir()
+    save_split(other / "drawn-split.txt", np.arange(5), meta={"dataset": "digits"})
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds something other than this run"):
+        train_or_reuse(config, other)
+    assert sorted(p.name for p in other.iterdir()) == ["drawn-split.txt", "notes.txt"]
