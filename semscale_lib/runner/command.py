@@ -13,17 +13,24 @@ from .profiles import load_grid, load_profile
 from .train_runs import EXECUTORS, local_slots, train_runs
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_selection(parser: argparse.ArgumentParser, *, only: str = "comma-separated notebook keys, e.g. 01,02"
+                   ) -> None:
+    """The flags that choose what runs: profile, grid, notebooks (--only) and the folder they are read from."""
     parser.add_argument("--profile", default="quick",
                         help="profile name in profiles/ (quick, cpu, paper) or a path to a YAML file")
     parser.add_argument("--grid", help="YAML file: parameter → list of values (cartesian product per notebook)")
-    parser.add_argument("--only", help="comma-separated notebook keys, e.g. 01,02 (the report still runs last)")
-    parser.add_argument("--out", help="run folder (new or empty); default runs/<profile>-<YYYYmmdd-HHMMSS>")
+    parser.add_argument("--only", help=only)
+    parser.add_argument("--notebooks", help="folder of NN_name.ipynb notebooks (default: the repo's notebooks/)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_selection(parser, only="comma-separated notebook keys, e.g. 01,02 (the report still runs last)")
+    parser.add_argument("--out", help="run folder (new, empty, or holding only the training runs of `semscale "
+                                      "train-runs`); default runs/<profile>-<YYYYmmdd-HHMMSS>")
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty --out (files are replaced, nothing is deleted; its shared "
                              "training runs are reused or resumed)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar over each notebook's cells")
-    parser.add_argument("--notebooks", help="folder of NN_name.ipynb notebooks (default: the repo's notebooks/)")
     parser.add_argument("--no-report", action="store_true", help="do not run the report notebook")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per cell; a cell that runs longer is interrupted and its notebook recorded as "
@@ -52,14 +59,6 @@ def main_run(args) -> int:
                   report=not args.no_report, timeout=args.timeout, force=args.force, progress=not args.no_progress,
                   jobs=args.jobs)
     return code
-
-
-def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="quick",
-                        help="profile name in profiles/ (quick, cpu, paper) or a path to a YAML file")
-    parser.add_argument("--grid", help="YAML file: parameter → list of values (cartesian product per notebook)")
-    parser.add_argument("--only", help="comma-separated notebook keys, e.g. 01,02")
-    parser.add_argument("--notebooks", help="folder of NN_name.ipynb notebooks (default: the repo's notebooks/)")
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:

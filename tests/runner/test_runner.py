@@ -500,3 +500,14 @@ def test_clean_notebook_strips_volatile_metadata():
     assert nb.metadata["language_info"]["version"] == "3.11.9"   # the kernel's own: JupyterLab rewrites it
     assert dict(nb.cells[0].metadata) == {}
     assert nb.cells[0].execution_count == 3 and nb.cells[0].outputs   # outputs stay for nbval
+
+
+def test_a_run_folder_holding_only_prepared_training_runs_is_taken_without_force(tmp_path):
+    """``semscale train-runs --out F`` then ``semscale run --out F``: F holds only training-runs/, which the
+    notebooks are to read; anything else in F still needs --force."""
+    prepared = tmp_path / "prepared"
+    (prepared / "training-runs" / "some-run").mkdir(parents=True)
+    assert runner.new_run_dir("p", prepared) == prepared
+    (prepared / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not empty"):
+        runner.new_run_dir("p", prepared)
