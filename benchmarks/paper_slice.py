@@ -3,7 +3,7 @@ GPUs' utilisation sampled while runs train, and the full profile's wall time pro
 
     .venv/bin/python benchmarks/paper_slice.py                       # every visible GPU, 4 runs per GPU
     .venv/bin/python benchmarks/paper_slice.py --epochs 2 --only 04  # a thinner slice
-    .venv/bin/python benchmarks/paper_slice.py --device cpu --only 03 --epochs 1 --scale 0.01   # the logic, on a CPU
+    .venv/bin/python benchmarks/paper_slice.py --device cpu --only 03 --epochs 1 --scale 0.5    # the logic, on a CPU
 
 1. Data: CIFAR-10/100 from the data root when they are there, else synthetic files at CIFAR's sizes (``--scale``
    shrinks them) in a temporary data root: timing only, the images carry no signal.
@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from semscale_lib.data.synthetic import write_synthetic_cifar  # noqa: E402
 from semscale_lib.runner import default_profiles_dir, format_duration  # noqa: E402
+from semscale_lib.runner.train_runs import visible_gpus  # noqa: E402
 
 def slice_settings(epochs: int) -> dict:
     """Per notebook of profiles/paper.yaml, the settings that make its slice (every other setting is the profile's)."""
@@ -51,7 +52,6 @@ def sliced_profile(path: Path, epochs: int) -> Path:
     profile = yaml.safe_load((default_profiles_dir() / "paper.yaml").read_text())
     for key, values in slice_settings(epochs).items():
         profile["parameters"][key].update(values)
-    profile["name"] = "paper-slice"
     path.write_text(yaml.safe_dump(profile, sort_keys=False))
     return path
 
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     only = ["--only", args.only] if args.only else []
     planned, plan_seconds = semscale("plan", "--profile", "paper", *only, "--json", env=env, timeout=args.timeout)
     full = json.loads(planned.stdout)
-    full_images = sum(r["images"] or 0 for r in full["runs"])
+    full_images = sum(r["images"] or 0 for r in full["runs"]) + full["waiting_images"]
     print(f"full paper profile{' (' + args.only + ')' if args.only else ''}: {len(full['runs'])} runs, "
           f"{full_images / 1e6:.1f} M training images (plan: {plan_seconds:.0f} s)")
 
@@ -142,6 +142,7 @@ def main(argv=None) -> int:
     out = work / "run"
     slots = ["--gpus", "0", "--workers", str(args.jobs)] if args.device == "cpu" else \
         ["--runs-per-gpu", str(args.runs_per_gpu)]
+    slot_count = args.jobs if args.device == "cpu" else args.runs_per_gpu * max(1, visible_gpus())
     with UtilisationSampler() as sampler:
         _, train_seconds = semscale("train-runs", "--profile", profile, *only, "--out", out, *slots, "--no-progress",
                                     env=env, timeout=args.timeout)
@@ -163,10 +164,13 @@ def main(argv=None) -> int:
     print(f"notebooks of the slice (measuring only): {format_duration(notebook_seconds)}; for the full profile's "
           f"{len(full['runs'])} runs: {format_duration(measuring)}")
     training = full_images / together
+    packed = full_images / (runs["images/s"].median() * slot_count)
     print(f"projected full paper profile: {format_duration(training + measuring)} on this machine (training "
-          f"{format_duration(training)}), {format_duration(training / args.machines + measuring)} on "
-          f"{args.machines} such machines — planned training images / measured images/s together, plus the "
-          "notebooks' measuring time scaled by the number of runs: a projection, not a measurement")
+          f"{format_duration(training)}; {format_duration(packed)} if its {slot_count} slots never waited: the "
+          f"median run's images/s × slots), {format_duration(training / args.machines + measuring)} on "
+          f"{args.machines} such machines — planned training images / the slice's images/s together (start-up "
+          "and waves included), plus the notebooks' measuring time scaled by the number of runs: a projection, not a "
+          "measurement")
     return 0
 
 

@@ -279,7 +279,7 @@ class DynamicReweighting:
         else:
             from .difficulty import DIFFICULTY_MEASURES
             features, labels = pool.stored()
-            values = DIFFICULTY_MEASURES[target](features, labels, pool.num_classes)
+            values = DIFFICULTY_MEASURES[target](features, labels, pool.num_classes, device=pool.counts.device)
             scales = torch.as_tensor(values, dtype=torch.float64).to(pool.counts.device)
         usable = (scales > 0) & torch.isfinite(scales) & (pool.counts >= 2)
         require(usable.any(), f"no class has ≥ 2 samples and a positive {target} in the storage pool")

@@ -103,6 +103,7 @@ def main_plan(args) -> int:
     plan = plan_runs(profile, out, grid=grid, only=only, notebooks_dir=args.notebooks)
     if args.json:
         print(json.dumps({"runs_dir": str(plan.runs_dir), "runs": plan_table(plan), "waiting": plan.waiting,
+                          "waiting_images": plan.waiting_images,
                           "deferred": plan.deferred, "summary": plan.summary()}, indent=2))
     else:
         print_plan(plan, sys.stdout)

@@ -38,6 +38,7 @@ class RunPlan:
     runs_dir: Path
     runs: list[PlannedRun] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)    # "<notebook>: <runs named once others finish>"
+    waiting_images: int = 0                             # their training images (estimated from runs of their size)
     deferred: list[str] = field(default_factory=list)   # "<notebook>: <runs the notebook decides and trains>"
 
     def count(self, state: str) -> int:
@@ -46,12 +47,13 @@ class RunPlan:
     def summary(self) -> str:
         """One line: how many runs, in which state, how many images in all, what is left to later."""
         images = [r.images for r in self.runs if r.state != "finished"]
-        known = sum(i for i in images if i is not None)
+        known = sum(i for i in images if i is not None) + self.waiting_images
         line = (f"{len(self.runs)} runs ({self.count('finished')} finished, {self.count('interrupted')} interrupted, "
                 f"{self.count('new')} new); to train: {format_images(known)} training images"
                 + (f" (+{sum(i is None for i in images)} of unknown size)" if None in images else ""))
         if self.waiting:
-            line += f"; {len(self.waiting)} group(s) named once others finish"
+            line += f" (of which {format_images(self.waiting_images)} in {len(self.waiting)} group(s) named once others " \
+                    "finish)"
         if self.deferred:
             line += f"; {len(self.deferred)} group(s) left to the notebooks"
         return line
@@ -132,7 +134,8 @@ def plan_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: S
             folder = runs_dir / name
             _check_folder(folder, config)
             by_folder[name] = PlannedRun(config, folder, [job.label], training_images(config), _state(folder))
-        plan.waiting += [f"{job.label}: {line}" for line in part.waiting]
+        plan.waiting += [f"{job.label}: {group.what}" for group in part.waiting]
+        plan.waiting_images += sum(group.count * (training_images(group.like) or 0) for group in part.waiting)
         plan.deferred += [f"{job.label}: {line}" for line in part.deferred]
     plan.runs = list(by_folder.values())
     return plan

@@ -253,7 +253,8 @@ def train_subsets(train_sizes: Sequence[int], seeds: Sequence[int], out_dir, *, 
             features = embed_run(folder, images)
             rows.append({"m": int(m), "seed": int(seed), "top1": float(run.metrics["top1"].iloc[-1]),
                          **run_summary(run.metrics), "epochs": config.optim.epochs,
-                         "feature_total": float(class_semantic_scales(features, images.labels).sum()),
+                         "feature_total": float(class_semantic_scales(features, images.labels,
+                                                                      device=overrides.get("device")).sum()),
                          "seconds": float(run.metrics["seconds"].sum()), "run_dir": str(folder)})
     return pd.DataFrame(rows)
 

@@ -28,9 +28,18 @@ FINISHED_FILE = "per_class.csv"   # a run folder holding it is finished (the tra
 
 
 @dataclass
+class Waiting:
+    """Runs a planner can name only once others have finished: what they are, how many, and a config of the same
+    size (data and budget) to estimate their cost by."""
+    what: str
+    count: int
+    like: object = None            # TrainConfig
+
+
+@dataclass
 class NotebookPlan:
     runs: list = field(default_factory=list)        # TrainConfigs, in the order the notebook asks for them
-    waiting: list[str] = field(default_factory=list)   # one line per group of runs named once others finish
+    waiting: list[Waiting] = field(default_factory=list)   # groups of runs named once others finish
     deferred: list[str] = field(default_factory=list)  # one line per group of runs the notebook decides itself
 
     def add(self, configs) -> None:
@@ -101,8 +110,8 @@ def plan_static_weights(p: Mapping, runs_dir) -> NotebookPlan:
     for seed in p["seeds"]:
         ce_dir = finished(runs_dir, plain[("ce", int(seed))])
         if ce_dir is None:
-            plan.waiting.append(f"{len(losses)} run(s) with 1/S class weights, seed {seed}: named once its CE "
-                                "model has finished")
+            plan.waiting.append(Waiting(f"{len(losses)} run(s) with 1/S class weights, seed {seed}: named once "
+                                        "its CE model has finished", len(losses), plain[("ce", int(seed))]))
             continue
         weights, _ = static_dsb_weights(ce_dir, alpha=p["alpha"], normalize=p["normalize"],
                                         source=p["weights_source"], pool_dim=p["pool_dim"])
@@ -167,6 +176,6 @@ PLANNERS: dict[str, Callable[[Mapping, object], NotebookPlan]] = {
     "06_what_tracks_accuracy": plan_what_tracks_accuracy,
 }
 
-__all__ = ["FINISHED_FILE", "NotebookPlan", "PLANNERS", "finished", "plan_dynamic_reweighting",
+__all__ = ["FINISHED_FILE", "NotebookPlan", "PLANNERS", "Waiting", "finished", "plan_dynamic_reweighting",
            "plan_imbalance_on_balanced_data", "plan_marginal_effect", "plan_static_weights",
            "plan_what_tracks_accuracy"]

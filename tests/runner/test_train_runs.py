@@ -116,3 +116,16 @@ def test_plan_and_train_runs_name_the_same_folders_as_the_notebooks(tmp_path):
     ce = method_configs({"CE": {"loss": "ce", "reweight": "none"}}, [0], base, preset="cpu-quick")[("CE", 0)]
     assert plan.runs[0].folder == (tmp_path / "run").resolve() / "training-runs" / run_folder_name(ce)
     assert any(r.config.weighting.dsb.stage_epochs == 1 for r in plan.runs)      # the stage sweep's run
+
+
+def test_runs_named_from_other_runs_wait_and_count_in_the_plans_size(tmp_path):
+    """Notebook 03's 1/S runs need its CE model: they wait (named in the next wave), sized like that model's run."""
+    plan = plan_runs({"name": "one", "notebooks": ["03"], "parameters": {"03": {"seeds": [0], "epochs": 1}}},
+                     tmp_path / "run")
+    ce = next(r for r in plan.runs if r.config.loss.name == "ce")
+    assert [(r.config.loss.name, r.config.optim.epochs) for r in plan.runs] == [("ce", 1), ("ldam", 1), ("ce", 2)]
+    assert plan.waiting == ["03_semantic_scale_balanced_losses: 2 run(s) with 1/S class weights, seed 0: named once "
+                            "its CE model has finished"]
+    assert plan.waiting_images == 2 * ce.images and ce.images == training_images(ce.config)
+    # ce and ldam 1 epoch each, the doubled CE budget 2 epochs, the 2 waiting runs 1 epoch each: 6 × the CE run
+    assert f"to train: {6 * ce.images:,} training images (of which {2 * ce.images:,} in 1 group(s)" in plan.summary()
