@@ -127,6 +127,9 @@ def _markdown_summary(summary: Mapping) -> str:
              f"{summary.get('duration_s', 0) / 60:.1f} min",
              f"- status: **{summary.get('status', 'running')}** "
              f"({sum(e['status'] == 'ok' for e in summary['entries'])} of {len(summary['entries'])} notebooks ok)",
+             *([f"- training runs: {summary['prepared_runs']} prepared before the notebooks (`semscale train-runs`), "
+                f"{len(summary.get('trained_by_notebooks') or [])} trained by them"] if summary.get("prepared_runs")
+               else []),
              "", "| notebook | grid point | status | seconds | parameters | error |", "|---|---|---|---|---|---|"]
     for entry in summary["entries"]:
         params = ", ".join(f"{k}={json.dumps(v)}" for k, v in entry["parameters"].items()
@@ -135,6 +138,12 @@ def _markdown_summary(summary: Mapping) -> str:
         lines.append(f"| {entry['notebook']} | {entry['point']} | {entry['status']} | {entry['duration_s']} | "
                      f"{params.replace('|', '/')} | {error} |")
     return "\n".join(lines) + "\n"
+
+
+def finished_runs(runs_dir: Path) -> set[str]:
+    """Names of the finished training runs (their final per-class table written) in a shared runs folder."""
+    from ..studies.plans import FINISHED_FILE
+    return {p.parent.name for p in Path(runs_dir).glob(f"*/{FINISHED_FILE}")}
 
 
 def write_summary(run_dir, summary: Mapping) -> tuple[Path, Path]:
@@ -237,6 +246,8 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
     print(f"run folder: {run_dir} ({len(jobs)} notebook runs, profile {profile['name']}"
           + (f", {workers} side by side" if workers > 1 else "") + ")", file=stream, flush=True)
     started = time.perf_counter()
+    prepared = finished_runs(run_dir / RUNS_FOLDER)      # what `semscale train-runs` trained before the notebooks
+    summary["prepared_runs"] = len(prepared)
     write_summary(run_dir, summary)
     entries: dict[int, dict] = {}
     lock = threading.Lock()
@@ -284,11 +295,15 @@ def run(profile, *, grid=None, only: Sequence[str] | None = None, out=None, note
             finished(number, job, execute_job(job, kernel_name=kernel_name, cwd=notebooks_dir, timeout=timeout,
                                               progress=progress))
     failed = [e for e in summary["entries"] if e["status"] != "ok"]
+    summary["trained_by_notebooks"] = sorted(finished_runs(run_dir / RUNS_FOLDER) - prepared)
     summary.update(finished=time.strftime("%Y-%m-%d %H:%M:%S"), duration_s=round(time.perf_counter() - started, 1),
                    status="failed" if failed else "ok", failures=[f"{e['notebook']} {e['point']}: {e['error']}"
                                                                   for e in failed])
     _, md_path = write_summary(run_dir, summary)
     print(f"summary: {md_path}" + (f" ({len(failed)} of {len(jobs)} failed)" if failed else ""), file=stream)
+    if prepared:
+        print(f"training runs: {len(prepared)} prepared before the notebooks, "
+              f"{len(summary['trained_by_notebooks'])} trained by them", file=stream)
     report_path = run_dir / "report.md"
     print(f"{len(jobs)} notebook{'s' if len(jobs) != 1 else ''}, {len(failed)} failed, "
           f"{format_duration(summary['duration_s'])}; "

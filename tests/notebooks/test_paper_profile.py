@@ -183,6 +183,8 @@ def test_train_runs_trains_every_planned_run_and_the_notebooks_train_nothing(pap
                 for name in after}
     assert any(settings[name]["reweight"] == "static" for name in before)   # 03's 1/S runs: named after CE, trained
     assert all(after[name] == mtime for name, mtime in before.items())  # ... and no notebook trained it again
+    summary = paper_run[1]                                               # the runner says so too
+    assert summary["prepared_runs"] == len(before) and summary["trained_by_notebooks"] == sorted(set(after) - set(before))
     for name in set(after) - set(before):                              # what the notebooks trained themselves
         config = settings[name]
         assert config["reweight"] == "dsb" and config["dsb"]["target"] not in ("S", "S'", "W"), name

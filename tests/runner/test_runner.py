@@ -511,3 +511,25 @@ def test_a_run_folder_holding_only_prepared_training_runs_is_taken_without_force
     (prepared / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="is not empty"):
         runner.new_run_dir("p", prepared)
+
+
+def _finish_run(runs_dir: Path, name: str) -> None:
+    """A training run folder as the trainer leaves it once finished (its final per-class table written)."""
+    (runs_dir / name).mkdir(parents=True, exist_ok=True)
+    (runs_dir / name / "per_class.csv").write_text("class")
+
+
+def test_the_summary_counts_the_runs_prepared_before_the_notebooks_and_those_they_trained(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    finish = "run = Path(runs_dir) / 'new-run'; run.mkdir(parents=True); (run / 'per_class.csv').write_text('class')"
+    _notebook(folder / "01_a.ipynb", 'out_dir = "out"\nruns_dir = "runs"', finish)
+    out = tmp_path / "run"
+    _finish_run(out / "training-runs", "old-run")
+    stream = io.StringIO()
+    code, run_dir = runner.run({"name": "one", "notebooks": None}, notebooks_dir=folder, out=out, stream=stream,
+                               progress=False)
+    assert code == 0, stream.getvalue()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["prepared_runs"] == 1 and summary["trained_by_notebooks"] == ["new-run"]
+    assert "training runs: 1 prepared before the notebooks, 1 trained by them" in stream.getvalue()
