@@ -16,7 +16,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 #: ``make test``'s ``pytest -n 2 --dist loadfile --no-loadscope-reorder`` starts them at once on one worker while the
 #: many short test files fill the other. (``loadfile`` keeps a file's tests on one worker, so the run happens once;
 #: without ``--no-loadscope-reorder`` pytest-xdist would hand out the files with the most tests first instead.)
-LONG_FILES = ("test_paper_profile.py", "test_image_folder_notebooks.py")
+LONG_FILES = ("test_paper_profile.py", "test_image_folder_notebooks.py", "test_train_runs_submitit.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,7 +1,7 @@
 """``semscale plan`` / ``train-runs``: the slots of the local executor, the mistakes that end in one line before
 anything starts, the runner's per-job threads and devices, and a folder that holds a run of other settings. The
-end-to-end runs (local executor killed and resumed, submitit's local executor, notebooks that then train nothing)
-are in tests/notebooks/test_paper_profile.py, on the shrunk paper profile."""
+end-to-end runs (local executor killed and resumed, notebooks that then train nothing; submitit's local executor)
+are in tests/notebooks/test_paper_profile.py and test_train_runs_submitit.py, on the shrunk paper profile."""
 from __future__ import annotations
 
 import json
