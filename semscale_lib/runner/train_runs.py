@@ -5,8 +5,9 @@ Executors:
 
 - ``local``: worker processes on this machine, each with its own device and CPU threads (a *slot*): on every
   visible GPU ``runs_per_gpu`` runs side by side (small models leave a large GPU mostly idle), or on the CPU
-  ``workers`` runs of ``threads`` threads each. A worker is a fresh ``python`` process; its device and threads are
-  arguments, nothing in this process's environment changes.
+  ``workers`` runs of ``threads`` threads each. A worker is one long-lived process per slot (torch and the device
+  set up once); its device and threads are arguments, nothing in this process's environment changes. What a run
+  prints (warnings, the traceback of a failure) goes to ``<runs folder>/<run folder>.log``.
 - ``submitit-local``: the same runs as jobs of submitit's local executor (one process per job; what a cluster job
   runs, without a cluster).
 - ``slurm``: one Slurm job per run through submitit (partition, time limit and GPUs per job as options).
@@ -18,16 +19,20 @@ take turns on each run's lock.
 """
 from __future__ import annotations
 
-import json
+import contextlib
+import io
+import multiprocessing
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from queue import Queue
+from queue import Empty, Queue
 from typing import Mapping, Sequence
 
 from tqdm.auto import tqdm
@@ -112,29 +117,65 @@ def _check_executor(executor: str) -> None:
                          "it on the cluster's login node, or use --executor local")
 
 
-def _local_wave(specs: list[dict], slots: list[Slot], logs: Path, bar) -> list[str]:
-    """Each spec in a fresh worker process on a free slot; returns the failures (one line each)."""
-    free: Queue = Queue()
-    for slot in slots:
-        free.put(slot)
+def _train_logged(spec: Mapping, log: str) -> str | None:
+    """:func:`train_spec`, with what the run prints (warnings, a traceback) appended to ``log`` when it prints
+    anything; a failure as one line (the worker lives on for the next run)."""
+    printed, failure = io.StringIO(), None
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        try:
+            train_spec(spec)
+        except Exception as error:   # recorded in the run's log and reported; the other runs go on
+            traceback.print_exc()
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            failure = f"{type(error).__name__}: {first}"
+    if printed.getvalue():
+        with open(log, "a") as out:
+            out.write(printed.getvalue())
+    return failure
+
+
+class _Worker:
+    """One long-lived process per slot (torch imported and the device set up once, not once per run)."""
+
+    def __init__(self, slot: Slot):
+        self.slot, self.pool = slot, None
+
+    def run(self, spec: dict, log: Path) -> str | None:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return self.pool.submit(_train_logged, {**spec, "device": self.slot.device,
+                                                    "threads": self.slot.threads}, str(log)).result()
+        except BrokenProcessPool:     # the worker died (killed, out of memory): the next run gets a new one
+            self.pool = None
+            return f"its worker process died (see {log})"
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def _local_wave(specs: list[dict], workers: list[_Worker], logs: Path, bar) -> list[str]:
+    """Each spec on the next free worker; returns the failures (one line each)."""
+    todo: Queue = Queue()
+    for spec in specs:
+        todo.put(spec)
     failures, lock = [], threading.Lock()
 
-    def one(spec: dict) -> None:
-        slot = free.get()
-        try:
-            spec = {**spec, "device": slot.device, "threads": slot.threads}
+    def drain(worker: _Worker) -> None:
+        while True:
+            try:
+                spec = todo.get_nowait()
+            except Empty:
+                return
             log = logs / (Path(spec["folder"]).name + LOG_SUFFIX)
-            with open(log, "a") as out:
-                done = subprocess.run([sys.executable, "-m", "semscale_lib.runner.train_runs", json.dumps(spec)],
-                                      stdout=out, stderr=subprocess.STDOUT)
-            if done.returncode != 0:
-                with lock:
-                    failures.append(f"{Path(spec['folder']).name}: exit status {done.returncode} (see {log})")
-        finally:
-            free.put(slot)
-            bar.update(1)
+            failed = worker.run(spec, log)
+            with lock:
+                if failed:
+                    failures.append(f"{Path(spec['folder']).name}: {failed} (log: {log})")
+                bar.update(1)
 
-    threads = [threading.Thread(target=one, args=(spec,)) for spec in specs]
+    threads = [threading.Thread(target=drain, args=(worker,)) for worker in workers]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -176,6 +217,7 @@ def train_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: 
     print_plan(plan, stream)
     slots = list(slots or [Slot("cpu", int(options.get("threads") or 1))])
     started, trained, failures = time.perf_counter(), 0, []
+    workers = [_Worker(slot) for slot in slots] if executor == "local" else []
     reused = plan.count("finished")
     for wave in range(1, MAX_WAVES + 1):
         todo = [run for run in plan.runs if run.state != "finished"]
@@ -188,11 +230,13 @@ def train_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: 
                  else ""), file=stream, flush=True)
         with tqdm(total=len(specs), desc=f"wave {wave}", unit="run", disable=not progress, file=sys.stderr) as bar:
             if executor == "local":
-                failed = _local_wave(specs, slots, plan.runs_dir, bar)
+                failed = _local_wave(specs, workers, plan.runs_dir, bar)
             else:
                 failed = _submitit_wave(specs, executor, plan.runs_dir / ".submitit", options, bar)
         trained, failures = trained + len(todo) - len(failed), failures + failed
         plan = plan_runs(profile, run_dir, grid=grid, only=only, notebooks_dir=notebooks_dir)
+    for worker in workers:
+        worker.close()
     for line in failures:
         print(f"failed: {line}", file=stream)
     left = [run for run in plan.runs if run.state != "finished"]
@@ -201,15 +245,4 @@ def train_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: 
     return (1 if failures or left else 0), plan
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """A local worker: ``python -m semscale_lib.runner.train_runs '<run_spec JSON>'``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    result = train_spec(json.loads(argv[0]))
-    print(json.dumps(result), flush=True)
-    return 0
-
-
 __all__ = ["EXECUTORS", "Slot", "local_slots", "run_spec", "train_runs", "train_spec", "visible_gpus"]
-
-if __name__ == "__main__":
-    sys.exit(main())

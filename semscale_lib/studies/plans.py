@@ -21,7 +21,7 @@ from ..training.trainer import run_folder_name
 from .correlation import setting_overrides
 from .marginal_effect import capped_sizes, design_sizes, nested_sample_volumes, premise, subset_settings
 from .plateau import budget_bases
-from .reweighting import long_tailed_base, method_configs, static_dsb_weights
+from .reweighting import long_tailed_base, method_configs, remembered_static_weights, static_dsb_weights
 from .tracking import WEIGHTING_TARGETS, weighting_methods
 
 FINISHED_FILE = "per_class.csv"   # a run folder holding it is finished (the trainer writes it last)
@@ -113,8 +113,11 @@ def plan_static_weights(p: Mapping, runs_dir) -> NotebookPlan:
             plan.waiting.append(Waiting(f"{len(losses)} run(s) with 1/S class weights, seed {seed}: named once "
                                         "its CE model has finished", len(losses), plain[("ce", int(seed))]))
             continue
-        weights, _ = static_dsb_weights(ce_dir, alpha=p["alpha"], normalize=p["normalize"],
-                                        source=p["weights_source"], pool_dim=p["pool_dim"])
+        settings = dict(alpha=p["alpha"], normalize=p["normalize"], source=p["weights_source"],
+                        pool_dim=p["pool_dim"])
+        weights = remembered_static_weights(ce_dir, **settings)
+        if weights is None:
+            weights, _ = static_dsb_weights(ce_dir, **settings, device=p["device"])
         weighted = {f"{loss} + S-weights": {"loss": loss, "reweight": "static",
                                             "class_weights": [float(w) for w in weights]} for loss in losses}
         plan.add(method_configs(weighted, [seed], base, preset=p["preset"]))

@@ -4,6 +4,8 @@ paired comparisons and the DSB weights over time.
 """
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -222,6 +224,17 @@ def pair_claims(pairs: pd.DataFrame, *, claim: str, claim_id: str, paper: Mappin
     return claims
 
 
+def static_weights_file(run_dir, *, alpha: float, normalize: str, source: str, pool_dim: int | None) -> Path:
+    """Where :func:`static_dsb_weights` keeps the weights it derived from a run, in that run's folder."""
+    return Path(run_dir) / f"static-weights-{source}-alpha{alpha:g}-{normalize}-pool{pool_dim}.json"
+
+
+def remembered_static_weights(run_dir, **settings) -> np.ndarray | None:
+    """The weights :func:`static_dsb_weights` derived from ``run_dir`` with these settings, or None before it has."""
+    path = static_weights_file(run_dir, **settings)
+    return np.array(json.loads(path.read_text())["weights"], dtype=np.float64) if path.is_file() else None
+
+
 def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", source: str = "train",
                        pool_dim: int | None = None, device=None) -> tuple[np.ndarray, pd.DataFrame]:
     """Static semantic-scale-balanced class weights a ∝ 1/S from a finished (e.g. plain CE) run.
@@ -231,6 +244,10 @@ def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", sourc
     pool; None keeps the full dimension). Returns (weights (C,) from ``dsb_class_weights(S, normalize)``, the
     ``quantify_imbalance`` table at ``alpha`` with the weights as column ``weight``). ``device``: where the model
     embeds and S′ is computed (None: the run's own device for embedding, the CPU for S′).
+
+    The weights are derived once per run and settings and kept in the run's folder (:func:`static_weights_file`;
+    JSON keeps every digit): the weighted runs they name are then the same runs for the notebook and for
+    ``semscale plan``, even where embedding again would differ in the last digits (another thread count, a GPU).
     """
     run = load_run(run_dir)
     if source == "train":
@@ -245,7 +262,14 @@ def static_dsb_weights(run_dir, *, alpha: float, normalize: str = "mean1", sourc
     if pool_dim is not None:
         features = pool_features(features, pool_dim)
     table = quantify_imbalance(features, labels, alpha=alpha, class_names=names, device=device)
-    weights = dsb_class_weights(table["imbalance_scale"].to_numpy(), normalize)
+    settings = dict(alpha=alpha, normalize=normalize, source=source, pool_dim=pool_dim)
+    weights = remembered_static_weights(run_dir, **settings)
+    if weights is None:
+        weights = dsb_class_weights(table["imbalance_scale"].to_numpy(), normalize)
+        path = static_weights_file(run_dir, **settings)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({**settings, "weights": [float(w) for w in weights]}))
+        os.replace(temporary, path)     # whole or absent: a reader never sees half a file
     table["weight"] = weights
     return weights, table
 

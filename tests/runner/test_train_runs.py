@@ -129,3 +129,17 @@ def test_runs_named_from_other_runs_wait_and_count_in_the_plans_size(tmp_path):
     assert plan.waiting_images == 2 * ce.images and ce.images == training_images(ce.config)
     # ce and ldam 1 epoch each, the doubled CE budget 2 epochs, the 2 waiting runs 1 epoch each: 6 × the CE run
     assert f"to train: {6 * ce.images:,} training images (of which {2 * ce.images:,} in 1 group(s)" in plan.summary()
+
+
+def test_a_failing_run_is_one_line_and_its_traceback_goes_to_its_log(tmp_path):
+    config = make_config(dataset="mnist", data_root=str(tmp_path / "nowhere"), epochs=1)
+    spec = tr.run_spec(config, tmp_path / "runs" / run_folder_name(config), tr.Slot("cpu", 1))
+    log = tmp_path / "run.log"
+    failed = tr._train_logged(spec, str(log))
+    assert failed.startswith("DatasetUnavailableError: ") and "\n" not in failed
+    assert "Traceback" in log.read_text()
+    worker = tr._Worker(tr.Slot("cpu", 1))                 # the same through a long-lived worker process
+    try:
+        assert worker.run(spec, tmp_path / "worker.log").startswith("DatasetUnavailableError: ")
+    finally:
+        worker.close()

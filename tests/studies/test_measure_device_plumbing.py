@@ -103,7 +103,8 @@ def test_static_dsb_weights_and_the_grid_pass_the_device(monkeypatch, tmp_path):
     monkeypatch.setattr(rw, "training_images", lambda run: images)
     monkeypatch.setattr(rw, "embed_run", _recorder(seen, "embed_run", lambda *a: features))
     monkeypatch.setattr(rw, "quantify_imbalance", _recorder(seen, "quantify_imbalance", quantify_imbalance))
-    rw.static_dsb_weights("run", alpha=1.0, device=SENTINEL)
+    (tmp_path / "run").mkdir()
+    rw.static_dsb_weights(tmp_path / "run", alpha=1.0, device=SENTINEL)
     assert seen == [("embed_run", SENTINEL), ("quantify_imbalance", SENTINEL)]
 
     def fake_methods(methods, seeds, base, out, **_):
@@ -124,3 +125,22 @@ def test_measure_to_folder_measures_on_the_device(monkeypatch, tmp_path):
     _, features = _data()
     ms.measure_to_folder(features, np.repeat(np.arange(4), 30), tmp_path / "out", device=SENTINEL)
     assert seen == [("quantify_imbalance", SENTINEL)]
+
+
+def test_static_weights_are_derived_once_per_run_and_read_back_to_the_last_digit(monkeypatch, tmp_path):
+    """Embedding again (another thread count, a GPU) may differ in the last digits; the weights that name the
+    weighted runs must not: the first derivation is kept in the run's folder and every later call reads it."""
+    images, features = _data()
+    monkeypatch.setattr(rw, "load_run", lambda run_dir: SimpleNamespace())
+    monkeypatch.setattr(rw, "training_images", lambda run: images)
+    monkeypatch.setattr(rw, "embed_run", lambda *a, **k: features)
+    run = tmp_path / "run"
+    run.mkdir()
+    first, _ = rw.static_dsb_weights(run, alpha=1.0, pool_dim=None)
+    settings = dict(alpha=1.0, normalize="mean1", source="train", pool_dim=None)
+    assert rw.static_weights_file(run, **settings).name == "static-weights-train-alpha1-mean1-poolNone.json"
+    monkeypatch.setattr(rw, "embed_run", lambda *a, **k: features * (1 + 1e-12))   # the last digits move
+    again, table = rw.static_dsb_weights(run, alpha=1.0, pool_dim=None)
+    assert again.tolist() == first.tolist() == rw.remembered_static_weights(run, **settings).tolist()
+    assert table["weight"].tolist() == first.tolist()
+    assert rw.remembered_static_weights(run, **{**settings, "alpha": 2.0}) is None     # other settings: not yet

@@ -283,6 +283,10 @@ def test_static_weighting_grid_passes_the_weights_to_training(isolated_splits):
     weighted = load_run(results.loc[1, "run_dir"]).settings
     assert weighted["reweight"] == "static"
     assert weighted["class_weights"] == pytest.approx(weights["weight"].tolist())
+    # the weights are kept in the CE run's folder, every digit, and read back: `semscale plan` names the same run
+    ce_dir = results.loc[0, "run_dir"]
+    kept = rw.remembered_static_weights(ce_dir, alpha=2.0, normalize="mean1", source="train", pool_dim=64)
+    assert kept.tolist() == weighted["class_weights"]
     # the CE model's own training embeddings give the weights: the larger S, the smaller a
     order = np.argsort(weights["imbalance_scale"].to_numpy())
     assert np.all(np.diff(weights["weight"].to_numpy()[order]) <= 1e-12)
