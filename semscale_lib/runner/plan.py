@@ -111,11 +111,13 @@ def training_images(config) -> int | None:
 
 
 def plan_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: Sequence[str] | None = None,
-              notebooks_dir=None) -> RunPlan:
+              notebooks_dir=None, memo: dict | None = None) -> RunPlan:
     """Every training run the profile's notebooks ask for (after ``grid`` and ``only``), each once, in the order
     first asked; its folder under ``<run_dir>/training-runs``. Raises ValueError (one line) for what
-    :func:`~.jobs.plan_jobs` refuses and for a folder there that holds a run of other settings under the same name."""
-    from ..studies.plans import PLANNERS
+    :func:`~.jobs.plan_jobs` refuses and for a folder there that holds a run of other settings under the same name.
+    ``memo`` (a dict kept between calls): planning again reuses the parts of planners that read no finished run
+    (notebook 01's pixel volumes are computed once per ``train-runs``, not once per wave)."""
+    from ..studies.plans import PLANNERS, PLANNERS_READING_RUNS
     runs_dir = Path(run_dir).resolve() / RUNS_FOLDER
     plan = RunPlan(runs_dir)
     by_folder: dict[str, PlannedRun] = {}
@@ -124,7 +126,13 @@ def plan_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: S
         if planner is None:
             continue
         parameters = {**notebook_defaults(job.notebook, strict=True), **job.parameters}
-        part = planner(parameters, runs_dir)
+        key = (job.notebook.stem, json.dumps(parameters, sort_keys=True, default=str))
+        if memo is not None and key in memo:
+            part = memo[key]
+        else:
+            part = planner(parameters, runs_dir)
+            if memo is not None and job.notebook.stem not in PLANNERS_READING_RUNS:
+                memo[key] = part
         for config in part.runs:
             name = run_folder_name(config)
             if name in by_folder:

@@ -213,7 +213,9 @@ def train_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: 
     stream = stream or sys.stdout
     _check_executor(executor)
     options = dict(options or {})
-    plan = plan_runs(profile, run_dir, grid=grid, only=only, notebooks_dir=notebooks_dir)   # checks come first
+    memo: dict = {}          # planners that read no finished run plan once
+    # every check comes first: nothing trains before the whole plan is known to be valid
+    plan = plan_runs(profile, run_dir, grid=grid, only=only, notebooks_dir=notebooks_dir, memo=memo)
     print_plan(plan, stream)
     slots = list(slots or [Slot("cpu", int(options.get("threads") or 1))])
     started, trained, failures = time.perf_counter(), 0, []
@@ -234,7 +236,7 @@ def train_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: 
             else:
                 failed = _submitit_wave(specs, executor, plan.runs_dir / ".submitit", options, bar)
         trained, failures = trained + len(todo) - len(failed), failures + failed
-        plan = plan_runs(profile, run_dir, grid=grid, only=only, notebooks_dir=notebooks_dir)
+        plan = plan_runs(profile, run_dir, grid=grid, only=only, notebooks_dir=notebooks_dir, memo=memo)
     for worker in workers:
         worker.close()
     for line in failures:

@@ -170,6 +170,9 @@ def plan_what_tracks_accuracy(p: Mapping, runs_dir) -> NotebookPlan:
     return plan
 
 
+#: Planners whose runs depend on finished runs (planned again after every wave); the others plan once.
+PLANNERS_READING_RUNS = frozenset({"03_semantic_scale_balanced_losses"})
+
 #: Notebook stem → its planner.
 PLANNERS: dict[str, Callable[[Mapping, object], NotebookPlan]] = {
     "01_marginal_effect": plan_marginal_effect,
@@ -179,6 +182,6 @@ PLANNERS: dict[str, Callable[[Mapping, object], NotebookPlan]] = {
     "06_what_tracks_accuracy": plan_what_tracks_accuracy,
 }
 
-__all__ = ["FINISHED_FILE", "NotebookPlan", "PLANNERS", "Waiting", "finished", "plan_dynamic_reweighting",
+__all__ = ["FINISHED_FILE", "NotebookPlan", "PLANNERS", "PLANNERS_READING_RUNS", "Waiting", "finished", "plan_dynamic_reweighting",
            "plan_imbalance_on_balanced_data", "plan_marginal_effect", "plan_static_weights",
            "plan_what_tracks_accuracy"]

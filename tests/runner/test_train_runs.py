@@ -143,3 +143,21 @@ def test_a_failing_run_is_one_line_and_its_traceback_goes_to_its_log(tmp_path):
         assert worker.run(spec, tmp_path / "worker.log").startswith("DatasetUnavailableError: ")
     finally:
         worker.close()
+
+
+def test_planning_again_reuses_the_planners_that_read_no_finished_run(tmp_path, monkeypatch):
+    from semscale_lib.studies import plans
+    calls = []
+
+    def counted(planner):
+        return lambda p, runs_dir: calls.append(planner.__name__) or planner(p, runs_dir)
+    monkeypatch.setitem(plans.PLANNERS, "02_imbalance_on_balanced_data",
+                        counted(plans.plan_imbalance_on_balanced_data))
+    monkeypatch.setitem(plans.PLANNERS, "03_semantic_scale_balanced_losses", counted(plans.plan_static_weights))
+    profile = {"name": "two", "notebooks": ["02", "03"], "parameters": {"02": {"seeds": [0], "epochs": 1},
+                                                                        "03": {"seeds": [0], "epochs": 1}}}
+    memo: dict = {}
+    first = plan_runs(profile, tmp_path / "run", memo=memo)
+    again = plan_runs(profile, tmp_path / "run", memo=memo)
+    assert calls == ["plan_imbalance_on_balanced_data", "plan_static_weights", "plan_static_weights"]
+    assert [r.folder for r in again.runs] == [r.folder for r in first.runs]
