@@ -217,7 +217,8 @@ def train_runs(profile: Mapping, run_dir, *, grid: Mapping | None = None, only: 
     # every check comes first: nothing trains before the whole plan is known to be valid
     plan = plan_runs(profile, run_dir, grid=grid, only=only, notebooks_dir=notebooks_dir, memo=memo)
     print_plan(plan, stream)
-    slots = list(slots or [Slot("cpu", int(options.get("threads") or 1))])
+    # a submitit job trains on what its job was given (a Slurm job's GPUs): "auto", never a fixed "cpu"
+    slots = list(slots or [Slot("cpu" if executor == "local" else "auto", int(options.get("threads") or 1))])
     started, trained, failures = time.perf_counter(), 0, []
     workers = [_Worker(slot) for slot in slots] if executor == "local" else []
     reused = plan.count("finished")

@@ -4,6 +4,7 @@ end-to-end runs (local executor killed and resumed, notebooks that then train no
 are in tests/notebooks/test_paper_profile.py and test_train_runs_submitit.py, on the shrunk paper profile."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -161,3 +162,16 @@ def test_planning_again_reuses_the_planners_that_read_no_finished_run(tmp_path, 
     again = plan_runs(profile, tmp_path / "run", memo=memo)
     assert calls == ["plan_imbalance_on_balanced_data", "plan_static_weights", "plan_static_weights"]
     assert [r.folder for r in again.runs] == [r.folder for r in first.runs]
+
+
+def test_a_submitit_job_trains_on_the_device_its_job_was_given(tmp_path, monkeypatch):
+    seen = []
+
+    def wave(specs, executor, folder, options, bar):
+        seen.extend(specs)
+        return ["stopped here"]                      # one wave is enough to see the specs
+    monkeypatch.setattr(tr, "_submitit_wave", wave)
+    code, _ = tr.train_runs({"name": "one", "notebooks": ["02"], "parameters": {"02": {"seeds": [0], "epochs": 1}}},
+                            tmp_path / "run", executor="submitit-local", options={"threads": 2}, progress=False,
+                            stream=io.StringIO())
+    assert code == 1 and seen and {(s["device"], s["threads"]) for s in seen} == {("auto", 2)}
