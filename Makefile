@@ -15,6 +15,9 @@ REPORTS   = $(wildcard notebooks/[0-9]*_report.ipynb)
 # pytest-xdist: a file's tests (a notebook's cells) on one worker, files handed out in collection order (the
 # conftest.py files put the long ones first)
 XDIST_ORDERED = --dist loadfile --no-loadscope-reorder
+# nbval: a kernel gets 2 minutes to answer on a busy machine (notebooks/conftest.py also starts one kernel at a
+# time and starts one again that never answered)
+NBVAL_OPTIONS = -p no:cacheprovider --nbval-kernel-startup-timeout 120
 
 .PHONY: reproduce test unit bench venv data notebooks-check
 
@@ -57,9 +60,9 @@ notebooks-check: venv
 ## test: the notebooks-check, unit tests (on TEST_WORKERS processes), then the notebooks under nbval (JOBS at once)
 test: data notebooks-check
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) $(XDIST_ORDERED)
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest --nbval-lax -p no:cacheprovider -n $(JOBS) $(XDIST_ORDERED) \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest --nbval-lax $(NBVAL_OPTIONS) -n $(JOBS) $(XDIST_ORDERED) \
 	    $(NOTEBOOKS)
-	$(PY) -m pytest --nbval-lax -p no:cacheprovider $(REPORTS)
+	$(PY) -m pytest --nbval-lax $(NBVAL_OPTIONS) $(REPORTS)
 
 unit: data
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) $(XDIST_ORDERED) -m "not slow"

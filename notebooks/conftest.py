@@ -7,14 +7,20 @@ most cells first). Notebooks that ask for the same training run take turns on it
 longest notebooks go first and the ones that mostly reuse runs last: 04 (every method on digits-LT) and 01 (its own
 subset runs) start; 06, 02, 03 and 00 follow, finding most of their digits runs already trained.
 
+Each worker starts its notebook's kernel the way the runner does (:mod:`semscale_lib.runner.kernel_start`): one
+kernel start at a time on this machine, and a kernel that never answers is started again, so that two workers
+starting kernels at the same moment cannot be handed the same port.
+
 Cells tagged ``semscale-tolerance`` (a notebook's checked block of trained numbers,
 :mod:`semscale_lib.studies.tolerance`) are compared by ``compare_checked``: numbers within their tolerance, verdicts
 equal unless on the edge. Every other ``nbval-check-output`` cell is compared exactly, as nbval does.
 """
 from __future__ import annotations
 
+from nbval import plugin as nbval_plugin
 from nbval.plugin import IPyNbCell
 
+from semscale_lib.runner.kernel_start import start_kernel_and
 from semscale_lib.studies.tolerance import TOLERANCE_TAG, compare_checked
 
 #: the order pytest-xdist hands the notebooks out in (see above)
@@ -57,3 +63,29 @@ def compare_outputs(self, test, ref, skip_compare=None):
 
 
 IPyNbCell.compare_outputs = compare_outputs
+
+
+class OneAtATimeKernel(nbval_plugin.RunningKernel):
+    """nbval's kernel, started under the machine-wide kernel-start lock and started again if it never answers."""
+
+    def __init__(self, *args, **kwargs):
+        def start(kernel_answered):
+            try:
+                super(OneAtATimeKernel, self).__init__(*args, **kwargs)
+            except RuntimeError:
+                self._stop_half_started()
+                raise
+            kernel_answered()
+
+        start_kernel_and(start, what="nbval")
+
+    def _stop_half_started(self) -> None:
+        """A kernel that answered its first request but not on IOPub (nbval's second check) is shut down before the
+        next attempt; one that never answered was already shut down by nbval."""
+        if getattr(self, "km", None) is not None:
+            self.kc.stop_channels()
+            self.km.shutdown_kernel(now=True)
+            self.km = self.kc = None
+
+
+nbval_plugin.RunningKernel = OneAtATimeKernel

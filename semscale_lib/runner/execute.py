@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 from .. import paths
 from .jobs import Job, plan_jobs
+from .kernel_start import start_kernel_and
 from .profiles import (OUT_PARAMETER, REPORT_PARAMETER, RUNS_FOLDER, TIMEOUT_ERROR, default_notebooks_dir, load_grid,
                        load_profile, point_label)
 
@@ -38,13 +39,14 @@ def kernel_options(timeout: float | None) -> dict:
 
 
 def _quiet_papermill_log() -> None:
-    """nbclient logs a cell timeout through papermill's logger ("Timeout waiting for execute reply", "Interrupting
-    kernel"); the runner reports it on one line itself."""
+    """nbclient logs a cell timeout ("Timeout waiting for execute reply", "Interrupting kernel") and a kernel that did
+    not start through papermill's logger; the runner reports both on one line itself."""
     import logging
 
     class Timeouts(logging.Filter):
         def filter(self, record):
-            return not str(record.msg).startswith(("Timeout waiting for execute reply", "Interrupting kernel"))
+            return not str(record.msg).startswith(("Timeout waiting for execute reply", "Interrupting kernel",
+                                                    "Error occurred while starting new kernel client"))
 
     log = logging.getLogger("papermill")
     if not any(isinstance(f, Timeouts) for f in log.filters):
@@ -64,7 +66,9 @@ def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: fl
     """Run one notebook with papermill into ``job.out_dir``; returns its summary entry (never raises for a
     failing notebook: the failing cell and the error are recorded). ``progress``: a bar over its cells (stderr).
     A cell that runs longer than ``timeout`` seconds is interrupted and recorded as ``timed_out`` with a one-line
-    error naming the notebook and the cell."""
+    error naming the notebook and the cell. A kernel that never answers is started again (up to
+    :data:`~.kernel_start.KERNEL_START_ATTEMPTS` times, one kernel start at a time on this machine:
+    :mod:`.kernel_start`)."""
     import papermill
     from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
@@ -76,11 +80,12 @@ def execute_job(job: Job, *, kernel_name: str = "python3", cwd=None, timeout: fl
              "status": "ok", "error": None}
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(str(job.notebook), str(output), parameters=job.parameters,
-                                   kernel_name=kernel_name, cwd=str(cwd or job.notebook.parent),
-                                   progress_bar=({"desc": job.notebook.stem, "leave": False, "position": bar_position}
-                                                 if progress else False),
-                                   log_output=False, execution_timeout=timeout, **kernel_options(timeout))
+        start_kernel_and(lambda kernel_answered: papermill.execute_notebook(
+            str(job.notebook), str(output), parameters=job.parameters, kernel_name=kernel_name,
+            cwd=str(cwd or job.notebook.parent),
+            progress_bar={"desc": job.notebook.stem, "leave": False, "position": bar_position} if progress else False,
+            log_output=False, execution_timeout=timeout, on_notebook_start=kernel_answered, **kernel_options(timeout)),
+            what=job.title)
     except PapermillExecutionError as error:
         source = (error.source or "").strip().splitlines()
         first = source[0] if source else ""
