@@ -39,7 +39,7 @@ def did_not_start(error: BaseException) -> bool:
 
 def default_lock_path() -> Path:
     """The lock file every kernel start of this user on this machine shares (in the temporary folder)."""
-    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    user = os.getuid() if hasattr(os, "getuid") else "user"    # where there is no uid there is no lock either
     return Path(tempfile.gettempdir()) / f"semscale-kernel-start-{user}.lock"
 
 
