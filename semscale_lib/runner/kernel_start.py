@@ -54,7 +54,10 @@ class KernelStartLock:
 
     def __enter__(self) -> "KernelStartLock":
         if fcntl is not None:
-            self._file = open(self.path, "a")
+            try:
+                self._file = open(self.path, "a")
+            except OSError:       # no writable temporary folder: kernels still start, only not one at a time
+                return self
             fcntl.flock(self._file, fcntl.LOCK_EX)
         return self
 

@@ -101,6 +101,13 @@ def test_the_lock_is_held_until_the_kernel_answered_then_released(tmp_path):
     assert not lock.held and _lock_is_free(lock_path)
 
 
+def test_a_lock_file_that_cannot_be_made_only_loses_the_one_at_a_time(tmp_path):
+    lock_path = tmp_path / "no such folder" / "lock"
+    with KernelStartLock(lock_path) as lock:
+        assert not lock.held
+    assert start_kernel_and(lambda kernel_answered: kernel_answered() or "ran", lock_path=lock_path) == "ran"
+
+
 def test_a_second_process_waits_for_the_lock(tmp_path):
     lock_path, order = tmp_path / "lock", tmp_path / "order"
     waiter = textwrap.dedent(f"""
