@@ -43,14 +43,14 @@ def _quiet_papermill_log() -> None:
     not start through papermill's logger; the runner reports both on one line itself."""
     import logging
 
-    class Timeouts(logging.Filter):
+    class ReportedByTheRunner(logging.Filter):
         def filter(self, record):
             return not str(record.msg).startswith(("Timeout waiting for execute reply", "Interrupting kernel",
                                                     "Error occurred while starting new kernel client"))
 
     log = logging.getLogger("papermill")
-    if not any(isinstance(f, Timeouts) for f in log.filters):
-        log.addFilter(Timeouts())
+    if not any(isinstance(f, ReportedByTheRunner) for f in log.filters):
+        log.addFilter(ReportedByTheRunner())
 
 
 def _timed_out(job: Job, timeout: float, cell_index, exec_count, source: str) -> dict:
