@@ -309,6 +309,7 @@ def silhouette(features, labels, num_classes: int, *, device="cpu") -> np.ndarra
     yt = torch.from_numpy(y).to(on)
     s = torch.empty(n, dtype=torch.float64, device=on)
     inv_counts = torch.from_numpy(np.where(present, 1.0 / np.maximum(counts, 1), np.nan)).to(on)
+    counts_on = torch.from_numpy(counts).to(on, torch.float64)
     for start, stop in _row_chunks(n, n + n_classes, chunk_elements(on)):
         dist = _fast_sq_distances(xt, sq, start, stop).sqrt_()
         rows = torch.arange(stop - start, device=on)
@@ -317,7 +318,7 @@ def silhouette(features, labels, num_classes: int, *, device="cpu") -> np.ndarra
         sums.index_add_(1, yt, dist)
         own = yt[start:stop]
         own_sum = sums[rows, own]
-        own_m = torch.from_numpy(counts).to(on)[own].to(torch.float64)
+        own_m = counts_on[own]
         a = own_sum / (own_m - 1).clamp_min(1.0)
         means = sums * inv_counts[None, :]
         means[rows, own] = math.inf

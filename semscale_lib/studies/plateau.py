@@ -72,7 +72,7 @@ def budget_check(method: Mapping, seed: int, base: Mapping, runs_dir, *, preset:
     if len(bases) == 1:   # no validation split: not measured
         return {"epochs": epochs, "doubled": 2 * epochs, "val_top1": float("nan"), "val_top1_doubled": float("nan"),
                 "gain": float("nan"), "threshold": float("nan"), "plateaued": None}
-    results = run_methods({"budget": dict(method)}, [seed], dict(base), runs_dir, preset=preset)
+    results = run_methods({"budget": dict(method)}, [seed], bases[0], runs_dir, preset=preset)
     counts = json.loads((Path(results["run_dir"].iloc[0]) / "config.json").read_text()).get("val_counts") or []
     if not sum(counts):      # classes too small to give a validation image: nothing to measure the plateau on
         return {"epochs": epochs, "doubled": 2 * epochs, "val_top1": float("nan"), "val_top1_doubled": float("nan"),
